@@ -1,0 +1,1330 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: fleetcare engineers
+# Apache-2.0
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: health_inspect
+short_description: Inspect the health of a Linux host in one call and return findings
+description:
+  - Measures load, CPU steal and I/O wait, memory, swap, filesystem space and inodes, disk I/O
+    utilisation, network interface errors, failed systemd units, clock synchronisation,
+    certificate expiry, pending reboot, out-of-memory kills, the journal error rate and the age
+    of the last backup, all in one module call, so a whole inspection costs one round trip.
+  - Rates (CPU, disk I/O, network) come from two samples of C(/proc/stat), C(/proc/diskstats)
+    and C(/proc/net/dev) taken around one short window of O(sample_seconds) shared by all of them.
+  - Every check yields exactly one finding per host with a stable ID (C(HLTH-DISK-001) and so on),
+    following the fleetcare findings contract. Per-mount, per-device and per-interface checks name
+    the worst item and list every item over the threshold in their evidence.
+  - A check that cannot read what it needs (an unprivileged user, a container, a missing tool)
+    returns status V(error) or V(not_applicable) with C(evidence.reason); the module itself does
+    not fail because of one check.
+  - Reads only. It never changes the host, so RV(ignore:changed) is always V(false).
+version_added: "0.1.0"
+author:
+  - fleetcare engineers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads; check mode runs every check as usual.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+    details: Reads Linux C(/proc) and C(/sys); tested on Debian 11, 12 and 13.
+options:
+  sample_seconds:
+    description:
+      - Length of the one window between the two samples used by every rate check
+        (CPU steal and I/O wait, disk I/O utilisation, network errors in the window).
+      - Short windows are coarse (CPU time is counted in 10 ms ticks) but keep the call cheap.
+    type: float
+    default: 0.25
+  load_warn_per_core:
+    description: 5-minute load average per CPU core at which C(HLTH-LOAD-001) fails as V(minor).
+    type: float
+    default: 1.0
+  load_crit_per_core:
+    description: 5-minute load average per CPU core at which C(HLTH-LOAD-001) fails as V(major).
+    type: float
+    default: 2.0
+  cpu_steal_warn_pct:
+    description: CPU steal percentage in the window at which C(HLTH-CPU-001) fails as V(minor).
+    type: float
+    default: 10.0
+  cpu_steal_crit_pct:
+    description: CPU steal percentage in the window at which C(HLTH-CPU-001) fails as V(major).
+    type: float
+    default: 25.0
+  cpu_iowait_warn_pct:
+    description: CPU I/O wait percentage in the window at which C(HLTH-CPU-002) fails as V(minor).
+    type: float
+    default: 20.0
+  cpu_iowait_crit_pct:
+    description: CPU I/O wait percentage in the window at which C(HLTH-CPU-002) fails as V(major).
+    type: float
+    default: 50.0
+  mem_warn_pct:
+    description:
+      - Memory used percentage (from C(MemAvailable)) at which C(HLTH-MEM-001) fails as V(major).
+    type: float
+    default: 90.0
+  mem_crit_pct:
+    description: Memory used percentage at which C(HLTH-MEM-001) fails as V(critical).
+    type: float
+    default: 97.0
+  swap_warn_pct:
+    description: Swap used percentage at which C(HLTH-SWAP-001) fails as V(minor).
+    type: float
+    default: 50.0
+  swap_crit_pct:
+    description: Swap used percentage at which C(HLTH-SWAP-001) fails as V(major).
+    type: float
+    default: 80.0
+  disk_warn_pct:
+    description: Filesystem space used percentage at which C(HLTH-DISK-001) fails as V(major).
+    type: float
+    default: 85.0
+  disk_crit_pct:
+    description: Filesystem space used percentage at which C(HLTH-DISK-001) fails as V(critical).
+    type: float
+    default: 95.0
+  inode_warn_pct:
+    description: Inodes used percentage at which C(HLTH-DISK-002) fails as V(major).
+    type: float
+    default: 85.0
+  inode_crit_pct:
+    description: Inodes used percentage at which C(HLTH-DISK-002) fails as V(critical).
+    type: float
+    default: 95.0
+  disk_fstypes:
+    description:
+      - Filesystem types inspected by C(HLTH-DISK-001) and C(HLTH-DISK-002).
+      - Network filesystems are left out on purpose, because C(statvfs) on a dead server hangs.
+    type: list
+    elements: str
+    default: [ext2, ext3, ext4, xfs, btrfs, zfs, f2fs, jfs, reiserfs, vfat, overlay]
+  disk_exclude_mounts:
+    description: Mount points (shell globs) left out of the space and inode checks.
+    type: list
+    elements: str
+    default: []
+  disk_io_warn_pct:
+    description: Device I/O utilisation percentage in the window at which C(HLTH-DISK-003) fails as V(minor).
+    type: float
+    default: 80.0
+  disk_io_crit_pct:
+    description: Device I/O utilisation percentage in the window at which C(HLTH-DISK-003) fails as V(major).
+    type: float
+    default: 95.0
+  net_error_warn_pct:
+    description:
+      - Errors plus drops, as a percentage of packets since boot, at which C(HLTH-NET-001) fails as V(minor).
+    type: float
+    default: 1.0
+  net_error_crit_pct:
+    description:
+      - Errors plus drops, as a percentage of the packets seen in the window, at which
+        C(HLTH-NET-001) fails as V(major). Judged only when the window saw at least 100 packets.
+    type: float
+    default: 5.0
+  net_exclude_ifaces:
+    description: Interfaces (shell globs) left out of C(HLTH-NET-001).
+    type: list
+    elements: str
+    default: [lo]
+  units_ignore:
+    description: Failed units (shell globs) that C(HLTH-UNIT-001) does not count, such as a known broken one.
+    type: list
+    elements: str
+    default: []
+  cert_paths:
+    description:
+      - Files or shell globs of PEM certificates checked by C(HLTH-CERT-001).
+      - Every certificate in a file is read; the one that expires first stands for the file.
+    type: list
+    elements: str
+    default: ['/etc/ssl/fleetcare/*.pem', '/etc/ssl/fleetcare/*.crt', '/etc/letsencrypt/live/*/cert.pem']
+  cert_warn_days:
+    description: Days before expiry at which C(HLTH-CERT-001) fails as V(major).
+    type: int
+    default: 30
+  cert_crit_days:
+    description: Days before expiry at which C(HLTH-CERT-001) fails as V(critical); an expired certificate is always V(critical).
+    type: int
+    default: 7
+  oom_warn_count:
+    description: Number of out-of-memory kills since boot above which C(HLTH-OOM-001) fails as V(major).
+    type: int
+    default: 0
+  log_window_minutes:
+    description: How far back C(HLTH-LOG-001) counts journal entries of priority C(err) and worse.
+    type: int
+    default: 60
+  log_warn_count:
+    description: Error entries in the window at which C(HLTH-LOG-001) fails as V(minor).
+    type: int
+    default: 50
+  log_crit_count:
+    description: Error entries in the window at which C(HLTH-LOG-001) fails as V(major).
+    type: int
+    default: 500
+  backup_max_age_hours:
+    description:
+      - Age of the last successful backup above which C(HLTH-BKUP-001) fails.
+      - The backup role does not exist yet, so the check is V(not_applicable) for now.
+    type: int
+    default: 26
+notes:
+  - Works as root and as an unprivileged user. Without root, the journal check needs the user in
+    group C(adm) or C(systemd-journal), and certificates under unreadable directories are reported
+    as unreadable.
+  - In a container the load, the kernel clock and the running kernel belong to the container host;
+    the evidence says so. C(HLTH-REBOOT-001) then judges only by C(/var/run/reboot-required).
+seealso:
+  - name: fleetcare findings contract
+    description: The record every finding follows.
+    link: https://example.invalid/fleetcare/docs/findings-contract.md
+"""
+
+EXAMPLES = r"""
+- name: Inspect the host with the default thresholds
+  fleetcare.ops.health_inspect:
+
+- name: Inspect with tighter disk thresholds and a certificate of our own
+  fleetcare.ops.health_inspect:
+    disk_warn_pct: 75
+    disk_crit_pct: 90
+    cert_paths:
+      - /etc/nginx/tls/*.crt
+    cert_warn_days: 21
+"""
+
+RETURN = r"""
+changed:
+  description: Always V(false); the module only reads.
+  returned: always
+  type: bool
+  sample: false
+fleetcare:
+  description:
+    - The findings contract payload, built by the C(findings) module utility.
+    - The controller adds C(host) to every finding.
+  returned: always
+  type: dict
+  contains:
+    contract:
+      description: Version of the findings contract.
+      type: int
+      sample: 1
+    role:
+      description: Role that produced the findings.
+      type: str
+      sample: health
+    findings:
+      description:
+        - One record per check, always the same sixteen IDs in the same order.
+        - C(evidence) holds the measured value and the threshold; C(error) and
+          C(not_applicable) findings carry C(evidence.reason).
+      type: list
+      elements: dict
+      sample:
+        - id: HLTH-DISK-001
+          title: Filesystem space
+          severity: critical
+          status: fail
+          evidence:
+            mount: /var
+            used_pct: 97.1
+            threshold_pct: 85.0
+            critical_pct: 95.0
+            over_threshold: [{mount: /var, used_pct: 97.1}]
+          remediation: Free space on the listed filesystems or grow them.
+          references: []
+    metrics:
+      description: Numbers kept for trends, with labels such as C(mount), C(device) or C(iface).
+      type: list
+      elements: dict
+      sample:
+        - name: disk_used_pct
+          value: 97.1
+          unit: percent
+          labels: {mount: /var}
+"""
+
+import calendar
+import ctypes
+import ctypes.util
+import fnmatch
+import glob
+import os
+import re
+import shutil
+import subprocess
+import time
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.fleetcare.ops.plugins.module_utils.findings import finding, metric, payload
+
+ROLE = "health"
+# Below this many packets in the window a percentage of errors means nothing.
+NET_WINDOW_MIN_PACKETS = 100
+# Whole-disk names that never carry a workload worth judging.
+SKIP_DEVICE_PREFIXES = ("loop", "ram", "zram", "fd", "sr", "nbd")
+CMD_TIMEOUT = 15
+SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class CheckError(Exception):
+    """A check could not measure what it needs; becomes status error."""
+
+
+class NotApplicable(Exception):
+    """A check does not apply on this host; becomes status not_applicable."""
+
+
+def read_text(path):
+    with open(path, "r") as handle:
+        return handle.read()
+
+
+def rnd(value, digits=1):
+    return round(float(value), digits)
+
+
+def grade(value, warn, crit, warn_severity, crit_severity):
+    """(status, severity) of a value held against two ascending thresholds."""
+    if value >= crit:
+        return "fail", crit_severity
+    if value >= warn:
+        return "fail", warn_severity
+    return "pass", warn_severity
+
+
+def run_cmd(argv, timeout=CMD_TIMEOUT):
+    """Run a command in the C locale; returns (rc, stdout, stderr)."""
+    exe = shutil.which(argv[0], path=SEARCH_PATH)
+    if exe is None:
+        raise FileNotFoundError("%s is not installed" % argv[0])
+    env = dict(os.environ, LC_ALL="C", LANG="C", SYSTEMD_PAGER="", SYSTEMD_COLORS="0")
+    proc = subprocess.run([exe] + list(argv[1:]), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=env, timeout=timeout, universal_newlines=True)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def systemd_booted(root="/"):
+    """Same test as sd_booted(3): systemd is PID 1."""
+    return os.path.isdir(os.path.join(root, "run/systemd/system"))
+
+
+def detect_container(root="/"):
+    """Name of the container technology, or '' on a VM or bare metal."""
+    def _read(rel):
+        try:
+            return read_text(os.path.join(root, rel))
+        except (IOError, OSError):
+            return None
+
+    marker = _read("run/systemd/container")
+    if marker and marker.strip():
+        return marker.strip()
+    if os.path.exists(os.path.join(root, "run/.containerenv")):
+        return "podman"
+    if os.path.exists(os.path.join(root, ".dockerenv")):
+        return "docker"
+    environ = _read("proc/1/environ")
+    if environ:
+        for item in environ.split("\0"):
+            if item.startswith("container="):
+                return item.split("=", 1)[1] or "container"
+    cgroup = _read("proc/1/cgroup") or ""
+    for hint in ("docker", "lxc", "kubepods", "libpod"):
+        if hint in cgroup:
+            return hint
+    return ""
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+def parse_loadavg(text):
+    fields = text.split()
+    return float(fields[0]), float(fields[1]), float(fields[2])
+
+
+def parse_cpu_stat(text):
+    """Aggregate CPU times (ticks) from /proc/stat."""
+    for line in text.splitlines():
+        if line.startswith("cpu "):
+            names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+            values = [int(v) for v in line.split()[1:]]
+            values += [0] * (len(names) - len(values))
+            return dict(zip(names, values[: len(names)]))
+    raise CheckError("no aggregate cpu line in /proc/stat")
+
+
+def cpu_percentages(before, after):
+    """Share of CPU time per state between two samples, in percent."""
+    delta = dict((k, max(0, after[k] - before[k])) for k in after)
+    total = sum(delta.values())
+    if total <= 0:
+        return dict((k, 0.0) for k in delta)
+    return dict((k, 100.0 * v / total) for k, v in delta.items())
+
+
+def parse_keyvalue_kb(text):
+    """/proc/meminfo style 'Key:   123 kB' into bytes (or plain numbers)."""
+    out = {}
+    for line in text.splitlines():
+        if ":" not in line:
+            continue
+        key, rest = line.split(":", 1)
+        parts = rest.split()
+        if not parts:
+            continue
+        try:
+            value = int(parts[0])
+        except ValueError:
+            continue
+        if len(parts) > 1 and parts[1] == "kB":
+            value *= 1024
+        out[key.strip()] = value
+    return out
+
+
+def memory_usage(meminfo):
+    total = meminfo.get("MemTotal")
+    if not total:
+        raise CheckError("MemTotal missing from /proc/meminfo")
+    if "MemAvailable" not in meminfo:
+        raise CheckError("MemAvailable missing from /proc/meminfo (kernel older than 3.14)")
+    avail = meminfo["MemAvailable"]
+    return {"total_bytes": total, "available_bytes": avail,
+            "used_pct": 100.0 * (total - avail) / total}
+
+
+def swap_usage(meminfo):
+    total = meminfo.get("SwapTotal", 0)
+    free = meminfo.get("SwapFree", 0)
+    if total <= 0:
+        return {"total_bytes": 0, "used_bytes": 0, "used_pct": 0.0}
+    return {"total_bytes": total, "used_bytes": total - free,
+            "used_pct": 100.0 * (total - free) / total}
+
+
+def parse_vmstat(text):
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                out[parts[0]] = int(parts[1])
+            except ValueError:
+                pass
+    return out
+
+
+def parse_diskstats(text):
+    """{device: io_ticks_ms} from /proc/diskstats (field 13 is the time spent doing I/O)."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 13:
+            continue
+        try:
+            out[parts[2]] = int(parts[12])
+        except ValueError:
+            continue
+    return out
+
+
+def is_whole_disk(name, sys_block=None):
+    if name.startswith(SKIP_DEVICE_PREFIXES):
+        return False
+    if sys_block is not None:
+        return name in sys_block
+    return True
+
+
+def io_utilisation(before, after, elapsed, sys_block=None):
+    """{device: percent busy} over the window."""
+    out = {}
+    if elapsed <= 0:
+        return out
+    for dev, ticks in after.items():
+        if dev not in before or not is_whole_disk(dev, sys_block):
+            continue
+        busy = max(0, ticks - before[dev]) / (elapsed * 1000.0) * 100.0
+        out[dev] = min(100.0, busy)
+    return out
+
+
+NET_FIELDS = ("rx_bytes", "rx_packets", "rx_errs", "rx_drop", "rx_fifo", "rx_frame",
+              "rx_compressed", "rx_multicast", "tx_bytes", "tx_packets", "tx_errs", "tx_drop",
+              "tx_fifo", "tx_colls", "tx_carrier", "tx_compressed")
+
+
+def parse_net_dev(text):
+    out = {}
+    for line in text.splitlines():
+        if ":" not in line:
+            continue
+        name, rest = line.split(":", 1)
+        values = rest.split()
+        if len(values) < len(NET_FIELDS):
+            continue
+        try:
+            out[name.strip()] = dict(zip(NET_FIELDS, (int(v) for v in values)))
+        except ValueError:
+            continue
+    return out
+
+
+def net_bad_and_packets(counters):
+    bad = counters["rx_errs"] + counters["rx_drop"] + counters["tx_errs"] + counters["tx_drop"]
+    return bad, counters["rx_packets"] + counters["tx_packets"]
+
+
+def pct(part, whole):
+    return 100.0 * part / whole if whole > 0 else 0.0
+
+
+def parse_mounts(text):
+    """[(device, mountpoint, fstype)] from /proc/self/mounts, octal escapes decoded."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        mount = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[1])
+        out.append((parts[0], mount, parts[2]))
+    return out
+
+
+def select_mounts(mounts, fstypes, exclude):
+    wanted = set(fstypes)
+    out = []
+    for dev, mount, fstype in mounts:
+        if fstype not in wanted:
+            continue
+        if any(fnmatch.fnmatch(mount, pat) for pat in exclude):
+            continue
+        out.append((dev, mount, fstype))
+    return out
+
+
+def statvfs_usage(st):
+    """Space and inode use the way df counts it: blocks reserved for root are not available."""
+    used = (st.f_blocks - st.f_bfree) * st.f_frsize
+    avail = st.f_bavail * st.f_frsize
+    space = {"size_bytes": st.f_blocks * st.f_frsize, "avail_bytes": avail,
+             "used_pct": pct(used, used + avail)}
+    if st.f_files > 0:
+        space["inode_used_pct"] = pct(st.f_files - st.f_ffree, st.f_files)
+    return space
+
+
+def parse_failed_units(text):
+    units = []
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        name = parts[0]
+        if name in ("\u25cf", "*") and len(parts) > 1:
+            name = parts[1]
+        units.append(name)
+    return units
+
+
+def parse_properties(text):
+    out = {}
+    for line in text.splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+def parse_chronyc_tracking(text):
+    out = {}
+    for line in text.splitlines():
+        if ":" in line:
+            key, value = line.split(":", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+def kernel_key(release):
+    """Sort key for kernel releases such as 6.1.0-18-amd64 or 5.10.0-28-cloud-amd64."""
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.\-+~]", release)]
+
+
+def newest_kernel(releases):
+    releases = [r for r in releases if r and r[0].isdigit()]
+    if not releases:
+        return None
+    return max(releases, key=kernel_key)
+
+
+def installed_kernels(root="/"):
+    found = set()
+    for path in glob.glob(os.path.join(root, "boot", "vmlinuz-*")):
+        found.add(os.path.basename(path)[len("vmlinuz-"):])
+    if not found:
+        moddir = os.path.join(root, "lib", "modules")
+        if os.path.isdir(moddir):
+            for name in os.listdir(moddir):
+                if os.path.exists(os.path.join(moddir, name, "modules.dep")):
+                    found.add(name)
+    return sorted(found)
+
+
+# ---- a tiny DER reader: enough of X.509 to find notAfter and the subject CN.
+
+PEM_RE = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
+OID_CN = b"\x55\x04\x03"
+
+
+def pem_certificates(text):
+    """DER bytes of every certificate block in a PEM text."""
+    import base64
+
+    out = []
+    for body in PEM_RE.findall(text):
+        out.append(base64.b64decode("".join(body.split())))
+    return out
+
+
+def der_tlv(data, pos):
+    """(tag, value_start, value_end) of the DER element at pos."""
+    if pos + 2 > len(data):
+        raise ValueError("truncated DER element")
+    tag = data[pos]
+    length = data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or pos + count > len(data):
+            raise ValueError("bad DER length")
+        length = int.from_bytes(data[pos:pos + count], "big")
+        pos += count
+    if pos + length > len(data):
+        raise ValueError("DER element overruns its container")
+    return tag, pos, pos + length
+
+
+def der_children(data, start, end):
+    pos = start
+    while pos < end:
+        tag, vstart, vend = der_tlv(data, pos)
+        yield tag, vstart, vend
+        pos = vend
+
+
+def der_time(tag, raw):
+    text = raw.decode("ascii")
+    if not text.endswith("Z"):
+        raise ValueError("certificate time without Z: %r" % text)
+    text = text[:-1]
+    if tag == 0x17:  # UTCTime, YYMMDDHHMM[SS]
+        year = int(text[:2])
+        text = ("20" if year < 50 else "19") + text
+    elif tag != 0x18:  # GeneralizedTime
+        raise ValueError("not a time element (tag 0x%02x)" % tag)
+    if len(text) == 12:
+        text += "00"
+    parsed = time.strptime(text[:14], "%Y%m%d%H%M%S")
+    return calendar.timegm(parsed)
+
+
+def certificate_info(der):
+    """{'not_after': epoch seconds, 'subject_cn': str or None} of one DER certificate."""
+    tag, start, end = der_tlv(der, 0)
+    if tag != 0x30:
+        raise ValueError("certificate is not a SEQUENCE")
+    tag, tbs_start, tbs_end = der_tlv(der, start)
+    if tag != 0x30:
+        raise ValueError("tbsCertificate is not a SEQUENCE")
+    fields = [f for f in der_children(der, tbs_start, tbs_end)]
+    if fields and fields[0][0] == 0xA0:  # explicit version
+        fields = fields[1:]
+    # serialNumber, signature, issuer, validity, subject
+    if len(fields) < 5:
+        raise ValueError("tbsCertificate too short")
+    _tag, vstart, vend = fields[3]
+    times = list(der_children(der, vstart, vend))
+    if len(times) != 2:
+        raise ValueError("validity does not hold two times")
+    ttag, tstart, tend = times[1]
+    not_after = der_time(ttag, der[tstart:tend])
+    return {"not_after": not_after, "subject_cn": subject_cn(der, fields[4][1], fields[4][2])}
+
+
+def subject_cn(der, start, end):
+    for _stag, sstart, send in der_children(der, start, end):  # SET per RDN
+        for _atag, astart, aend in der_children(der, sstart, send):  # SEQUENCE {oid, value}
+            parts = list(der_children(der, astart, aend))
+            if len(parts) == 2 and parts[0][0] == 0x06 and der[parts[0][1]:parts[0][2]] == OID_CN:
+                raw = der[parts[1][1]:parts[1][2]]
+                if parts[1][0] == 0x1E:  # BMPString
+                    return raw.decode("utf-16-be", "replace")
+                return raw.decode("utf-8", "replace")
+    return None
+
+
+def adjtimex_state():
+    """(synchronised, maxerror_us) of the kernel clock, as timedatectl's NTPSynchronized sees it."""
+
+    class Timex(ctypes.Structure):
+        _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
+                    ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long),
+                    ("status", ctypes.c_int), ("_rest", ctypes.c_byte * 256)]
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    buf = Timex()
+    state = libc.adjtimex(ctypes.byref(buf))
+    if state < 0:
+        raise OSError(ctypes.get_errno(), "adjtimex failed")
+    time_error, sta_unsync = 5, 0x0040
+    return state != time_error and not buf.status & sta_unsync, int(buf.maxerror)
+
+
+# --------------------------------------------------------------------------- checks
+#
+# Every check is a function (ctx) -> (status, severity, evidence, metrics). The
+# runner wraps each one, so an exception becomes one error finding, never a crash.
+
+
+class Context(object):
+    def __init__(self, params, root="/"):
+        self.p = params
+        self.root = root
+        self.container = detect_container(root)
+        self.uid = os.geteuid()
+        self.before = {}
+        self.after = {}
+        self.elapsed = 0.0
+
+    def proc(self, name):
+        return read_text(os.path.join(self.root, "proc", name))
+
+
+def _sample(ctx, store):
+    for name, reader in (("stat", lambda: parse_cpu_stat(ctx.proc("stat"))),
+                         ("diskstats", lambda: parse_diskstats(ctx.proc("diskstats"))),
+                         ("net_dev", lambda: parse_net_dev(ctx.proc("net/dev")))):
+        try:
+            store[name] = reader()
+        except Exception as exc:  # kept to report per check
+            store[name] = exc
+
+
+def _sampled(ctx, name):
+    before, after = ctx.before.get(name), ctx.after.get(name)
+    for value in (before, after):
+        if isinstance(value, Exception) or value is None:
+            raise CheckError("cannot read /proc/%s: %s" % (name.replace("_", "/"), value))
+    return before, after
+
+
+def check_load(ctx):
+    p = ctx.p
+    load1, load5, load15 = parse_loadavg(ctx.proc("loadavg"))
+    cores = os.cpu_count() or 1
+    per_core = load5 / cores
+    status, sev = grade(per_core, p["load_warn_per_core"], p["load_crit_per_core"], "minor", "major")
+    evidence = {"load1": load1, "load5": load5, "load15": load15, "cores": cores,
+                "load5_per_core": rnd(per_core, 2), "threshold_per_core": p["load_warn_per_core"],
+                "critical_per_core": p["load_crit_per_core"]}
+    if ctx.container:
+        evidence["note"] = "in a %s container the load average is the host's" % ctx.container
+    metrics = [metric("load1", load1), metric("load5", load5), metric("load15", load15),
+               metric("load5_per_core", per_core), metric("cpu_cores", cores)]
+    return status, sev, evidence, metrics
+
+
+def _cpu_pcts(ctx):
+    before, after = _sampled(ctx, "stat")
+    return cpu_percentages(before, after)
+
+
+def check_cpu_steal(ctx):
+    value = _cpu_pcts(ctx)["steal"]
+    p = ctx.p
+    status, sev = grade(value, p["cpu_steal_warn_pct"], p["cpu_steal_crit_pct"], "minor", "major")
+    return status, sev, {"steal_pct": rnd(value), "threshold_pct": p["cpu_steal_warn_pct"],
+                         "critical_pct": p["cpu_steal_crit_pct"],
+                         "window_seconds": rnd(ctx.elapsed, 3)}, [
+        metric("cpu_steal_pct", value, "percent")]
+
+
+def check_cpu_iowait(ctx):
+    pcts = _cpu_pcts(ctx)
+    value = pcts["iowait"]
+    p = ctx.p
+    status, sev = grade(value, p["cpu_iowait_warn_pct"], p["cpu_iowait_crit_pct"], "minor", "major")
+    busy = 100.0 - pcts["idle"] - pcts["iowait"]
+    return status, sev, {"iowait_pct": rnd(value), "threshold_pct": p["cpu_iowait_warn_pct"],
+                         "critical_pct": p["cpu_iowait_crit_pct"],
+                         "window_seconds": rnd(ctx.elapsed, 3)}, [
+        metric("cpu_iowait_pct", value, "percent"), metric("cpu_busy_pct", busy, "percent")]
+
+
+def check_memory(ctx):
+    usage = memory_usage(parse_keyvalue_kb(ctx.proc("meminfo")))
+    p = ctx.p
+    status, sev = grade(usage["used_pct"], p["mem_warn_pct"], p["mem_crit_pct"], "major", "critical")
+    evidence = {"used_pct": rnd(usage["used_pct"]), "threshold_pct": p["mem_warn_pct"],
+                "critical_pct": p["mem_crit_pct"], "total_bytes": usage["total_bytes"],
+                "available_bytes": usage["available_bytes"]}
+    if ctx.container:
+        evidence["note"] = "in a %s container /proc/meminfo may show the host's memory" % ctx.container
+    return status, sev, evidence, [
+        metric("mem_used_pct", usage["used_pct"], "percent"),
+        metric("mem_available_bytes", usage["available_bytes"], "bytes"),
+        metric("mem_total_bytes", usage["total_bytes"], "bytes")]
+
+
+def check_swap(ctx):
+    usage = swap_usage(parse_keyvalue_kb(ctx.proc("meminfo")))
+    p = ctx.p
+    evidence = {"used_pct": rnd(usage["used_pct"]), "threshold_pct": p["swap_warn_pct"],
+                "critical_pct": p["swap_crit_pct"], "total_bytes": usage["total_bytes"]}
+    if usage["total_bytes"] == 0:
+        evidence["note"] = "no swap is configured on this host"
+        return "pass", "minor", evidence, [metric("swap_used_pct", 0, "percent")]
+    status, sev = grade(usage["used_pct"], p["swap_warn_pct"], p["swap_crit_pct"], "minor", "major")
+    return status, sev, evidence, [metric("swap_used_pct", usage["used_pct"], "percent"),
+                                   metric("swap_total_bytes", usage["total_bytes"], "bytes")]
+
+
+def _filesystems(ctx):
+    """[{mount, fstype, used_pct, inode_used_pct?, ...}] plus [{mount, reason}] unreadable; cached."""
+    if getattr(ctx, "_fs", None) is not None:
+        return ctx._fs
+    mounts = select_mounts(parse_mounts(ctx.proc("self/mounts")), ctx.p["disk_fstypes"],
+                           ctx.p["disk_exclude_mounts"])
+    seen = {}
+    unreadable = []
+    # Shortest mount point first, so a bind mount of a file (/etc/hosts in a container)
+    # is recognised as the filesystem already listed under "/".
+    for _dev, mount, fstype in sorted(mounts, key=lambda m: (len(m[1]), m[1])):
+        try:
+            st_dev = os.stat(mount).st_dev
+            if st_dev in seen:
+                continue
+            usage = statvfs_usage(os.statvfs(mount))
+        except OSError as exc:
+            unreadable.append({"mount": mount, "reason": exc.strerror or str(exc)})
+            continue
+        usage.update({"mount": mount, "fstype": fstype})
+        seen[st_dev] = usage
+    ctx._fs = (list(seen.values()), unreadable)
+    return ctx._fs
+
+
+def _per_item(items, key, label, warn, crit, warn_sev, crit_sev, unit_key):
+    """Evidence for a per-mount/device/interface check: worst item and all over threshold."""
+    if not items:
+        return None
+    worst = max(items, key=lambda i: i[key])
+    status, sev = grade(worst[key], warn, crit, warn_sev, crit_sev)
+    over = [{label: i[label], unit_key: rnd(i[key])} for i in
+            sorted(items, key=lambda i: -i[key]) if i[key] >= warn]
+    evidence = {label: worst[label], unit_key: rnd(worst[key]), "threshold_pct": warn,
+                "critical_pct": crit, "over_threshold": over}
+    return status, sev, evidence
+
+
+def check_disk_space(ctx):
+    filesystems, unreadable = _filesystems(ctx)
+    p = ctx.p
+    result = _per_item(filesystems, "used_pct", "mount", p["disk_warn_pct"], p["disk_crit_pct"],
+                       "major", "critical", "used_pct")
+    if result is None:
+        if unreadable:
+            raise CheckError("no filesystem could be read: %s" % unreadable)
+        raise NotApplicable("no mounted filesystem of the types %s" % ", ".join(p["disk_fstypes"]))
+    status, sev, evidence = result
+    evidence["mounts_checked"] = len(filesystems)
+    if unreadable:
+        evidence["unreadable"] = unreadable
+    metrics = []
+    for fs in filesystems:
+        metrics.append(metric("disk_used_pct", fs["used_pct"], "percent", mount=fs["mount"]))
+        metrics.append(metric("disk_avail_bytes", fs["avail_bytes"], "bytes", mount=fs["mount"]))
+        metrics.append(metric("disk_size_bytes", fs["size_bytes"], "bytes", mount=fs["mount"]))
+    return status, sev, evidence, metrics
+
+
+def check_disk_inodes(ctx):
+    filesystems, unreadable = _filesystems(ctx)
+    with_inodes = [fs for fs in filesystems if "inode_used_pct" in fs]
+    p = ctx.p
+    result = _per_item(with_inodes, "inode_used_pct", "mount", p["inode_warn_pct"],
+                       p["inode_crit_pct"], "major", "critical", "inode_used_pct")
+    if result is None:
+        if unreadable:
+            raise CheckError("no filesystem could be read: %s" % unreadable)
+        raise NotApplicable("no mounted filesystem reports an inode count")
+    status, sev, evidence = result
+    evidence["mounts_checked"] = len(with_inodes)
+    if unreadable:
+        evidence["unreadable"] = unreadable
+    metrics = [metric("inode_used_pct", fs["inode_used_pct"], "percent", mount=fs["mount"])
+               for fs in with_inodes]
+    return status, sev, evidence, metrics
+
+
+def check_disk_io(ctx):
+    before, after = _sampled(ctx, "diskstats")
+    try:
+        sys_block = set(os.listdir(os.path.join(ctx.root, "sys", "block")))
+    except OSError:
+        sys_block = None
+    util = io_utilisation(before, after, ctx.elapsed, sys_block)
+    p = ctx.p
+    items = [{"device": d, "util_pct": v} for d, v in sorted(util.items())]
+    result = _per_item(items, "util_pct", "device", p["disk_io_warn_pct"], p["disk_io_crit_pct"],
+                       "minor", "major", "util_pct")
+    if result is None:
+        raise NotApplicable("no block device is visible in /proc/diskstats")
+    status, sev, evidence = result
+    evidence["window_seconds"] = rnd(ctx.elapsed, 3)
+    evidence["devices_checked"] = len(items)
+    return status, sev, evidence, [metric("disk_io_util_pct", i["util_pct"], "percent",
+                                          device=i["device"]) for i in items]
+
+
+def check_net(ctx):
+    before, after = _sampled(ctx, "net_dev")
+    p = ctx.p
+    items = []
+    metrics = []
+    for iface in sorted(after):
+        if any(fnmatch.fnmatch(iface, pat) for pat in p["net_exclude_ifaces"]):
+            continue
+        bad, packets = net_bad_and_packets(after[iface])
+        item = {"iface": iface, "errors_drops": bad, "packets": packets,
+                "since_boot_pct": pct(bad, packets), "window_errors_drops": 0,
+                "window_packets": 0, "window_pct": 0.0}
+        if iface in before:
+            bad0, packets0 = net_bad_and_packets(before[iface])
+            item["window_errors_drops"] = max(0, bad - bad0)
+            item["window_packets"] = max(0, packets - packets0)
+            if item["window_packets"] >= NET_WINDOW_MIN_PACKETS:
+                item["window_pct"] = pct(item["window_errors_drops"], item["window_packets"])
+        items.append(item)
+        metrics += [metric("net_errors_total", after[iface]["rx_errs"] + after[iface]["tx_errs"],
+                           iface=iface),
+                    metric("net_drops_total", after[iface]["rx_drop"] + after[iface]["tx_drop"],
+                           iface=iface),
+                    metric("net_packets_total", packets, iface=iface),
+                    metric("net_error_pct", item["since_boot_pct"], "percent", iface=iface)]
+    if not items:
+        raise NotApplicable("no network interface besides the excluded ones")
+    warn, crit = p["net_error_warn_pct"], p["net_error_crit_pct"]
+    over = []
+    status, severity = "pass", "minor"
+    for item in items:
+        bad_window = item["window_pct"] >= crit
+        bad_boot = item["since_boot_pct"] >= warn
+        if bad_window:
+            status, severity = "fail", "major"
+        elif bad_boot and severity != "major":
+            status = "fail"
+        if bad_window or bad_boot:
+            over.append({"iface": item["iface"], "since_boot_pct": rnd(item["since_boot_pct"], 3),
+                         "window_pct": rnd(item["window_pct"], 3)})
+    worst = max(items, key=lambda i: (i["window_pct"] >= crit, i["since_boot_pct"], i["window_pct"]))
+    evidence = {"iface": worst["iface"], "since_boot_pct": rnd(worst["since_boot_pct"], 3),
+                "errors_drops": worst["errors_drops"], "packets": worst["packets"],
+                "window_errors_drops": worst["window_errors_drops"],
+                "window_packets": worst["window_packets"], "window_pct": rnd(worst["window_pct"], 3),
+                "threshold_pct": warn, "critical_window_pct": crit,
+                "window_seconds": rnd(ctx.elapsed, 3), "over_threshold": over,
+                "ifaces_checked": len(items)}
+    return status, severity, evidence, metrics
+
+
+def check_units(ctx):
+    if not systemd_booted(ctx.root):
+        raise NotApplicable("systemd is not PID 1 on this host%s" % (
+            " (a %s container)" % ctx.container if ctx.container else ""))
+    try:
+        rc, out, err = run_cmd(["systemctl", "list-units", "--state=failed", "--all",
+                                "--no-legend", "--plain", "--no-pager"])
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise CheckError("cannot run systemctl: %s" % exc)
+    if rc != 0:
+        raise CheckError("systemctl list-units failed (rc=%s): %s" % (rc, err.strip()))
+    failed = parse_failed_units(out)
+    ignored = [u for u in failed if any(fnmatch.fnmatch(u, pat) for pat in ctx.p["units_ignore"])]
+    counted = [u for u in failed if u not in ignored]
+    evidence = {"failed_count": len(counted), "failed_units": counted, "threshold_count": 0}
+    if ignored:
+        evidence["ignored_units"] = ignored
+    return ("fail" if counted else "pass"), "major", evidence, [
+        metric("failed_units", len(counted))]
+
+
+def check_time(ctx):
+    evidence = {"expected": "synchronised"}
+    synced = None
+    try:
+        synced, maxerror = adjtimex_state()
+        evidence["kernel_synchronised"] = synced
+        evidence["kernel_max_error_us"] = maxerror
+        evidence["source"] = "kernel (adjtimex)"
+    except Exception as exc:  # ctypes or libc trouble: rely on the services below
+        evidence["kernel_error"] = str(exc)
+    services = {}
+    try:
+        rc, out, _err = run_cmd(["timedatectl", "show"])
+        if rc == 0:
+            props = parse_properties(out)
+            services["timedatectl"] = {"NTP": props.get("NTP"),
+                                       "NTPSynchronized": props.get("NTPSynchronized")}
+            if synced is None and "NTPSynchronized" in props:
+                synced = props["NTPSynchronized"] == "yes"
+                evidence["source"] = "timedatectl"
+        else:
+            services["timedatectl"] = "unavailable (rc=%s)" % rc
+    except (OSError, subprocess.SubprocessError) as exc:
+        services["timedatectl"] = "unavailable: %s" % exc
+    try:
+        rc, out, _err = run_cmd(["chronyc", "-n", "tracking"], timeout=5)
+        if rc == 0:
+            info = parse_chronyc_tracking(out)
+            services["chronyc"] = {"leap_status": info.get("Leap status"),
+                                   "system_time": info.get("System time")}
+            if synced is None and info.get("Leap status"):
+                synced = info["Leap status"] != "Not synchronised"
+                evidence["source"] = "chronyc"
+        else:
+            services["chronyc"] = "unavailable (rc=%s)" % rc
+    except (OSError, subprocess.SubprocessError) as exc:
+        services["chronyc"] = "unavailable: %s" % exc
+    evidence["services"] = services
+    if ctx.container:
+        evidence["note"] = ("in a %s container the clock is the host kernel's; "
+                            "synchronise it on the host" % ctx.container)
+    if synced is None:
+        raise CheckError("cannot tell whether the clock is synchronised (kernel, timedatectl "
+                         "and chronyc all unavailable)")
+    evidence["synchronised"] = synced
+    return ("pass" if synced else "fail"), "major", evidence, [
+        metric("time_synchronised", 1 if synced else 0)]
+
+
+def _pattern_blocked(pattern):
+    """The first existing parent directory of a glob, when this user cannot search it."""
+    fixed = pattern.split("*")[0].split("?")[0].split("[")[0]
+    directory = fixed if fixed.endswith("/") else os.path.dirname(fixed)
+    while directory and not os.path.isdir(directory):
+        directory = os.path.dirname(directory.rstrip("/"))
+    probe = directory or "/"
+    if not os.access(probe, os.R_OK | os.X_OK):
+        return probe
+    return None
+
+
+def check_certs(ctx, now=None):
+    now = time.time() if now is None else now
+    p = ctx.p
+    certs, unreadable = [], []
+    for pattern in p["cert_paths"]:
+        blocked = _pattern_blocked(pattern)
+        if blocked:
+            unreadable.append({"path": pattern, "reason": "cannot list %s" % blocked})
+            continue
+        for path in sorted(glob.glob(pattern)):
+            try:
+                ders = pem_certificates(read_text(path))
+                if not ders:
+                    unreadable.append({"path": path, "reason": "no PEM certificate in the file"})
+                    continue
+                infos = [certificate_info(d) for d in ders]
+            except (IOError, OSError) as exc:
+                unreadable.append({"path": path, "reason": exc.strerror or str(exc)})
+                continue
+            except (ValueError, UnicodeDecodeError) as exc:
+                unreadable.append({"path": path, "reason": "cannot parse: %s" % exc})
+                continue
+            first = min(infos, key=lambda i: i["not_after"])
+            days = (first["not_after"] - now) / 86400.0
+            certs.append({"path": path, "subject_cn": first["subject_cn"],
+                          "not_after": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                     time.gmtime(first["not_after"])),
+                          "days_left": rnd(days)})
+    evidence = {"threshold_days": p["cert_warn_days"], "critical_days": p["cert_crit_days"],
+                "patterns": list(p["cert_paths"]), "certificates": certs}
+    if unreadable:
+        evidence["unreadable"] = unreadable
+    metrics = [metric("cert_days_left", c["days_left"], "days", path=c["path"]) for c in certs]
+    if not certs:
+        if unreadable:
+            raise CheckError("no certificate could be read", evidence)
+        raise NotApplicable("no certificate matched the configured paths", evidence)
+    worst = min(certs, key=lambda c: c["days_left"])
+    evidence.update({"path": worst["path"], "days_left": worst["days_left"]})
+    left = worst["days_left"]
+    if left <= p["cert_crit_days"] or left <= 0:
+        status, sev = "fail", "critical"
+    elif left <= p["cert_warn_days"]:
+        status, sev = "fail", "major"
+    else:
+        status, sev = "pass", "major"
+    evidence["expiring"] = [c["path"] for c in certs if c["days_left"] <= p["cert_warn_days"]]
+    return status, sev, evidence, metrics
+
+
+def check_reboot(ctx):
+    flag = os.path.join(ctx.root, "var/run/reboot-required")
+    flagged = os.path.exists(flag)
+    packages = []
+    if flagged:
+        try:
+            packages = sorted(set(read_text(flag + ".pkgs").split()))
+        except (IOError, OSError):
+            packages = []
+    running = os.uname()[2]
+    evidence = {"reboot_required_flag": flagged, "packages": packages, "running_kernel": running,
+                "expected": "no reboot pending"}
+    kernel_newer = False
+    if ctx.container:
+        evidence["note"] = ("in a %s container the running kernel is the host's; judged by "
+                            "/var/run/reboot-required only" % ctx.container)
+    else:
+        newest = newest_kernel(installed_kernels(ctx.root))
+        evidence["newest_installed_kernel"] = newest
+        if newest and newest != running and kernel_key(newest) > kernel_key(running):
+            kernel_newer = True
+    evidence["newer_kernel_installed"] = kernel_newer
+    pending = flagged or kernel_newer
+    return ("fail" if pending else "pass"), "major", evidence, [
+        metric("reboot_required", 1 if pending else 0)]
+
+
+def check_oom(ctx):
+    stats = parse_vmstat(ctx.proc("vmstat"))
+    if "oom_kill" not in stats:
+        raise NotApplicable("this kernel does not count OOM kills in /proc/vmstat (needs 4.13+)")
+    count = stats["oom_kill"]
+    evidence = {"oom_kills_since_boot": count, "threshold_count": ctx.p["oom_warn_count"]}
+    try:
+        evidence["uptime_days"] = rnd(float(ctx.proc("uptime").split()[0]) / 86400.0, 2)
+    except (IOError, OSError, ValueError, IndexError):
+        pass
+    if ctx.container:
+        evidence["note"] = "in a %s container the count is the host kernel's" % ctx.container
+    return ("fail" if count > ctx.p["oom_warn_count"] else "pass"), "major", evidence, [
+        metric("oom_kills_total", count)]
+
+
+JOURNAL_DENIED = ("insufficient permissions", "not seeing messages from other users")
+
+
+def check_log(ctx):
+    p = ctx.p
+    window = p["log_window_minutes"]
+    if not os.path.exists(os.path.join(ctx.root, "run/systemd/journal/socket")):
+        raise NotApplicable("no systemd journal on this host (journald is not running)")
+    try:
+        rc, out, err = run_cmd(["journalctl", "--system", "--quiet", "--no-pager", "--priority=err",
+                                "--since=-%dmin" % window, "--output=cat",
+                                "--output-fields=PRIORITY"])
+    except FileNotFoundError:
+        raise NotApplicable("journalctl is not installed")
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise CheckError("cannot run journalctl: %s" % exc)
+    low = err.lower()
+    if any(text in low for text in JOURNAL_DENIED) or (rc != 0 and "permission" in low):
+        raise CheckError("user %s cannot read the system journal; run as root or add the user "
+                         "to group adm or systemd-journal" % ctx.uid)
+    if rc != 0:
+        raise CheckError("journalctl failed (rc=%s): %s" % (rc, err.strip()[:200]))
+    count = len([line for line in out.splitlines() if line.strip()])
+    status, sev = grade(count, p["log_warn_count"], p["log_crit_count"], "minor", "major")
+    return status, sev, {"error_count": count, "window_minutes": window,
+                         "threshold_count": p["log_warn_count"],
+                         "critical_count": p["log_crit_count"]}, [
+        metric("journal_errors", count, window_minutes=window)]
+
+
+def check_backup(ctx):
+    # The hook for the backup role: it will read that role's marker file of the last
+    # successful snapshot and hold its age against backup_max_age_hours.
+    raise NotApplicable("the backup role is not available yet",
+                        {"threshold_hours": ctx.p["backup_max_age_hours"]})
+
+
+REMEDIATION = {
+    "HLTH-LOAD-001": "Find what keeps the CPUs busy (top, pidstat) and spread or reduce the work, or add CPUs.",
+    "HLTH-CPU-001": "The hypervisor is overcommitted: move the VM or ask the provider for dedicated CPU.",
+    "HLTH-CPU-002": "Find the process waiting on storage (iotop, pidstat -d) and check the disk's health and latency.",
+    "HLTH-MEM-001": "Find the largest processes (ps aux --sort=-rss), fix leaks or add memory.",
+    "HLTH-SWAP-001": "The host is short of memory: reduce the workload, add memory, or tune vm.swappiness.",
+    "HLTH-DISK-001": "Free space on the listed filesystems (old logs, caches, packages) or grow the volumes.",
+    "HLTH-DISK-002": "Remove the many small files filling the filesystem (sessions, mail queues, caches) or rebuild it with more inodes.",
+    "HLTH-DISK-003": "Find the process saturating the device (iotop) and spread the load or use faster storage.",
+    "HLTH-NET-001": "Check the interface's cabling, duplex, driver and ring buffers (ip -s link, ethtool -S).",
+    "HLTH-UNIT-001": "Inspect each failed unit (systemctl status UNIT, journalctl -u UNIT), fix and restart it, or reset it.",
+    "HLTH-TIME-001": "Run a time synchronisation service (systemd-timesyncd or chrony) that can reach an NTP server.",
+    "HLTH-CERT-001": "Renew the listed certificates before they expire and reload the services using them.",
+    "HLTH-REBOOT-001": "Reboot the host in a maintenance window so the updated kernel and libraries are used.",
+    "HLTH-OOM-001": "Find the killed process (journalctl -k | grep -i oom), then add memory or limit the workload.",
+    "HLTH-LOG-001": "Read the errors (journalctl -p err --since -1h) and fix their causes.",
+    "HLTH-BKUP-001": "Run a backup and check the backup schedule.",
+}
+
+CHECKS = (
+    ("HLTH-LOAD-001", "Load average per core", "minor", check_load),
+    ("HLTH-CPU-001", "CPU steal time", "minor", check_cpu_steal),
+    ("HLTH-CPU-002", "CPU I/O wait", "minor", check_cpu_iowait),
+    ("HLTH-MEM-001", "Memory use", "major", check_memory),
+    ("HLTH-SWAP-001", "Swap use", "minor", check_swap),
+    ("HLTH-DISK-001", "Filesystem space", "major", check_disk_space),
+    ("HLTH-DISK-002", "Filesystem inodes", "major", check_disk_inodes),
+    ("HLTH-DISK-003", "Disk I/O utilisation", "minor", check_disk_io),
+    ("HLTH-NET-001", "Network interface errors and drops", "minor", check_net),
+    ("HLTH-UNIT-001", "Failed systemd units", "major", check_units),
+    ("HLTH-TIME-001", "Clock synchronisation", "major", check_time),
+    ("HLTH-CERT-001", "Certificate expiry", "major", check_certs),
+    ("HLTH-REBOOT-001", "Pending reboot", "major", check_reboot),
+    ("HLTH-OOM-001", "Out-of-memory kills", "major", check_oom),
+    ("HLTH-LOG-001", "Journal error rate", "minor", check_log),
+    ("HLTH-BKUP-001", "Last backup age", "major", check_backup),
+)
+
+
+def run_check(ctx, fid, title, base_severity, func):
+    """One finding and its metrics; any failure of the check becomes its own finding."""
+    try:
+        status, severity, evidence, metrics = func(ctx)
+    except (NotApplicable, CheckError) as exc:
+        status = "not_applicable" if isinstance(exc, NotApplicable) else "error"
+        evidence = dict(exc.args[1]) if len(exc.args) > 1 else {}
+        evidence["reason"] = str(exc.args[0])
+        severity, metrics = base_severity, []
+    except (IOError, OSError) as exc:
+        status, severity, metrics = "error", base_severity, []
+        evidence = {"reason": "cannot read %s: %s" % (getattr(exc, "filename", "") or "",
+                                                      exc.strerror or exc)}
+    except Exception as exc:  # a bug in one check must not cost the other fifteen
+        status, severity, metrics = "error", base_severity, []
+        evidence = {"reason": "check crashed: %s: %s" % (type(exc).__name__, exc),
+                    "traceback": traceback.format_exc().splitlines()[-3:]}
+    return finding(fid, title, severity, status, evidence, REMEDIATION[fid]), metrics
+
+
+PAIRS = (("load_warn_per_core", "load_crit_per_core", None),
+         ("cpu_steal_warn_pct", "cpu_steal_crit_pct", 100), ("cpu_iowait_warn_pct", "cpu_iowait_crit_pct", 100),
+         ("mem_warn_pct", "mem_crit_pct", 100), ("swap_warn_pct", "swap_crit_pct", 100),
+         ("disk_warn_pct", "disk_crit_pct", 100), ("inode_warn_pct", "inode_crit_pct", 100),
+         ("disk_io_warn_pct", "disk_io_crit_pct", 100), ("net_error_warn_pct", None, 100),
+         ("net_error_crit_pct", None, 100), ("log_warn_count", "log_crit_count", None))
+
+
+def validate(params):
+    """Messages for thresholds out of range or out of order (role variable = health_ + option)."""
+    errors = []
+    for warn, crit, top in PAIRS:
+        for name in (warn, crit):
+            if name is None:
+                continue
+            if params[name] < 0 or (top is not None and params[name] > top):
+                errors.append("%s (health_%s) must be between 0 and %s, got %s"
+                              % (name, name, top if top is not None else "infinity", params[name]))
+        if crit is not None and params[crit] < params[warn]:
+            errors.append("%s (health_%s) must not be below %s (health_%s)"
+                          % (crit, crit, warn, warn))
+    if params["cert_crit_days"] > params["cert_warn_days"]:
+        errors.append("cert_crit_days (health_cert_critical_days) must not exceed "
+                      "cert_warn_days (health_cert_warn_days)")
+    if not 0 <= params["sample_seconds"] <= 5:
+        errors.append("sample_seconds (health_sample_seconds) must be between 0 and 5")
+    if params["log_window_minutes"] < 1:
+        errors.append("log_window_minutes (health_log_window_minutes) must be at least 1")
+    return errors
+
+
+def inspect(params, root="/"):
+    """All checks in order; returns the payload dictionary."""
+    started = time.time()
+    ctx = Context(params, root)
+    _sample(ctx, ctx.before)
+    t0 = time.monotonic()
+    time.sleep(params["sample_seconds"])
+    _sample(ctx, ctx.after)
+    ctx.elapsed = time.monotonic() - t0
+    findings, metrics = [], []
+    for fid, title, severity, func in CHECKS:
+        one, more = run_check(ctx, fid, title, severity, func)
+        findings.append(one)
+        metrics.extend(more)
+    metrics.append(metric("health_inspect_seconds", time.time() - started, "seconds"))
+    return payload(ROLE, findings, metrics)
+
+
+ARGUMENT_SPEC = dict(
+    sample_seconds=dict(type="float", default=0.25),
+    load_warn_per_core=dict(type="float", default=1.0),
+    load_crit_per_core=dict(type="float", default=2.0),
+    cpu_steal_warn_pct=dict(type="float", default=10.0),
+    cpu_steal_crit_pct=dict(type="float", default=25.0),
+    cpu_iowait_warn_pct=dict(type="float", default=20.0),
+    cpu_iowait_crit_pct=dict(type="float", default=50.0),
+    mem_warn_pct=dict(type="float", default=90.0),
+    mem_crit_pct=dict(type="float", default=97.0),
+    swap_warn_pct=dict(type="float", default=50.0),
+    swap_crit_pct=dict(type="float", default=80.0),
+    disk_warn_pct=dict(type="float", default=85.0),
+    disk_crit_pct=dict(type="float", default=95.0),
+    inode_warn_pct=dict(type="float", default=85.0),
+    inode_crit_pct=dict(type="float", default=95.0),
+    disk_fstypes=dict(type="list", elements="str",
+                      default=["ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "jfs",
+                               "reiserfs", "vfat", "overlay"]),
+    disk_exclude_mounts=dict(type="list", elements="str", default=[]),
+    disk_io_warn_pct=dict(type="float", default=80.0),
+    disk_io_crit_pct=dict(type="float", default=95.0),
+    net_error_warn_pct=dict(type="float", default=1.0),
+    net_error_crit_pct=dict(type="float", default=5.0),
+    net_exclude_ifaces=dict(type="list", elements="str", default=["lo"]),
+    units_ignore=dict(type="list", elements="str", default=[]),
+    cert_paths=dict(type="list", elements="str",
+                    default=["/etc/ssl/fleetcare/*.pem", "/etc/ssl/fleetcare/*.crt",
+                             "/etc/letsencrypt/live/*/cert.pem"]),
+    cert_warn_days=dict(type="int", default=30),
+    cert_crit_days=dict(type="int", default=7),
+    oom_warn_count=dict(type="int", default=0),
+    log_window_minutes=dict(type="int", default=60),
+    log_warn_count=dict(type="int", default=50),
+    log_crit_count=dict(type="int", default=500),
+    backup_max_age_hours=dict(type="int", default=26),
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    errors = validate(module.params)
+    if errors:
+        module.fail_json(msg="; ".join(errors))
+    module.exit_json(changed=False, **inspect(module.params))
+
+
+if __name__ == "__main__":
+    main()
