@@ -1,0 +1,247 @@
+"""The ``fleetcare`` command (``runner.py`` at the repository root is the same).
+
+A thin layer: parse arguments, call the library in ``fleetcare.app`` (or
+``fleetcare.lab``), print, and turn known errors into one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from fleetcare import __version__
+from fleetcare.errors import InputError
+from fleetcare.results import EXIT_USAGE, SEVERITIES
+
+EXIT_HELP = """\
+exit codes:
+  0  clean: no failing finding at or above --fail-on
+  1  findings at or above --fail-on
+  2  usage or input error (one line names the file or option and the key)
+  3  hosts unreachable or failed
+  4  interrupted (Ctrl-C or SIGTERM); what was collected is kept, marked interrupted
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # one line, not argparse's usage block: the user can ask for --help
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def _fail_on(value: str) -> str:
+    if value not in SEVERITIES:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a severity ({'|'.join(SEVERITIES)})")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="fleetcare",
+        description="Inspect, harden, patch, back up and keep server fleets consistent, "
+                    "and prove it with reports.",
+        epilog=EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"fleetcare {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    common = _Parser(add_help=False)
+    common.add_argument("--db", type=Path, metavar="PATH",
+                        help="history database (default: ~/.local/share/fleetcare/history.db)")
+
+    p = sub.add_parser(
+        "inspect", parents=[common], epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="health inspection of this machine or a fleet",
+        description="Run the health inspection (one round trip per host: load, CPU, memory, swap, "
+                    "disks, I/O, network errors, failed units, time sync, certificates, pending "
+                    "reboot, OOM kills, journal errors) and write JSON, HTML and Markdown reports. "
+                    "Without -i, inspects this machine.")
+    p.add_argument("-i", "--inventory", metavar="INVENTORY",
+                   help="Ansible inventory (file or directory); default: this machine")
+    p.add_argument("-l", "--limit", metavar="PATTERN", help="Ansible host pattern within the inventory")
+    p.add_argument("-e", "--var", dest="vars", action="append", default=[], metavar="KEY=VALUE",
+                   help="role variable such as health_disk_warn_pct=85 (repeatable)")
+    p.add_argument("--vars-file", action="append", default=[], metavar="FILE",
+                   help="YAML file of role variables (repeatable)")
+    p.add_argument("--fail-on", type=_fail_on, default="major", metavar="SEVERITY",
+                   help="exit 1 when a finding at or above this severity fails "
+                        "(critical|major|minor|info; default major)")
+    p.add_argument("--output-dir", type=Path, metavar="DIR",
+                   help="where run directories go (default: ~/.local/share/fleetcare/runs)")
+    p.add_argument("--forks", type=int, default=16, help="hosts worked on at once (default 16)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the report paths and the exit line")
+
+    p = sub.add_parser("report", parents=[common], help="rebuild a report of a past run from history",
+                       description="Rebuild a report from history. RUN is a run id, a unique "
+                                   "prefix of one, or 'latest'.")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--format", default="md", metavar="FORMAT", help="json, html or md (default md)")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
+
+    p = sub.add_parser("history", parents=[common], help="list past runs, newest first")
+    p.add_argument("-n", "--last", type=int, default=20, metavar="N", help="how many runs (default 20)")
+
+    lab = sub.add_parser("lab", help="a podman fleet on loopback SSH for demos, tests and benchmarks",
+                         description="Debian 11/12/13 systemd containers reachable by SSH on "
+                                     "127.0.0.1, built locally (no registry).")
+    labsub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
+    labsub.required = True
+    p = labsub.add_parser("images", help="build the lab images (cached; rebuilt when their definition changes)")
+    p.add_argument("--distro", action="append", choices=("11", "12", "13"),
+                   help="Debian release (repeatable; default all three)")
+    p.add_argument("--force", action="store_true", help="rebuild even when cached")
+    p = labsub.add_parser("up", help="start N hosts and write an inventory (idempotent)")
+    p.add_argument("--hosts", type=int, default=3, metavar="N", help="number of hosts (default 3)")
+    p.add_argument("--distro", choices=("11", "12", "13"), default="12", help="Debian release (default 12)")
+    labsub.add_parser("status", help="list the lab's containers")
+    labsub.add_parser("down", help="remove every lab container and the lab's key and inventory")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except InputError as exc:
+        print(f"fleetcare: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        # errors that carry a user-facing line (history, lab) end the same way
+        from fleetcare.history import HistoryError
+
+        lab_error = _lab_error_type()
+        if isinstance(exc, HistoryError) or (lab_error and isinstance(exc, lab_error)):
+            print(f"fleetcare: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+def _lab_error_type() -> type[Exception] | None:
+    try:
+        from fleetcare.lab import LabError
+    except ImportError:
+        return None
+    return LabError
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "inspect":
+        return _inspect(args)
+    if args.command == "report":
+        return _report(args)
+    if args.command == "history":
+        return _history(args)
+    return _lab(args)
+
+
+def _open_history(args: argparse.Namespace):
+    from fleetcare.history import History
+
+    return History(args.db)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from fleetcare import app, jobs
+
+    job = jobs.build("inspect", inventory=args.inventory, limit=args.limit,
+                     vars_files=tuple(args.vars_file), var_pairs=tuple(args.vars), forks=args.forks)
+    output_dir = app.check_writable(args.output_dir or app.default_output_dir())
+    with _open_history(args) as history:
+        def started(run, run_dir):
+            if not args.quiet:
+                where = "this machine" if job.local else f"{len(job.hosts)} hosts"
+                print(f"inspect · {where} · run {run.id}", flush=True)
+
+        outcome = app.run_job(job, history, output_dir, fail_on=args.fail_on, on_start=started)
+    run = outcome.run
+    if not args.quiet:
+        _print_findings(run)
+    stem = outcome.run_dir / "report"
+    print(f"reports: {stem}.{{{','.join(sorted(p.suffix[1:] for p in outcome.reports.values()))}}}")
+    print(_exit_line(run))
+    return run.exit_code if run.exit_code is not None else EXIT_USAGE
+
+
+def _print_findings(run, limit: int = 25) -> None:
+    failing = run.failing("info")
+    for f in failing[:limit]:
+        print(f" {f.severity:<8} {f.id:<16} {f.host:<20} {_evidence_text(f.evidence)}")
+    if len(failing) > limit:
+        print(f" ... and {len(failing) - limit} more in the reports")
+    for h in run.hosts.values():
+        if h.status in ("unreachable", "failed"):
+            print(f" {h.status:<11} {h.name}: {h.message}")
+
+
+def _evidence_text(evidence: dict, width: int = 90) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in evidence.items() if not isinstance(v, (list, dict)))
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _exit_line(run) -> str:
+    s = run.summary()
+    seen = f"{s['hosts_ok']} hosts inspected"
+    down = [h.name for h in run.hosts.values() if h.status in ("unreachable", "failed")]
+    if down:
+        seen += f", {len(down)} unreachable or failed: {', '.join(down[:5])}"
+    why = {
+        0: "clean", 1: f"findings at or above {run.fail_on}", 3: "hosts unreachable or failed",
+        4: "interrupted; partial results kept",
+    }.get(run.exit_code, "")
+    return f"exit {run.exit_code}: {why} ({seen})"
+
+
+def _report(args: argparse.Namespace) -> int:
+    from fleetcare import app
+
+    with _open_history(args) as history:
+        text = app.rebuild_report(history, args.run, args.format)
+    if args.output:
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"{args.output}: cannot write the report ({exc.strerror})") from None
+        print(args.output)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    with _open_history(args) as history:
+        rows = history.runs(args.last)
+    if not rows:
+        print("no runs yet: try 'fleetcare inspect'")
+    for r in rows:
+        print(f"{r['id']}  {r['started']}  {r['command']:<8} {r['status']:<11} exit {r['exit_code']}"
+              f"  {r['hosts']} hosts  {r['failing']} failing")
+    return 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from fleetcare import lab
+
+    if args.lab_command == "images":
+        for name in lab.build_images(tuple(args.distro or ("11", "12", "13")), force=args.force):
+            print(name)
+    elif args.lab_command == "up":
+        if args.hosts < 1:
+            raise InputError(f"--hosts: must be at least 1, not {args.hosts}")
+        print(lab.up(args.hosts, args.distro))
+    elif args.lab_command == "status":
+        rows = lab.status()
+        if not rows:
+            print("no lab containers")
+        for r in rows:
+            print("  ".join(str(r.get(k, "")) for k in ("name", "distro", "state", "address", "port")))
+    else:
+        lab.down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,324 @@
+"""The results model: Run -> HostResult -> Finding, built from runner events.
+
+This is the one place where results are read. ``execute.py`` hands every
+ansible-runner event (a plain dict) to :meth:`Run.feed`; findings are picked
+out of the ``fleetcare`` key of a module result (see
+``plugins/module_utils/findings.py``) and nowhere else. History and reports
+consume a finished :class:`Run`; they never look at events.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from fleetcare import __version__
+
+RESULT_KEY = "fleetcare"  # the module-side twin lives in plugins/module_utils/findings.py
+CONTRACT_VERSION = 1
+SCHEMA_VERSION = 1
+SEVERITIES = ("critical", "major", "minor", "info")  # most severe first
+STATUSES = ("pass", "fail", "error", "not_applicable", "waived")
+HOST_STATUSES = ("pending", "ok", "unreachable", "failed")
+RUN_STATUSES = ("running", "complete", "interrupted", "failed")
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+EXIT_HOSTS = 3
+EXIT_INTERRUPTED = 4
+
+
+def severity_rank(severity: str) -> int:
+    """0 for critical ... 3 for info; lower is worse."""
+    return SEVERITIES.index(severity)
+
+
+@dataclass(slots=True)
+class Finding:
+    id: str
+    title: str
+    severity: str
+    status: str
+    host: str
+    role: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    remediation: str = ""
+    references: list[str] = field(default_factory=list)
+
+    @property
+    def failing(self) -> bool:
+        """A failed check; errors and not-applicable checks are not failures
+        of the host, they are reported apart and never gate the exit code."""
+        return self.status == "fail"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "severity": self.severity,
+            "status": self.status,
+            "host": self.host,
+            "role": self.role,
+            "evidence": self.evidence,
+            "remediation": self.remediation,
+            "references": self.references,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        return cls(
+            id=data["id"],
+            title=data["title"],
+            severity=data["severity"],
+            status=data["status"],
+            host=data["host"],
+            role=data["role"],
+            evidence=dict(data.get("evidence") or {}),
+            remediation=data.get("remediation") or "",
+            references=list(data.get("references") or []),
+        )
+
+
+@dataclass(slots=True)
+class Metric:
+    host: str
+    name: str
+    value: float
+    unit: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "name": self.name, "value": self.value,
+                "unit": self.unit, "labels": self.labels}
+
+
+@dataclass(slots=True)
+class HostResult:
+    name: str
+    status: str = "pending"
+    message: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.status != "pending" or bool(self.findings)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class MalformedResult(ValueError):
+    """A module returned a ``fleetcare`` key that breaks the contract."""
+
+
+@dataclass
+class Run:
+    id: str
+    command: str
+    started: str = field(default_factory=utcnow)
+    finished: str | None = None
+    status: str = "running"
+    exit_code: int | None = None
+    fail_on: str = "major"
+    inventory: str | None = None
+    limit: str | None = None
+    fleetcare_version: str = __version__
+    hosts: dict[str, HostResult] = field(default_factory=dict)
+
+    # -- building from events -------------------------------------------------
+    def host(self, name: str) -> HostResult:
+        result = self.hosts.get(name)
+        if result is None:
+            result = self.hosts[name] = HostResult(name)
+        return result
+
+    def feed(self, event: dict[str, Any]) -> None:
+        """Apply one ansible-runner event. Unknown events are ignored."""
+        kind = event.get("event")
+        data = event.get("event_data") or {}
+        name = data.get("host")
+        if kind == "runner_on_ok" and name:
+            res = data.get("res") or {}
+            payload = res.get(RESULT_KEY)
+            if payload is not None:
+                self.add_payload(name, payload)
+        elif kind == "runner_on_unreachable" and name:
+            host = self.host(name)
+            host.status = "unreachable"
+            host.message = _message(data.get("res"), "host unreachable")
+        elif kind == "runner_on_failed" and name and not data.get("ignore_errors"):
+            host = self.host(name)
+            if host.status != "unreachable":
+                host.status = "failed"
+                task = data.get("task") or "a task"
+                host.message = f"{task}: {_message(data.get('res'), 'failed')}"
+        elif kind == "playbook_on_stats":
+            for name in data.get("ok") or {}:
+                host = self.host(name)
+                if host.status == "pending":
+                    host.status = "ok"
+
+    def add_payload(self, name: str, payload: dict[str, Any]) -> None:
+        """Take the findings and metrics a module returned for host ``name``."""
+        if not isinstance(payload, dict) or payload.get("contract") != CONTRACT_VERSION:
+            raise MalformedResult(f"{name}: result key {RESULT_KEY!r} is not contract {CONTRACT_VERSION}")
+        role = payload.get("role") or "unknown"
+        host = self.host(name)
+        for raw in payload.get("findings") or ():
+            if raw.get("severity") not in SEVERITIES or raw.get("status") not in STATUSES:
+                raise MalformedResult(f"{name}: finding {raw.get('id')!r} has a bad severity or status")
+            host.findings.append(Finding.from_dict({**raw, "host": name, "role": raw.get("role") or role}))
+        for raw in payload.get("metrics") or ():
+            host.metrics.append(Metric(name, raw["name"], float(raw["value"]), raw.get("unit") or "",
+                                       {k: str(v) for k, v in (raw.get("labels") or {}).items()}))
+
+    # -- reading ----------------------------------------------------------------
+    def findings(self) -> Iterator[Finding]:
+        for host in self.hosts.values():
+            yield from host.findings
+
+    def metrics(self) -> Iterator[Metric]:
+        for host in self.hosts.values():
+            yield from host.metrics
+
+    def failing(self, at_or_above: str = "info") -> list[Finding]:
+        """Failed findings at or above a severity, worst first."""
+        limit = severity_rank(at_or_above)
+        out = [f for f in self.findings() if f.failing and severity_rank(f.severity) <= limit]
+        out.sort(key=lambda f: (severity_rank(f.severity), f.id, f.host))
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        host_counts = Counter(h.status for h in self.hosts.values())
+        by_status: Counter[str] = Counter()
+        failing: Counter[str] = Counter()
+        for f in self.findings():
+            by_status[f.status] += 1
+            if f.failing:
+                failing[f.severity] += 1
+        return {
+            "hosts_total": len(self.hosts),
+            "hosts_ok": host_counts["ok"],
+            "hosts_unreachable": host_counts["unreachable"],
+            "hosts_failed": host_counts["failed"],
+            "findings_by_status": {s: by_status[s] for s in STATUSES},
+            "failing_by_severity": {s: failing[s] for s in SEVERITIES},
+        }
+
+    def finish(self, interrupted: bool = False) -> int:
+        """Close the run: set status, finish time and the exit code."""
+        self.finished = utcnow()
+        self.status = "interrupted" if interrupted else "complete"
+        if interrupted:
+            self.exit_code = EXIT_INTERRUPTED
+        elif any(h.status in ("unreachable", "failed") for h in self.hosts.values()):
+            self.exit_code = EXIT_HOSTS
+        elif any(h.status == "pending" for h in self.hosts.values()):
+            # the playbook ended without a word about a host: treat as failed
+            for h in self.hosts.values():
+                if h.status == "pending":
+                    h.status, h.message = "failed", "no result came back from this host"
+            self.exit_code = EXIT_HOSTS
+        elif self.failing(self.fail_on):
+            self.exit_code = EXIT_FINDINGS
+        else:
+            self.exit_code = EXIT_OK
+        return self.exit_code
+
+    # -- the JSON report, source of truth ---------------------------------------
+    def to_report(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "run": {
+                "id": self.id,
+                "command": self.command,
+                "started": self.started,
+                "finished": self.finished,
+                "status": self.status,
+                "exit_code": self.exit_code,
+                "fail_on": self.fail_on,
+                "inventory": self.inventory,
+                "limit": self.limit,
+                "fleetcare_version": self.fleetcare_version,
+            },
+            "summary": self.summary(),
+            "hosts": [{"name": h.name, "status": h.status, "message": h.message}
+                      for h in self.hosts.values()],
+            "findings": [f.to_dict() for f in self.findings()],
+            "metrics": [m.to_dict() for m in self.metrics()],
+        }
+
+    @classmethod
+    def from_parts(cls, run: dict[str, Any], hosts: Iterable[dict[str, Any]],
+                   findings: Iterable[Finding], metrics: Iterable[Metric]) -> Run:
+        """Rebuild a run from stored parts (history, or a JSON report)."""
+        out = cls(**{k: run[k] for k in (
+            "id", "command", "started", "finished", "status", "exit_code", "fail_on",
+            "inventory", "limit", "fleetcare_version")})
+        for h in hosts:
+            out.hosts[h["name"]] = HostResult(h["name"], h["status"], h.get("message") or "")
+        for f in findings:
+            out.host(f.host).findings.append(f)
+        for m in metrics:
+            out.host(m.host).metrics.append(m)
+        return out
+
+    @classmethod
+    def from_report(cls, report: dict[str, Any]) -> Run:
+        return cls.from_parts(
+            report["run"], report["hosts"],
+            (Finding.from_dict(f) for f in report["findings"]),
+            (Metric(m["host"], m["value"], m.get("unit", ""), m.get("labels") or {})
+             for m in report["metrics"]))
+
+
+def _message(res: Any, default: str) -> str:
+    if isinstance(res, dict):
+        msg = res.get("msg") or res.get("stderr") or res.get("module_stderr")
+        if msg:
+            return " ".join(str(msg).split())[:500]
+    return default
+
+
+# -- schema -----------------------------------------------------------------------
+@cache
+def schema(name: str = "report") -> dict[str, Any]:
+    """The versioned JSON schema shipped in fleetcare/schema/."""
+    text = resources.files("fleetcare").joinpath("schema", f"{name}.schema.json").read_text()
+    return json.loads(text)
+
+
+@cache
+def _validator(name: str):
+    import fastjsonschema  # compiled validator: 200k findings validate in about a second
+
+    return fastjsonschema.compile(schema(name))
+
+
+class SchemaError(ValueError):
+    pass
+
+
+def validate(document: dict[str, Any], name: str = "report") -> None:
+    """Raise SchemaError when ``document`` breaks the ``name`` schema."""
+    import fastjsonschema
+
+    try:
+        _validator(name)(document)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise SchemaError(f"{name} schema: {exc.message}") from None
