@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "127.0.0.1, built locally (no registry).")
     labsub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
     labsub.required = True
-    p = labsub.add_parser("images", help="build the lab images (cached; rebuilt when their definition changes)")
+    p = labsub.add_parser("images", help="build the lab images (cached, rebuilt on change)")
     p.add_argument("--distro", action="append", choices=("11", "12", "13"),
                    help="Debian release (repeatable; default all three)")
     p.add_argument("--force", action="store_true", help="rebuild even when cached")
