@@ -157,7 +157,9 @@ options:
     type: int
     default: 30
   cert_crit_days:
-    description: Days before expiry at which C(HLTH-CERT-001) fails as V(critical); an expired certificate is always V(critical).
+    description:
+      - Days before expiry at which C(HLTH-CERT-001) fails as V(critical).
+      - An expired certificate is always V(critical).
     type: int
     default: 7
   oom_warn_count:
@@ -260,6 +262,7 @@ fleetcare:
 """
 
 import calendar
+import contextlib
 import ctypes
 import ctypes.util
 import fnmatch
@@ -370,7 +373,7 @@ def parse_cpu_stat(text):
             names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
             values = [int(v) for v in line.split()[1:]]
             values += [0] * (len(names) - len(values))
-            return dict(zip(names, values[: len(names)]))
+            return dict((name, values[i]) for i, name in enumerate(names))
     raise CheckError("no aggregate cpu line in /proc/stat")
 
 
@@ -428,10 +431,8 @@ def parse_vmstat(text):
     for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2:
-            try:
+            with contextlib.suppress(ValueError):
                 out[parts[0]] = int(parts[1])
-            except ValueError:
-                pass
     return out
 
 
@@ -485,7 +486,7 @@ def parse_net_dev(text):
         if len(values) < len(NET_FIELDS):
             continue
         try:
-            out[name.strip()] = dict(zip(NET_FIELDS, (int(v) for v in values)))
+            out[name.strip()] = dict((key, int(values[i])) for i, key in enumerate(NET_FIELDS))
         except ValueError:
             continue
     return out
@@ -967,7 +968,7 @@ def check_units(ctx):
         rc, out, err = run_cmd(["systemctl", "list-units", "--state=failed", "--all",
                                 "--no-legend", "--plain", "--no-pager"])
     except (OSError, subprocess.SubprocessError) as exc:
-        raise CheckError("cannot run systemctl: %s" % exc)
+        raise CheckError("cannot run systemctl: %s" % exc) from exc
     if rc != 0:
         raise CheckError("systemctl list-units failed (rc=%s): %s" % (rc, err.strip()))
     failed = parse_failed_units(out)
@@ -1124,10 +1125,8 @@ def check_oom(ctx):
         raise NotApplicable("this kernel does not count OOM kills in /proc/vmstat (needs 4.13+)")
     count = stats["oom_kill"]
     evidence = {"oom_kills_since_boot": count, "threshold_count": ctx.p["oom_warn_count"]}
-    try:
+    with contextlib.suppress(OSError, ValueError, IndexError):
         evidence["uptime_days"] = rnd(float(ctx.proc("uptime").split()[0]) / 86400.0, 2)
-    except (IOError, OSError, ValueError, IndexError):
-        pass
     if ctx.container:
         evidence["note"] = "in a %s container the count is the host kernel's" % ctx.container
     return ("fail" if count > ctx.p["oom_warn_count"] else "pass"), "major", evidence, [
@@ -1147,9 +1146,9 @@ def check_log(ctx):
                                 "--since=-%dmin" % window, "--output=cat",
                                 "--output-fields=PRIORITY"])
     except FileNotFoundError:
-        raise NotApplicable("journalctl is not installed")
+        raise NotApplicable("journalctl is not installed") from None
     except (OSError, subprocess.SubprocessError) as exc:
-        raise CheckError("cannot run journalctl: %s" % exc)
+        raise CheckError("cannot run journalctl: %s" % exc) from exc
     low = err.lower()
     if any(text in low for text in JOURNAL_DENIED) or (rc != 0 and "permission" in low):
         raise CheckError("user %s cannot read the system journal; run as root or add the user "
@@ -1172,20 +1171,37 @@ def check_backup(ctx):
 
 
 REMEDIATION = {
-    "HLTH-LOAD-001": "Find what keeps the CPUs busy (top, pidstat) and spread or reduce the work, or add CPUs.",
+    "HLTH-LOAD-001": (
+        "Find what keeps the CPUs busy (top, pidstat) and spread or reduce the work, or add "
+        "CPUs."),
     "HLTH-CPU-001": "The hypervisor is overcommitted: move the VM or ask the provider for dedicated CPU.",
-    "HLTH-CPU-002": "Find the process waiting on storage (iotop, pidstat -d) and check the disk's health and latency.",
+    "HLTH-CPU-002": (
+        "Find the process waiting on storage (iotop, pidstat -d) and check the disk's health "
+        "and latency."),
     "HLTH-MEM-001": "Find the largest processes (ps aux --sort=-rss), fix leaks or add memory.",
     "HLTH-SWAP-001": "The host is short of memory: reduce the workload, add memory, or tune vm.swappiness.",
     "HLTH-DISK-001": "Free space on the listed filesystems (old logs, caches, packages) or grow the volumes.",
-    "HLTH-DISK-002": "Remove the many small files filling the filesystem (sessions, mail queues, caches) or rebuild it with more inodes.",
-    "HLTH-DISK-003": "Find the process saturating the device (iotop) and spread the load or use faster storage.",
-    "HLTH-NET-001": "Check the interface's cabling, duplex, driver and ring buffers (ip -s link, ethtool -S).",
-    "HLTH-UNIT-001": "Inspect each failed unit (systemctl status UNIT, journalctl -u UNIT), fix and restart it, or reset it.",
-    "HLTH-TIME-001": "Run a time synchronisation service (systemd-timesyncd or chrony) that can reach an NTP server.",
+    "HLTH-DISK-002": (
+        "Remove the many small files filling the filesystem (sessions, mail queues, caches) or "
+        "rebuild it with more inodes."),
+    "HLTH-DISK-003": (
+        "Find the process saturating the device (iotop) and spread the load or use faster "
+        "storage."),
+    "HLTH-NET-001": (
+        "Check the interface's cabling, duplex, driver and ring buffers (ip -s link, ethtool "
+        "-S)."),
+    "HLTH-UNIT-001": (
+        "Inspect each failed unit (systemctl status UNIT, journalctl -u UNIT), fix and restart "
+        "it, or reset it."),
+    "HLTH-TIME-001": (
+        "Run a time synchronisation service (systemd-timesyncd or chrony) that can reach an "
+        "NTP server."),
     "HLTH-CERT-001": "Renew the listed certificates before they expire and reload the services using them.",
-    "HLTH-REBOOT-001": "Reboot the host in a maintenance window so the updated kernel and libraries are used.",
-    "HLTH-OOM-001": "Find the killed process (journalctl -k | grep -i oom), then add memory or limit the workload.",
+    "HLTH-REBOOT-001": (
+        "Reboot the host in a maintenance window so the updated kernel and libraries are used."),
+    "HLTH-OOM-001": (
+        "Find the killed process (journalctl -k | grep -i oom), then add memory or limit the "
+        "workload."),
     "HLTH-LOG-001": "Read the errors (journalctl -p err --since -1h) and fix their causes.",
     "HLTH-BKUP-001": "Run a backup and check the backup schedule.",
 }
@@ -1231,7 +1247,8 @@ def run_check(ctx, fid, title, base_severity, func):
 
 
 PAIRS = (("load_warn_per_core", "load_crit_per_core", None),
-         ("cpu_steal_warn_pct", "cpu_steal_crit_pct", 100), ("cpu_iowait_warn_pct", "cpu_iowait_crit_pct", 100),
+         ("cpu_steal_warn_pct", "cpu_steal_crit_pct", 100),
+         ("cpu_iowait_warn_pct", "cpu_iowait_crit_pct", 100),
          ("mem_warn_pct", "mem_crit_pct", 100), ("swap_warn_pct", "swap_crit_pct", 100),
          ("disk_warn_pct", "disk_crit_pct", 100), ("inode_warn_pct", "inode_crit_pct", 100),
          ("disk_io_warn_pct", "disk_io_crit_pct", 100), ("net_error_warn_pct", None, 100),
