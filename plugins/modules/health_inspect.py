@@ -51,7 +51,7 @@ options:
     description: 5-minute load average per CPU core at which C(HLTH-LOAD-001) fails as V(minor).
     type: float
     default: 1.0
-  load_crit_per_core:
+  load_critical_per_core:
     description: 5-minute load average per CPU core at which C(HLTH-LOAD-001) fails as V(major).
     type: float
     default: 2.0
@@ -59,7 +59,7 @@ options:
     description: CPU steal percentage in the window at which C(HLTH-CPU-001) fails as V(minor).
     type: float
     default: 10.0
-  cpu_steal_crit_pct:
+  cpu_steal_critical_pct:
     description: CPU steal percentage in the window at which C(HLTH-CPU-001) fails as V(major).
     type: float
     default: 25.0
@@ -67,7 +67,7 @@ options:
     description: CPU I/O wait percentage in the window at which C(HLTH-CPU-002) fails as V(minor).
     type: float
     default: 20.0
-  cpu_iowait_crit_pct:
+  cpu_iowait_critical_pct:
     description: CPU I/O wait percentage in the window at which C(HLTH-CPU-002) fails as V(major).
     type: float
     default: 50.0
@@ -76,7 +76,7 @@ options:
       - Memory used percentage (from C(MemAvailable)) at which C(HLTH-MEM-001) fails as V(major).
     type: float
     default: 90.0
-  mem_crit_pct:
+  mem_critical_pct:
     description: Memory used percentage at which C(HLTH-MEM-001) fails as V(critical).
     type: float
     default: 97.0
@@ -84,7 +84,7 @@ options:
     description: Swap used percentage at which C(HLTH-SWAP-001) fails as V(minor).
     type: float
     default: 50.0
-  swap_crit_pct:
+  swap_critical_pct:
     description: Swap used percentage at which C(HLTH-SWAP-001) fails as V(major).
     type: float
     default: 80.0
@@ -92,7 +92,7 @@ options:
     description: Filesystem space used percentage at which C(HLTH-DISK-001) fails as V(major).
     type: float
     default: 85.0
-  disk_crit_pct:
+  disk_critical_pct:
     description: Filesystem space used percentage at which C(HLTH-DISK-001) fails as V(critical).
     type: float
     default: 95.0
@@ -100,7 +100,7 @@ options:
     description: Inodes used percentage at which C(HLTH-DISK-002) fails as V(major).
     type: float
     default: 85.0
-  inode_crit_pct:
+  inode_critical_pct:
     description: Inodes used percentage at which C(HLTH-DISK-002) fails as V(critical).
     type: float
     default: 95.0
@@ -120,7 +120,7 @@ options:
     description: Device I/O utilisation percentage in the window at which C(HLTH-DISK-003) fails as V(minor).
     type: float
     default: 80.0
-  disk_io_crit_pct:
+  disk_io_critical_pct:
     description: Device I/O utilisation percentage in the window at which C(HLTH-DISK-003) fails as V(major).
     type: float
     default: 95.0
@@ -129,7 +129,7 @@ options:
       - Errors plus drops, as a percentage of packets since boot, at which C(HLTH-NET-001) fails as V(minor).
     type: float
     default: 1.0
-  net_error_crit_pct:
+  net_error_critical_pct:
     description:
       - Errors plus drops, as a percentage of the packets seen in the window, at which
         C(HLTH-NET-001) fails as V(major). Judged only when the window saw at least 100 packets.
@@ -156,7 +156,7 @@ options:
     description: Days before expiry at which C(HLTH-CERT-001) fails as V(major).
     type: int
     default: 30
-  cert_crit_days:
+  cert_critical_days:
     description:
       - Days before expiry at which C(HLTH-CERT-001) fails as V(critical).
       - An expired certificate is always V(critical).
@@ -174,7 +174,7 @@ options:
     description: Error entries in the window at which C(HLTH-LOG-001) fails as V(minor).
     type: int
     default: 50
-  log_crit_count:
+  log_critical_count:
     description: Error entries in the window at which C(HLTH-LOG-001) fails as V(major).
     type: int
     default: 500
@@ -203,7 +203,7 @@ EXAMPLES = r"""
 - name: Inspect with tighter disk thresholds and a certificate of our own
   fleetcare.ops.health_inspect:
     disk_warn_pct: 75
-    disk_crit_pct: 90
+    disk_critical_pct: 90
     cert_paths:
       - /etc/nginx/tls/*.crt
     cert_warn_days: 21
@@ -745,10 +745,10 @@ def check_load(ctx):
     load1, load5, load15 = parse_loadavg(ctx.proc("loadavg"))
     cores = os.cpu_count() or 1
     per_core = load5 / cores
-    status, sev = grade(per_core, p["load_warn_per_core"], p["load_crit_per_core"], "minor", "major")
+    status, sev = grade(per_core, p["load_warn_per_core"], p["load_critical_per_core"], "minor", "major")
     evidence = {"load1": load1, "load5": load5, "load15": load15, "cores": cores,
                 "load5_per_core": rnd(per_core, 2), "threshold_per_core": p["load_warn_per_core"],
-                "critical_per_core": p["load_crit_per_core"]}
+                "critical_per_core": p["load_critical_per_core"]}
     if ctx.container:
         evidence["note"] = "in a %s container the load average is the host's" % ctx.container
     metrics = [metric("load1", load1), metric("load5", load5), metric("load15", load15),
@@ -764,9 +764,9 @@ def _cpu_pcts(ctx):
 def check_cpu_steal(ctx):
     value = _cpu_pcts(ctx)["steal"]
     p = ctx.p
-    status, sev = grade(value, p["cpu_steal_warn_pct"], p["cpu_steal_crit_pct"], "minor", "major")
+    status, sev = grade(value, p["cpu_steal_warn_pct"], p["cpu_steal_critical_pct"], "minor", "major")
     return status, sev, {"steal_pct": rnd(value), "threshold_pct": p["cpu_steal_warn_pct"],
-                         "critical_pct": p["cpu_steal_crit_pct"],
+                         "critical_pct": p["cpu_steal_critical_pct"],
                          "window_seconds": rnd(ctx.elapsed, 3)}, [
         metric("cpu_steal_pct", value, "percent")]
 
@@ -775,10 +775,10 @@ def check_cpu_iowait(ctx):
     pcts = _cpu_pcts(ctx)
     value = pcts["iowait"]
     p = ctx.p
-    status, sev = grade(value, p["cpu_iowait_warn_pct"], p["cpu_iowait_crit_pct"], "minor", "major")
+    status, sev = grade(value, p["cpu_iowait_warn_pct"], p["cpu_iowait_critical_pct"], "minor", "major")
     busy = 100.0 - pcts["idle"] - pcts["iowait"]
     return status, sev, {"iowait_pct": rnd(value), "threshold_pct": p["cpu_iowait_warn_pct"],
-                         "critical_pct": p["cpu_iowait_crit_pct"],
+                         "critical_pct": p["cpu_iowait_critical_pct"],
                          "window_seconds": rnd(ctx.elapsed, 3)}, [
         metric("cpu_iowait_pct", value, "percent"), metric("cpu_busy_pct", busy, "percent")]
 
@@ -786,9 +786,9 @@ def check_cpu_iowait(ctx):
 def check_memory(ctx):
     usage = memory_usage(parse_keyvalue_kb(ctx.proc("meminfo")))
     p = ctx.p
-    status, sev = grade(usage["used_pct"], p["mem_warn_pct"], p["mem_crit_pct"], "major", "critical")
+    status, sev = grade(usage["used_pct"], p["mem_warn_pct"], p["mem_critical_pct"], "major", "critical")
     evidence = {"used_pct": rnd(usage["used_pct"]), "threshold_pct": p["mem_warn_pct"],
-                "critical_pct": p["mem_crit_pct"], "total_bytes": usage["total_bytes"],
+                "critical_pct": p["mem_critical_pct"], "total_bytes": usage["total_bytes"],
                 "available_bytes": usage["available_bytes"]}
     if ctx.container:
         evidence["note"] = "in a %s container /proc/meminfo may show the host's memory" % ctx.container
@@ -802,11 +802,11 @@ def check_swap(ctx):
     usage = swap_usage(parse_keyvalue_kb(ctx.proc("meminfo")))
     p = ctx.p
     evidence = {"used_pct": rnd(usage["used_pct"]), "threshold_pct": p["swap_warn_pct"],
-                "critical_pct": p["swap_crit_pct"], "total_bytes": usage["total_bytes"]}
+                "critical_pct": p["swap_critical_pct"], "total_bytes": usage["total_bytes"]}
     if usage["total_bytes"] == 0:
         evidence["note"] = "no swap is configured on this host"
         return "pass", "minor", evidence, [metric("swap_used_pct", 0, "percent")]
-    status, sev = grade(usage["used_pct"], p["swap_warn_pct"], p["swap_crit_pct"], "minor", "major")
+    status, sev = grade(usage["used_pct"], p["swap_warn_pct"], p["swap_critical_pct"], "minor", "major")
     return status, sev, evidence, [metric("swap_used_pct", usage["used_pct"], "percent"),
                                    metric("swap_total_bytes", usage["total_bytes"], "bytes")]
 
@@ -852,7 +852,7 @@ def _per_item(items, key, label, warn, crit, warn_sev, crit_sev, unit_key):
 def check_disk_space(ctx):
     filesystems, unreadable = _filesystems(ctx)
     p = ctx.p
-    result = _per_item(filesystems, "used_pct", "mount", p["disk_warn_pct"], p["disk_crit_pct"],
+    result = _per_item(filesystems, "used_pct", "mount", p["disk_warn_pct"], p["disk_critical_pct"],
                        "major", "critical", "used_pct")
     if result is None:
         if unreadable:
@@ -875,7 +875,7 @@ def check_disk_inodes(ctx):
     with_inodes = [fs for fs in filesystems if "inode_used_pct" in fs]
     p = ctx.p
     result = _per_item(with_inodes, "inode_used_pct", "mount", p["inode_warn_pct"],
-                       p["inode_crit_pct"], "major", "critical", "inode_used_pct")
+                       p["inode_critical_pct"], "major", "critical", "inode_used_pct")
     if result is None:
         if unreadable:
             raise CheckError("no filesystem could be read: %s" % unreadable)
@@ -898,7 +898,7 @@ def check_disk_io(ctx):
     util = io_utilisation(before, after, ctx.elapsed, sys_block)
     p = ctx.p
     items = [{"device": d, "util_pct": v} for d, v in sorted(util.items())]
-    result = _per_item(items, "util_pct", "device", p["disk_io_warn_pct"], p["disk_io_crit_pct"],
+    result = _per_item(items, "util_pct", "device", p["disk_io_warn_pct"], p["disk_io_critical_pct"],
                        "minor", "major", "util_pct")
     if result is None:
         raise NotApplicable("no block device is visible in /proc/diskstats")
@@ -936,7 +936,7 @@ def check_net(ctx):
                     metric("net_error_pct", item["since_boot_pct"], "percent", iface=iface)]
     if not items:
         raise NotApplicable("no network interface besides the excluded ones")
-    warn, crit = p["net_error_warn_pct"], p["net_error_crit_pct"]
+    warn, crit = p["net_error_warn_pct"], p["net_error_critical_pct"]
     over = []
     status, severity = "pass", "minor"
     for item in items:
@@ -1070,7 +1070,7 @@ def check_certs(ctx, now=None):
                           "not_after": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                      time.gmtime(first["not_after"])),
                           "days_left": rnd(days)})
-    evidence = {"threshold_days": p["cert_warn_days"], "critical_days": p["cert_crit_days"],
+    evidence = {"threshold_days": p["cert_warn_days"], "critical_days": p["cert_critical_days"],
                 "patterns": list(p["cert_paths"]), "certificates": certs}
     if unreadable:
         evidence["unreadable"] = unreadable
@@ -1082,7 +1082,7 @@ def check_certs(ctx, now=None):
     worst = min(certs, key=lambda c: c["days_left"])
     evidence.update({"path": worst["path"], "days_left": worst["days_left"]})
     left = worst["days_left"]
-    if left <= p["cert_crit_days"] or left <= 0:
+    if left <= p["cert_critical_days"] or left <= 0:
         status, sev = "fail", "critical"
     elif left <= p["cert_warn_days"]:
         status, sev = "fail", "major"
@@ -1156,10 +1156,10 @@ def check_log(ctx):
     if rc != 0:
         raise CheckError("journalctl failed (rc=%s): %s" % (rc, err.strip()[:200]))
     count = len([line for line in out.splitlines() if line.strip()])
-    status, sev = grade(count, p["log_warn_count"], p["log_crit_count"], "minor", "major")
+    status, sev = grade(count, p["log_warn_count"], p["log_critical_count"], "minor", "major")
     return status, sev, {"error_count": count, "window_minutes": window,
                          "threshold_count": p["log_warn_count"],
-                         "critical_count": p["log_crit_count"]}, [
+                         "critical_count": p["log_critical_count"]}, [
         metric("journal_errors", count, window_minutes=window)]
 
 
@@ -1246,13 +1246,13 @@ def run_check(ctx, fid, title, base_severity, func):
     return finding(fid, title, severity, status, evidence, REMEDIATION[fid]), metrics
 
 
-PAIRS = (("load_warn_per_core", "load_crit_per_core", None),
-         ("cpu_steal_warn_pct", "cpu_steal_crit_pct", 100),
-         ("cpu_iowait_warn_pct", "cpu_iowait_crit_pct", 100),
-         ("mem_warn_pct", "mem_crit_pct", 100), ("swap_warn_pct", "swap_crit_pct", 100),
-         ("disk_warn_pct", "disk_crit_pct", 100), ("inode_warn_pct", "inode_crit_pct", 100),
-         ("disk_io_warn_pct", "disk_io_crit_pct", 100), ("net_error_warn_pct", None, 100),
-         ("net_error_crit_pct", None, 100), ("log_warn_count", "log_crit_count", None))
+PAIRS = (("load_warn_per_core", "load_critical_per_core", None),
+         ("cpu_steal_warn_pct", "cpu_steal_critical_pct", 100),
+         ("cpu_iowait_warn_pct", "cpu_iowait_critical_pct", 100),
+         ("mem_warn_pct", "mem_critical_pct", 100), ("swap_warn_pct", "swap_critical_pct", 100),
+         ("disk_warn_pct", "disk_critical_pct", 100), ("inode_warn_pct", "inode_critical_pct", 100),
+         ("disk_io_warn_pct", "disk_io_critical_pct", 100), ("net_error_warn_pct", None, 100),
+         ("net_error_critical_pct", None, 100), ("log_warn_count", "log_critical_count", None))
 
 
 def validate(params):
@@ -1268,8 +1268,8 @@ def validate(params):
         if crit is not None and params[crit] < params[warn]:
             errors.append("%s (health_%s) must not be below %s (health_%s)"
                           % (crit, crit, warn, warn))
-    if params["cert_crit_days"] > params["cert_warn_days"]:
-        errors.append("cert_crit_days (health_cert_critical_days) must not exceed "
+    if params["cert_critical_days"] > params["cert_warn_days"]:
+        errors.append("cert_critical_days (health_cert_critical_days) must not exceed "
                       "cert_warn_days (health_cert_warn_days)")
     if not 0 <= params["sample_seconds"] <= 5:
         errors.append("sample_seconds (health_sample_seconds) must be between 0 and 5")
@@ -1299,38 +1299,38 @@ def inspect(params, root="/"):
 ARGUMENT_SPEC = dict(
     sample_seconds=dict(type="float", default=0.25),
     load_warn_per_core=dict(type="float", default=1.0),
-    load_crit_per_core=dict(type="float", default=2.0),
+    load_critical_per_core=dict(type="float", default=2.0),
     cpu_steal_warn_pct=dict(type="float", default=10.0),
-    cpu_steal_crit_pct=dict(type="float", default=25.0),
+    cpu_steal_critical_pct=dict(type="float", default=25.0),
     cpu_iowait_warn_pct=dict(type="float", default=20.0),
-    cpu_iowait_crit_pct=dict(type="float", default=50.0),
+    cpu_iowait_critical_pct=dict(type="float", default=50.0),
     mem_warn_pct=dict(type="float", default=90.0),
-    mem_crit_pct=dict(type="float", default=97.0),
+    mem_critical_pct=dict(type="float", default=97.0),
     swap_warn_pct=dict(type="float", default=50.0),
-    swap_crit_pct=dict(type="float", default=80.0),
+    swap_critical_pct=dict(type="float", default=80.0),
     disk_warn_pct=dict(type="float", default=85.0),
-    disk_crit_pct=dict(type="float", default=95.0),
+    disk_critical_pct=dict(type="float", default=95.0),
     inode_warn_pct=dict(type="float", default=85.0),
-    inode_crit_pct=dict(type="float", default=95.0),
+    inode_critical_pct=dict(type="float", default=95.0),
     disk_fstypes=dict(type="list", elements="str",
                       default=["ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "jfs",
                                "reiserfs", "vfat", "overlay"]),
     disk_exclude_mounts=dict(type="list", elements="str", default=[]),
     disk_io_warn_pct=dict(type="float", default=80.0),
-    disk_io_crit_pct=dict(type="float", default=95.0),
+    disk_io_critical_pct=dict(type="float", default=95.0),
     net_error_warn_pct=dict(type="float", default=1.0),
-    net_error_crit_pct=dict(type="float", default=5.0),
+    net_error_critical_pct=dict(type="float", default=5.0),
     net_exclude_ifaces=dict(type="list", elements="str", default=["lo"]),
     units_ignore=dict(type="list", elements="str", default=[]),
     cert_paths=dict(type="list", elements="str",
                     default=["/etc/ssl/fleetcare/*.pem", "/etc/ssl/fleetcare/*.crt",
                              "/etc/letsencrypt/live/*/cert.pem"]),
     cert_warn_days=dict(type="int", default=30),
-    cert_crit_days=dict(type="int", default=7),
+    cert_critical_days=dict(type="int", default=7),
     oom_warn_count=dict(type="int", default=0),
     log_window_minutes=dict(type="int", default=60),
     log_warn_count=dict(type="int", default=50),
-    log_crit_count=dict(type="int", default=500),
+    log_critical_count=dict(type="int", default=500),
     backup_max_age_hours=dict(type="int", default=26),
 )
 
