@@ -1,0 +1,109 @@
+"""The Markdown summary: what failed, where, worst first; short enough for a ticket or a PR comment.
+
+Every value that comes from a host (names, messages, evidence) goes through
+:func:`cell`: whitespace is folded to one line and Markdown punctuation is
+backslash-escaped, so a ``|`` cannot split a table row and ``<script>`` or
+``[x](javascript:...)`` stay text in any CommonMark renderer.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fleetcare.reports.view import FindingGroup, evidence_text, group_findings, host_counts
+from fleetcare.results import SEVERITIES, Run
+
+HOSTS_PER_FINDING = 20  # the summary points to report.html / report.json for the rest
+EVIDENCE_CHARS = 120
+
+_SPACE = re.compile(r"\s+")
+# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that
+# can start markup inside a table cell (code, emphasis, links, HTML, entities, cells);
+# an underscore inside a word (used_pct) is never emphasis, so it stays readable
+_ACTIVE = re.compile(r"([\\`*\[\]<>&|!]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
+
+
+def cell(value: object, limit: int | None = None) -> str:
+    text = _SPACE.sub(" ", "" if value is None else str(value)).strip()
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return _ACTIVE.sub(r"\\\1", text)
+
+
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def render(run: Run) -> str:
+    groups = group_findings(run)
+    counts = host_counts(run)
+    failing = sum(g.failing for g in groups)
+    out: list[str] = []
+    add = out.append
+
+    add(f"# fleetcare {cell(run.command)} report: run {cell(run.id)}")
+    add("")
+    add(_row("run", "status", "exit code", "fail on", "started", "finished", "inventory", "limit"))
+    add(_row(*["---"] * 8))
+    add(_row(cell(run.id), cell(run.status), cell(run.exit_code if run.exit_code is not None else "-"),
+             cell(run.fail_on), cell(run.started), cell(run.finished or "-"), cell(run.inventory or "-"),
+             cell(run.limit or "-")))
+    add("")
+
+    add("## Hosts")
+    add("")
+    add(_row("total", "ok", "unreachable", "failed", "pending"))
+    add(_row(*["---:"] * 5))
+    add(_row(len(run.hosts), counts["ok"], counts["unreachable"], counts["failed"], counts["pending"]))
+    add("")
+
+    add("## Failing findings")
+    add("")
+    by_severity = {s: 0 for s in SEVERITIES}
+    for g in groups:
+        by_severity[g.severity] += g.failing
+    add(_row(*SEVERITIES, "total"))
+    add(_row(*["---:"] * (len(SEVERITIES) + 1)))
+    add(_row(*(by_severity[s] for s in SEVERITIES), failing))
+    add("")
+    problem_groups = [g for g in groups if g.rows]
+    if not problem_groups:
+        add("No finding failed or errored.")
+        add("")
+    for g in problem_groups:
+        _group(out, g)
+
+    down = [h for h in run.hosts.values() if h.status in ("unreachable", "failed", "pending")]
+    if down:
+        add("## Hosts unreachable or failed")
+        add("")
+        add(_row("host", "status", "message"))
+        add(_row("---", "---", "---"))
+        for h in sorted(down, key=lambda h: (h.status, h.name)):
+            add(_row(cell(h.name), cell(h.status), cell(h.message or "-", 300)))
+        add("")
+
+    add(f"_fleetcare {cell(run.fleetcare_version)}; every finding with its full evidence is in "
+        "report.json and report.html._")
+    return "\n".join(out) + "\n"
+
+
+def _group(out: list[str], g: FindingGroup) -> None:
+    add = out.append
+    parts = [f"{g.failing} failing"]
+    if g.errors:
+        parts.append(f"{g.errors} error")
+    add(f"### {cell(g.severity)} · {cell(g.id)} · {cell(g.title)} ({', '.join(parts)})")
+    add("")
+    if g.remediation:
+        add(f"Remediation: {cell(g.remediation, 400)}")
+        add("")
+    add(_row("host", "status", "evidence"))
+    add(_row("---", "---", "---"))
+    for host, status, evidence in g.rows[:HOSTS_PER_FINDING]:
+        add(_row(cell(host), status, cell(evidence_text(evidence), EVIDENCE_CHARS) or "-"))
+    rest = len(g.rows) - HOSTS_PER_FINDING
+    if rest > 0:
+        add("")
+        add(f"… and {rest} more host{'s' if rest != 1 else ''}.")
+    add("")
