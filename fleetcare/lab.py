@@ -1,0 +1,682 @@
+"""A podman fleet on loopback SSH, for demos, tests and benchmarks.
+
+The lab is a handful of Debian containers running systemd as PID 1 and sshd,
+each publishing port 22 on a free port of 127.0.0.1.  Ansible reaches them
+over plain SSH (pipelining, ControlPersist), exactly as it reaches a customer
+fleet, through an inventory that :func:`up` writes.
+
+Images are built here, never pulled: ``debootstrap --variant=minbase`` makes a
+base tree that ``podman import`` turns into ``localhost/fleetcare-debian-base:N``,
+then ``podman build`` runs ``molecule/images/Containerfile`` on top of it to
+give ``localhost/fleetcare-debian:N`` (N = 11, 12, 13).  Both carry a label
+with a hash of what they were built from, so they are rebuilt only when that
+changes.
+
+A lab belongs to a state directory (``$FLEETCARE_LAB_DIR`` or
+``~/.local/share/fleetcare/lab``) holding its SSH key and inventory.  Its
+containers carry that directory in a label and a short id derived from it in
+their names, so several labs (a developer's, a test run's) can live side by
+side and ``down`` removes only its own.
+
+Containers run unprivileged: in a privileged container ``sysctl -w`` of
+``kernel.*``, ``fs.*`` and ``vm.*`` keys succeeds and changes the HOST's
+kernel.  systemd, sshd, cron and sudo work with podman's default capabilities,
+so none is added.
+
+This module is a library: the ``fleetcare lab`` command calls it, tests call
+it directly.  Every podman call sets ``CONTAINERS_CONF`` to the project's own
+configuration; nothing under /etc is changed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CONTAINERS_CONF",
+    "LabError",
+    "build_images",
+    "down",
+    "exec_in",
+    "start_host",
+    "status",
+    "stop_host",
+    "up",
+]
+
+_ROOT = Path(__file__).resolve().parent.parent
+IMAGES_DIR: Path = _ROOT / "molecule" / "images"
+CONTAINERS_CONF: Path = IMAGES_DIR / "containers.conf"
+CONTAINERFILE: Path = IMAGES_DIR / "Containerfile"
+
+IMAGE_REPO = "localhost/fleetcare-debian"
+BASE_REPO = "localhost/fleetcare-debian-base"
+SUITES: dict[str, str] = {"11": "bullseye", "12": "bookworm", "13": "trixie"}
+MIRROR = "http://deb.debian.org/debian"
+BASE_INCLUDE = ("python3", "sudo")
+
+LABEL_BUILD = "org.fleetcare.build-hash"
+LABEL_LAB = "org.fleetcare.lab"
+LABEL_DIR = "org.fleetcare.lab.dir"
+LABEL_DISTRO = "org.fleetcare.lab.distro"
+LABEL_INDEX = "org.fleetcare.lab.index"
+LABEL_HOST = "org.fleetcare.lab.host"
+
+KEY_NAME = "id_ed25519"
+INVENTORY_NAME = "inventory.yml"
+SSH_WAIT_SECONDS = 120.0
+
+# Lab hosts are throwaway and get new host keys whenever they are recreated on
+# a port that another lab host used before: never record or check them.
+SSH_COMMON_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes"
+
+# Written into a container through `podman exec -i`, the public key on stdin.
+_AUTHORISE_SCRIPT = r"""
+set -e
+key=$(cat)
+for home in /root /home/fleetcare; do
+    install -d -m 0700 "$home/.ssh"
+    printf '%s\n' "$key" > "$home/.ssh/authorized_keys"
+    chmod 0600 "$home/.ssh/authorized_keys"
+done
+chown -R fleetcare:fleetcare /home/fleetcare/.ssh
+"""
+
+
+class LabError(Exception):
+    """Something the user must fix; the message is one line saying what."""
+
+
+# --------------------------------------------------------------------------
+# processes
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["CONTAINERS_CONF"] = str(CONTAINERS_CONF)
+    return env
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def _podman(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run podman with the project's CONTAINERS_CONF; LabError on failure."""
+    proc = subprocess.run(
+        ["podman", *args],
+        env=_env(),
+        input=input,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise LabError(f"podman {args[0]} failed: {_last_line(proc.stderr or proc.stdout)}")
+    return proc
+
+
+def _require(*tools: str) -> None:
+    hints = {
+        "podman": "apt-get install -y podman runc",
+        "debootstrap": "apt-get install -y debootstrap",
+        "ssh": "apt-get install -y openssh-client",
+        "ssh-keygen": "apt-get install -y openssh-client",
+    }
+    for tool in tools:
+        if shutil.which(tool) is None:
+            raise LabError(f"{tool} is not installed (try: {hints.get(tool, tool)})")
+
+
+def _require_root() -> None:
+    # Rootless podman has other port, cgroup and ulimit behaviour, and
+    # debootstrap needs root anyway: only the rootful setup is tested.
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (rootful podman and debootstrap); run it as root")
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on ``path`` (a file or a directory)."""
+    if path.is_dir():
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    else:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------
+# images
+
+
+def _check_distros(distros: Sequence[str]) -> list[str]:
+    wanted = [str(d) for d in distros]
+    unknown = [d for d in wanted if d not in SUITES]
+    if unknown:
+        raise LabError(f"unknown Debian release {', '.join(unknown)}; known: {', '.join(SUITES)}")
+    return wanted
+
+
+def image_name(distro: str) -> str:
+    """The local image name of the lab/Molecule image for a Debian release."""
+    return f"{IMAGE_REPO}:{distro}"
+
+
+def _base_hash(distro: str) -> str:
+    recipe = {
+        "suite": SUITES[distro],
+        "mirror": MIRROR,
+        "variant": "minbase",
+        "include": list(BASE_INCLUDE),
+        "recipe": 1,
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+
+
+def _image_hash(distro: str) -> str:
+    digest = hashlib.sha256(_base_hash(distro).encode())
+    for path in sorted(IMAGES_DIR.iterdir()):
+        # containers.conf configures podman itself, not what goes into an image.
+        if not path.is_file() or path == CONTAINERS_CONF:
+            continue
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _image_label(image: str, label: str) -> str | None:
+    proc = _podman("image", "inspect", image, check=False)
+    if proc.returncode != 0:
+        return None
+    info = json.loads(proc.stdout or "[]")
+    if not info:
+        return None
+    labels = (info[0].get("Config") or {}).get("Labels") or info[0].get("Labels") or {}
+    return labels.get(label)
+
+
+def _image_id(image: str) -> str | None:
+    proc = _podman("image", "inspect", "--format", "{{.Id}}", image, check=False)
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def _drop_replaced(old_id: str | None, image: str) -> None:
+    """Remove the image a rebuild replaced, unless something still uses it."""
+    if old_id and old_id != _image_id(image):
+        _podman("rmi", old_id, check=False)
+
+
+def _unmount_below(path: Path) -> None:
+    # debootstrap mounts /proc and /sys in the target while it runs; an
+    # interrupted run can leave them, and rmtree must never walk into them.
+    prefix = str(path.resolve()) + "/"
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        points = [line.split()[1] for line in mounts]
+    for point in sorted((p for p in points if p.startswith(prefix)), reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+
+
+def _build_base(distro: str, progress: Callable[[str], None]) -> None:
+    suite = SUITES[distro]
+    base = f"{BASE_REPO}:{distro}"
+    old_id = _image_id(base)
+    started = time.monotonic()
+    progress(f"debian {distro}: debootstrap {suite} (minbase) ...")
+    workdir = Path(tempfile.mkdtemp(prefix=f"fleetcare-{suite}-", dir="/var/tmp"))
+    try:
+        rootfs = workdir / "rootfs"
+        log = workdir / "debootstrap.out"
+        with log.open("w") as out:
+            proc = subprocess.run(
+                [
+                    "debootstrap",
+                    "--variant=minbase",
+                    f"--include={','.join(BASE_INCLUDE)}",
+                    suite,
+                    str(rootfs),
+                    MIRROR,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        if proc.returncode != 0:
+            raise LabError(f"debootstrap {suite} failed: {_last_line(log.read_text(errors='replace'))}")
+        progress(f"debian {distro}: debootstrap done in {time.monotonic() - started:.0f}s")
+        # The Containerfile runs `apt-get update` itself.
+        for leftover in (rootfs / "var/lib/apt/lists").glob("*_*"):
+            leftover.unlink()
+        tar = subprocess.Popen(
+            ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."],
+            stdout=subprocess.PIPE,
+        )
+        try:
+            imported = subprocess.run(
+                [
+                    "podman",
+                    "import",
+                    "--change",
+                    f"LABEL {LABEL_BUILD}={_base_hash(distro)}",
+                    "--change",
+                    'CMD ["/bin/bash"]',
+                    "-",
+                    base,
+                ],
+                stdin=tar.stdout,
+                env=_env(),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        finally:
+            assert tar.stdout is not None
+            tar.stdout.close()
+            tar.wait()
+        if imported.returncode != 0 or tar.returncode != 0:
+            raise LabError(f"podman import of {suite} failed: {_last_line(imported.stderr)}")
+    finally:
+        _unmount_below(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
+    _drop_replaced(old_id, base)
+    progress(f"debian {distro}: {base} imported ({time.monotonic() - started:.0f}s)")
+
+
+def build_images(
+    distros: Sequence[str] = ("11", "12", "13"),
+    force: bool = False,
+    progress: Callable[[str], None] = print,
+) -> list[str]:
+    """Build the lab/Molecule images ``localhost/fleetcare-debian:<N>``.
+
+    Each image comes from a debootstrap minbase base image plus
+    ``molecule/images/Containerfile``.  An image whose build-hash label
+    matches its current definition is kept as it is, unless ``force``.
+    Progress lines go to ``progress``.  Returns the image names, in the order
+    of ``distros``.  Raises :class:`LabError` for anything the user must fix.
+    """
+    wanted = _check_distros(distros)
+    _require_root()
+    _require("podman")
+    names: list[str] = []
+    lock = Path(tempfile.gettempdir()) / "fleetcare-lab-images.lock"
+    with _locked(lock):
+        for distro in wanted:
+            image = image_name(distro)
+            names.append(image)
+            want = _image_hash(distro)
+            if not force and _image_label(image, LABEL_BUILD) == want:
+                progress(f"debian {distro}: {image} is up to date")
+                continue
+            started = time.monotonic()
+            base = f"{BASE_REPO}:{distro}"
+            if force or _image_label(base, LABEL_BUILD) != _base_hash(distro):
+                _require("debootstrap")
+                _build_base(distro, progress)
+            else:
+                progress(f"debian {distro}: {base} is up to date")
+            progress(f"debian {distro}: podman build {image} ...")
+            old_id = _image_id(image)
+            args = [
+                "build",
+                "--pull=never",
+                "--build-arg",
+                f"BASE={base}",
+                "--label",
+                f"{LABEL_BUILD}={want}",
+                "--file",
+                str(CONTAINERFILE),
+                "--tag",
+                image,
+            ]
+            if force:
+                args.append("--no-cache")
+            proc = _podman(*args, str(IMAGES_DIR), check=False)
+            if proc.returncode != 0:
+                raise LabError(f"podman build of {image} failed: {_last_line(proc.stderr or proc.stdout)}")
+            _drop_replaced(old_id, image)
+            progress(f"debian {distro}: {image} built in {time.monotonic() - started:.0f}s")
+    return names
+
+
+# --------------------------------------------------------------------------
+# the lab
+
+
+def _state_dir(state_dir: Path | None) -> Path:
+    if state_dir is None:
+        env = os.environ.get("FLEETCARE_LAB_DIR")
+        state_dir = Path(env) if env else Path.home() / ".local" / "share" / "fleetcare" / "lab"
+    return Path(state_dir).expanduser().resolve()
+
+
+def _lab_id(state: Path) -> str:
+    return hashlib.sha256(str(state).encode()).hexdigest()[:6]
+
+
+def _host_name(distro: str, index: int) -> str:
+    return f"debian{distro}-{index}"
+
+
+def _container_name(state: Path, distro: str, index: int) -> str:
+    return f"fleetcare-lab-{_lab_id(state)}-{_host_name(distro, index)}"
+
+
+def _containers(state: Path | None) -> list[dict[str, Any]]:
+    """``podman inspect`` of this lab's containers (of every lab if None)."""
+    label = f"{LABEL_DIR}={state}" if state is not None else f"{LABEL_LAB}=1"
+    ids = _podman("ps", "--all", "--quiet", "--filter", f"label={label}").stdout.split()
+    if not ids:
+        return []
+    return list(json.loads(_podman("container", "inspect", *ids).stdout or "[]"))
+
+
+def _labels(info: dict[str, Any]) -> dict[str, str]:
+    return dict((info.get("Config") or {}).get("Labels") or {})
+
+
+def _ssh_port(info: dict[str, Any]) -> int | None:
+    # A stopped container has no live NetworkSettings; the binding chosen at
+    # creation is kept in HostConfig.
+    for source in (
+        (info.get("NetworkSettings") or {}).get("Ports"),
+        (info.get("HostConfig") or {}).get("PortBindings"),
+    ):
+        for binding in (source or {}).get("22/tcp") or []:
+            if binding.get("HostPort"):
+                return int(binding["HostPort"])
+    return None
+
+
+def _describe(info: dict[str, Any]) -> dict[str, Any]:
+    labels = _labels(info)
+    return {
+        "name": str(info.get("Name", "")).lstrip("/"),
+        "host": labels.get(LABEL_HOST, ""),
+        "distro": labels.get(LABEL_DISTRO, ""),
+        "index": int(labels.get(LABEL_INDEX, "0") or 0),
+        "state": (info.get("State") or {}).get("Status", "unknown"),
+        "port": _ssh_port(info),
+        "address": "127.0.0.1",
+        "image": (info.get("Config") or {}).get("Image") or info.get("ImageName", ""),
+    }
+
+
+def _ensure_key(state: Path) -> Path:
+    key = state / KEY_NAME
+    if not key.exists():
+        _require("ssh-keygen")
+        for stale in (key, key.with_suffix(".pub")):
+            stale.unlink(missing_ok=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fleetcare-lab", "-f", str(key)],
+            check=True,
+            capture_output=True,
+        )
+    key.chmod(0o600)
+    return key
+
+
+def _run_container(state: Path, distro: str, index: int) -> None:
+    name = _container_name(state, distro, index)
+    host = _host_name(distro, index)
+    labels = {
+        LABEL_LAB: "1",
+        LABEL_DIR: str(state),
+        LABEL_DISTRO: distro,
+        LABEL_INDEX: str(index),
+        LABEL_HOST: host,
+    }
+    # No --privileged: a privileged container shares the host's kernel-wide
+    # sysctls, and a role's `sysctl -w` there would change the host.
+    # "127.0.0.1::22" lets podman pick a free port; it is recorded in the
+    # container's configuration and kept across stop/start.
+    args = [
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--hostname",
+        host,
+        "--systemd=always",
+        "--stop-timeout",
+        "10",
+        "--publish",
+        "127.0.0.1::22",
+    ]
+    for key, value in labels.items():
+        args += ["--label", f"{key}={value}"]
+    proc = _podman(*args, image_name(distro), "/sbin/init", check=False)
+    if proc.returncode != 0:
+        _podman("rm", "--force", name, check=False)
+        raise LabError(f"podman run {name} failed: {_last_line(proc.stderr)}")
+
+
+def _start(name: str) -> None:
+    proc = _podman("start", name, check=False)
+    if proc.returncode != 0:
+        detail = _last_line(proc.stderr)
+        if "address already in use" in detail:
+            raise LabError(f"cannot start {name}: its SSH port is busy; free it or run `fleetcare lab down`")
+        raise LabError(f"cannot start {name}: {detail}")
+
+
+def _authorise(name: str, public_key: str) -> None:
+    proc = _podman("exec", "-i", name, "sh", "-c", _AUTHORISE_SCRIPT, input=public_key, check=False)
+    if proc.returncode != 0:
+        raise LabError(f"cannot install the lab key in {name}: {_last_line(proc.stderr)}")
+
+
+def ssh_command(key: Path, port: int, user: str = "root") -> list[str]:
+    """The ``ssh`` argv prefix reaching one lab host (append a command)."""
+    return [
+        "ssh",
+        *SSH_COMMON_ARGS.split(),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=3",
+        "-o",
+        "LogLevel=ERROR",
+        "-i",
+        str(key),
+        "-p",
+        str(port),
+        f"{user}@127.0.0.1",
+    ]
+
+
+def _wait_ssh(hosts: list[tuple[str, int]], key: Path, timeout: float = SSH_WAIT_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    for name, port in hosts:
+        while True:
+            proc = subprocess.run(
+                [*ssh_command(key, port), "true"],
+                capture_output=True,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+            if proc.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise LabError(
+                    f"{name} does not answer SSH on 127.0.0.1:{port} after {timeout:.0f}s: "
+                    f"{_last_line(proc.stderr)}"
+                )
+            time.sleep(0.3)
+
+
+def _yaml(value: str | int) -> str:
+    # JSON strings and numbers are valid YAML scalars.
+    return json.dumps(value)
+
+
+def _write_inventory(state: Path, key: Path, hosts: list[dict[str, Any]]) -> Path:
+    lines = [
+        "---",
+        "# Written by fleetcare.lab (`fleetcare lab up`); rewritten on every `up`.",
+        "all:",
+        "  children:",
+        "    lab:",
+        "      hosts:" if hosts else "      hosts: {}",
+    ]
+    for host in hosts:
+        lines += [
+            f"        {host['host']}:",
+            "          ansible_host: 127.0.0.1",
+            f"          ansible_port: {host['port']}",
+            "          ansible_user: root",
+            f"          ansible_ssh_private_key_file: {_yaml(str(key))}",
+            f"          ansible_ssh_common_args: {_yaml(SSH_COMMON_ARGS)}",
+            "          ansible_python_interpreter: /usr/bin/python3",
+            f"          fleetcare_lab_container: {_yaml(host['name'])}",
+        ]
+    distros = sorted({host["distro"] for host in hosts}, key=int)
+    if distros:
+        lines.append("      children:")
+    for distro in distros:
+        lines += [f"        debian{distro}:", "          hosts:"]
+        lines += [f"            {h['host']}:" for h in hosts if h["distro"] == distro]
+    inventory = state / INVENTORY_NAME
+    tmp = inventory.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(inventory)
+    return inventory
+
+
+def up(hosts: int, distro: str = "12", state_dir: Path | None = None) -> Path:
+    """Bring up ``hosts`` lab containers of Debian ``distro``; return the inventory.
+
+    Idempotent: containers of this lab that exist are reused (stopped ones are
+    started), missing ones up to ``hosts`` are created, extra ones are kept.
+    Containers of other releases in the same lab stay, so a mixed fleet is
+    made with one ``up`` per release.  Builds the image if it is missing.
+    Returns once every host of the lab answers SSH, with the path of
+    ``<state_dir>/inventory.yml`` (group ``lab``, one child group per release).
+    """
+    if hosts < 1:
+        raise LabError(f"a lab needs at least one host, not {hosts}")
+    (distro,) = _check_distros([distro])
+    _require_root()
+    _require("podman", "ssh", "ssh-keygen")
+    if _image_id(image_name(distro)) is None:
+        build_images([distro])
+    state = _state_dir(state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    state.chmod(0o700)
+    with _locked(state):
+        key = _ensure_key(state)
+        public_key = key.with_suffix(".pub").read_text(encoding="utf-8").strip()
+        existing = {(h["distro"], h["index"]): h for h in map(_describe, _containers(state))}
+        for index in range(1, hosts + 1):
+            host = existing.get((distro, index))
+            if host is None:
+                _run_container(state, distro, index)
+            elif host["state"] != "running":
+                _start(host["name"])
+        lab = sorted(map(_describe, _containers(state)), key=lambda h: (int(h["distro"]), h["index"]))
+        for host in lab:
+            if host["state"] != "running":
+                _start(host["name"])
+            _authorise(host["name"], public_key)
+        lab = sorted(map(_describe, _containers(state)), key=lambda h: (int(h["distro"]), h["index"]))
+        missing = [h["name"] for h in lab if h["port"] is None]
+        if missing:
+            raise LabError(f"no SSH port published for {', '.join(missing)}")
+        _wait_ssh([(h["name"], h["port"]) for h in lab], key)
+        return _write_inventory(state, key, lab)
+
+
+def status(state_dir: Path | None = None) -> list[dict[str, Any]]:
+    """One dict per container of the lab in ``state_dir``.
+
+    Keys: ``name`` (container), ``host`` (inventory name), ``distro``,
+    ``index``, ``state`` (podman's: running, exited, ...), ``port`` (SSH on
+    ``address``), ``address`` (always 127.0.0.1), ``image``.
+    """
+    _require("podman")
+    state = _state_dir(state_dir)
+    return sorted(map(_describe, _containers(state)), key=lambda h: (int(h["distro"] or 0), h["index"]))
+
+
+def down(state_dir: Path | None = None) -> None:
+    """Remove the lab in ``state_dir``: its containers, key and inventory.
+
+    Images are kept.  The state directory itself goes too when nothing else
+    is left in it.
+    """
+    _require("podman")
+    state = _state_dir(state_dir)
+    names = [_describe(info)["name"] for info in _containers(state)]
+    if names:
+        _podman("rm", "--force", "--volumes", "--time", "5", *names)
+    for leftover in (KEY_NAME, KEY_NAME + ".pub", INVENTORY_NAME, INVENTORY_NAME + ".tmp"):
+        (state / leftover).unlink(missing_ok=True)
+    if state.is_dir() and not any(state.iterdir()):
+        state.rmdir()
+
+
+def _resolve(name: str, state_dir: Path | None) -> dict[str, Any]:
+    """Find a lab container by container name, or by inventory host name."""
+    hosts = [_describe(info) for info in _containers(None)]
+    for host in hosts:
+        if host["name"] == name:
+            return host
+    state = _state_dir(state_dir)
+    for host in map(_describe, _containers(state)):
+        if host["host"] == name:
+            return host
+    raise LabError(f"no lab host named {name}")
+
+
+def stop_host(name: str, state_dir: Path | None = None) -> None:
+    """Stop one lab host (container or inventory name), as if it went down."""
+    host = _resolve(name, state_dir)
+    _podman("stop", "--time", "5", host["name"])
+
+
+def start_host(name: str, state_dir: Path | None = None, wait: bool = True) -> None:
+    """Start a stopped lab host again; with ``wait``, until it answers SSH."""
+    host = _resolve(name, state_dir)
+    if host["state"] != "running":
+        _start(host["name"])
+    if wait:
+        labels = _labels(_containers_by_name(host["name"]))
+        key = Path(labels[LABEL_DIR]) / KEY_NAME
+        port = _describe(_containers_by_name(host["name"]))["port"]
+        _wait_ssh([(host["name"], port)], key)
+
+
+def _containers_by_name(name: str) -> dict[str, Any]:
+    return dict(json.loads(_podman("container", "inspect", name).stdout)[0])
+
+
+def exec_in(
+    name: str, argv: Sequence[str], input: str | None = None, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` as root inside a lab host (container or inventory name).
+
+    For tests that break a host on purpose (``systemctl stop ssh``, fill a
+    disk...).  Returns the finished process; with ``check``, a non-zero exit
+    raises :class:`LabError`.
+    """
+    host = _resolve(name, None)
+    proc = _podman("exec", "-i", host["name"], *argv, input=input, check=False)
+    if check and proc.returncode != 0:
+        raise LabError(f"{' '.join(argv)} in {host['name']} failed: {_last_line(proc.stderr)}")
+    return proc
