@@ -450,12 +450,16 @@ def parse_diskstats(text):
     return out
 
 
+PARTITION_RE = re.compile(r"^((s|v|xv|h)d[a-z]+[0-9]+|(nvme[0-9]+n[0-9]+|mmcblk[0-9]+)p[0-9]+)$")
+
+
 def is_whole_disk(name, sys_block=None):
+    """Whole disks only: a partition's busy time is already its disk's."""
     if name.startswith(SKIP_DEVICE_PREFIXES):
         return False
-    if sys_block is not None:
+    if sys_block is not None:  # /sys/block lists whole disks and nothing else
         return name in sys_block
-    return True
+    return not PARTITION_RE.match(name)
 
 
 def io_utilisation(before, after, elapsed, sys_block=None):
