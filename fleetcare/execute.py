@@ -9,6 +9,7 @@ Everything above this module speaks fleetcare's own types.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ def execute(job: Job, run_dir: Path, ident: str, on_event: EventSink,
     """Run the job; return the runner status (successful, failed, canceled, error)."""
     import ansible_runner
 
+    ensure_private(runner_dir(run_dir))
+
     def handler(event: dict[str, Any]) -> bool:
         on_event(event)
         return True  # keep every event under artifacts/<ident>/job_events as well
@@ -43,6 +46,8 @@ def execute(job: Job, run_dir: Path, ident: str, on_event: EventSink,
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_LOCALHOST_WARNING": "false",
+        # ansible-playbook from the same environment as fleetcare, activated or not
+        "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
     }
     result = ansible_runner.run(
         private_data_dir=str(runner_dir(run_dir)),

@@ -123,6 +123,23 @@ def check_role_vars(data: Mapping[str, Any], roles: tuple[str, ...], source: str
         if result.error_messages:
             key = next((k for k in mine if k in result.error_messages[0]), next(iter(mine)))
             raise InputError(f"{source}: {key}: {result.error_messages[0]}")
+        for key, value in result.validated_parameters.items():
+            _check_range(source, key, value)
+
+
+# Ranges follow from the variable's name, the convention every role keeps:
+# *_pct is a percentage, *_days/_minutes/_seconds/_per_core are never negative.
+_RANGES = {"_pct": (0.0, 100.0), "_days": (0.0, None), "_minutes": (0.0, None),
+           "_seconds": (0.0, None), "_per_core": (0.0, None)}
+
+
+def _check_range(source: str, key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    for suffix, (low, high) in _RANGES.items():
+        if key.endswith(suffix) and (value < low or (high is not None and value > high)):
+            span = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+            raise InputError(f"{source}: {key}: must be {span}, not {value:g}")
 
 
 # -- inventories --------------------------------------------------------------------

@@ -283,7 +283,7 @@ class Run:
         return cls.from_parts(
             report["run"], report["hosts"],
             (Finding.from_dict(f) for f in report["findings"]),
-            (Metric(m["host"], m["value"], m.get("unit", ""), m.get("labels") or {})
+            (Metric(m["host"], m["name"], m["value"], m.get("unit", ""), m.get("labels") or {})
              for m in report["metrics"]))
 
 

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Sets up fleetcare in this checkout: Debian packages it needs, a Python
+# virtual environment in .venv with the pinned Ansible, and the package itself.
+#   ./setup.sh          what `fleetcare inspect` needs
+#   ./setup.sh --test   also what the test suite needs (podman, chromium, lab images)
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+want_test=false
+[ "${1:-}" = "--test" ] && want_test=true
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        say "missing Debian packages: ${missing[*]} (run as root, or install them first)"
+        exit 2
+    fi
+    say "installing ${missing[*]}"
+    if [ -z "${FLEETCARE_APT_UPDATED:-}" ]; then
+        apt-get update -qq
+        export FLEETCARE_APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+python=${PYTHON:-python3}
+# Debian's python3 has no ensurepip until python3-venv is installed.
+if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
+    apt_install python3-venv
+fi
+if $want_test; then
+    apt_install podman runc debootstrap openssh-client uidmap slirp4netns fuse-overlayfs \
+        chromium ca-certificates
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    say "creating .venv"
+    "$python" -m venv .venv
+fi
+stamp=.venv/.fleetcare-installed
+extras=""
+$want_test && extras="[test]"
+if [ ! -f "$stamp$extras" ] || [ pyproject.toml -nt "$stamp$extras" ]; then
+    say "installing fleetcare$extras and Ansible into .venv (about 30 s)"
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q -e ".$extras" >/dev/null
+    touch "$stamp$extras"
+fi
+if $want_test; then
+    say "building the lab images (cached after the first time)"
+    .venv/bin/fleetcare lab images
+fi
+say "ready: .venv/bin/fleetcare --help"

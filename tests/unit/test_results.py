@@ -1,0 +1,153 @@
+"""The results model: findings are read from the 'fleetcare' key of module
+results in the event stream, and nothing else decides a host's fate."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleetcare.results import (
+    EXIT_FINDINGS,
+    EXIT_HOSTS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    MalformedResult,
+    Run,
+    SchemaError,
+    validate,
+)
+
+from .conftest import build_run, finding, ok_event, stats_event, unreachable_event
+
+
+def test_findings_come_from_the_result_key_with_host_and_role_added():
+    run = build_run([ok_event("web-1", [finding()], [{"name": "disk_used_pct", "value": 97.1,
+                                                      "unit": "percent", "labels": {"mount": "/var"}}]),
+                     stats_event(["web-1"])])
+    (f,) = run.findings()
+    assert (f.host, f.role, f.id, f.status) == ("web-1", "health", "HLTH-DISK-001", "fail")
+    (m,) = run.metrics()
+    assert (m.host, m.name, m.value, m.labels) == ("web-1", "disk_used_pct", 97.1, {"mount": "/var"})
+    assert run.hosts["web-1"].status == "ok"
+
+
+def test_results_without_the_key_are_ignored():
+    event = {"event": "runner_on_ok", "event_data": {"host": "a", "res": {"changed": False, "findings": [
+        finding()]}}}
+    run = build_run([event, stats_event(["a"])])
+    assert list(run.findings()) == []
+
+
+def test_a_module_breaking_the_contract_is_refused():
+    bad = ok_event("a", [finding(severity="urgent")])
+    with pytest.raises(MalformedResult, match="bad severity"):
+        build_run([bad])
+    wrong_version = ok_event("a", [finding()])
+    wrong_version["event_data"]["res"]["fleetcare"]["contract"] = 99
+    with pytest.raises(MalformedResult, match="contract"):
+        build_run([wrong_version])
+
+
+@pytest.mark.parametrize(("events", "fail_on", "interrupted", "code"), [
+    ([ok_event("a", [finding(status="pass")]), stats_event(["a"])], "major", False, EXIT_OK),
+    ([ok_event("a", [finding(severity="minor")]), stats_event(["a"])], "major", False, EXIT_OK),
+    ([ok_event("a", [finding(severity="minor")]), stats_event(["a"])], "minor", False, EXIT_FINDINGS),
+    ([ok_event("a", [finding(severity="critical")]), stats_event(["a"])], "major", False, EXIT_FINDINGS),
+    # errors and not-applicable checks are not failures of the host
+    ([ok_event("a", [finding(status="error", severity="critical")]), stats_event(["a"])], "info", False,
+     EXIT_OK),
+    ([ok_event("a", [finding()]), unreachable_event("b"), stats_event(["a"], dark=["b"])], "major", False,
+     EXIT_HOSTS),
+    ([ok_event("a", [finding()])], "major", True, EXIT_INTERRUPTED),
+])
+def test_exit_codes(events, fail_on, interrupted, code):
+    run = build_run(events, hosts=("a",), fail_on=fail_on)
+    assert run.finish(interrupted=interrupted) == code
+    assert run.status == ("interrupted" if interrupted else "complete")
+
+
+def test_a_host_that_never_answered_is_failed_not_silently_ok():
+    run = build_run([ok_event("a", [finding(status="pass")]), stats_event(["a"])], hosts=("a", "b"))
+    assert run.finish() == EXIT_HOSTS
+    assert run.hosts["b"].status == "failed"
+    assert "no result" in run.hosts["b"].message
+
+
+def test_interrupted_run_keeps_pending_hosts_pending_and_findings_kept():
+    run = build_run([ok_event("a", [finding()])], hosts=("a", "b"))
+    run.finish(interrupted=True)
+    assert run.hosts["b"].status == "pending"
+    assert [f.host for f in run.findings()] == ["a"]
+    validate(run.to_report())
+
+
+def test_failed_task_message_names_the_task():
+    event = {"event": "runner_on_failed", "event_data": {
+        "host": "a", "task": "Validating arguments against arg spec main",
+        "res": {"msg": "argument 'health_disk_warn_pct' is of type str"}}}
+    run = build_run([event, stats_event([], failures=["a"])], hosts=("a",))
+    assert run.hosts["a"].status == "failed"
+    assert "health_disk_warn_pct" in run.hosts["a"].message
+    assert run.finish() == EXIT_HOSTS
+
+
+def test_failed_task_with_ignore_errors_does_not_fail_the_host():
+    event = {"event": "runner_on_failed", "event_data": {"host": "a", "ignore_errors": True, "res": {}}}
+    run = build_run([event, ok_event("a", [finding(status="pass")]), stats_event(["a"])], hosts=("a",))
+    assert run.finish() == EXIT_OK
+
+
+def test_report_validates_and_round_trips():
+    run = build_run([ok_event("a", [finding(), finding("HLTH-UNIT-001", status="pass")]), stats_event(["a"])])
+    run.finish()
+    report = run.to_report()
+    validate(report)
+    again = Run.from_report(report)
+    assert again.to_report() == report
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    (("findings", 0, "severity"), "urgent", "severity"),
+    (("findings", 0, "id"), "disk-1", "id"),
+    (("hosts", 0, "status"), "fine", "status"),
+    (("schema_version",), 2, "schema_version"),
+])
+def test_schema_refuses_broken_reports(path, value, message):
+    run = build_run([ok_event("a", [finding()]), stats_event(["a"])])
+    run.finish()
+    report = run.to_report()
+    node = report
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(SchemaError, match=message):
+        validate(report)
+
+
+def test_summary_counts():
+    run = build_run([ok_event("a", [finding(), finding("HLTH-MEM-001", status="pass")]),
+                     ok_event("b", [finding(severity="critical")]), unreachable_event("c"),
+                     stats_event(["a", "b"], dark=["c"])])
+    s = run.summary()
+    assert (s["hosts_total"], s["hosts_ok"], s["hosts_unreachable"]) == (3, 2, 1)
+    assert s["findings_by_status"]["fail"] == 2 and s["findings_by_status"]["pass"] == 1
+    assert s["failing_by_severity"] == {"critical": 1, "major": 1, "minor": 0, "info": 0}
+    assert [f.severity for f in run.failing()] == ["critical", "major"]
+
+
+def test_result_key_matches_the_module_side_of_the_contract():
+    import importlib.util
+    from pathlib import Path
+
+    from fleetcare import results
+
+    path = Path(results.__file__).parents[1] / "plugins" / "module_utils" / "findings.py"
+    spec = importlib.util.spec_from_file_location("fc_findings", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.RESULT_KEY == results.RESULT_KEY
+    assert module.CONTRACT_VERSION == results.CONTRACT_VERSION
+    assert tuple(module.SEVERITIES) == results.SEVERITIES and tuple(module.STATUSES) == results.STATUSES
+    made = module.payload("health", [module.finding("HLTH-DISK-001", "t", "major", "fail", {"a": 1})])
+    run = Run(id="x", command="inspect")
+    run.add_payload("h", made[results.RESULT_KEY])
+    assert next(run.findings()).to_dict()["evidence"] == {"a": 1}
