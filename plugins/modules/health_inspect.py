@@ -112,10 +112,13 @@ options:
     elements: str
     default: [ext2, ext3, ext4, xfs, btrfs, zfs, f2fs, jfs, reiserfs, vfat, overlay]
   disk_exclude_mounts:
-    description: Mount points (shell globs) left out of the space and inode checks.
+    description:
+      - Mount points (shell globs, C(*) also matches C(/)) left out of the space and inode checks.
+      - The default leaves out the root filesystems of containers running on the host, which are
+        views of a filesystem already checked.
     type: list
     elements: str
-    default: []
+    default: ['*/containers/storage/overlay*', '/var/lib/docker/*']
   disk_io_warn_pct:
     description: Device I/O utilisation percentage in the window at which C(HLTH-DISK-003) fails as V(minor).
     type: float
@@ -136,10 +139,12 @@ options:
     type: float
     default: 5.0
   net_exclude_ifaces:
-    description: Interfaces (shell globs) left out of C(HLTH-NET-001).
+    description:
+      - Interfaces (shell globs) left out of C(HLTH-NET-001).
+      - The default leaves out loopback and the host ends of container veth pairs.
     type: list
     elements: str
-    default: [lo]
+    default: [lo, 'veth*']
   units_ignore:
     description: Failed units (shell globs) that C(HLTH-UNIT-001) does not count, such as a known broken one.
     type: list
@@ -1319,12 +1324,13 @@ ARGUMENT_SPEC = dict(
     disk_fstypes=dict(type="list", elements="str",
                       default=["ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "jfs",
                                "reiserfs", "vfat", "overlay"]),
-    disk_exclude_mounts=dict(type="list", elements="str", default=[]),
+    disk_exclude_mounts=dict(type="list", elements="str",
+                             default=["*/containers/storage/overlay*", "/var/lib/docker/*"]),
     disk_io_warn_pct=dict(type="float", default=80.0),
     disk_io_critical_pct=dict(type="float", default=95.0),
     net_error_warn_pct=dict(type="float", default=1.0),
     net_error_critical_pct=dict(type="float", default=5.0),
-    net_exclude_ifaces=dict(type="list", elements="str", default=["lo"]),
+    net_exclude_ifaces=dict(type="list", elements="str", default=["lo", "veth*"]),
     units_ignore=dict(type="list", elements="str", default=[]),
     cert_paths=dict(type="list", elements="str",
                     default=["/etc/ssl/fleetcare/*.pem", "/etc/ssl/fleetcare/*.crt",
