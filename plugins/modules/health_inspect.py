@@ -331,6 +331,15 @@ def run_cmd(argv, timeout=CMD_TIMEOUT):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def user_name(uid):
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
 def systemd_booted(root="/"):
     """Same test as sd_booted(3): systemd is PID 1."""
     return os.path.isdir(os.path.join(root, "run/systemd/system"))
@@ -979,7 +988,10 @@ def check_units(ctx):
     except (OSError, subprocess.SubprocessError) as exc:
         raise CheckError("cannot run systemctl: %s" % exc) from exc
     if rc != 0:
-        raise CheckError("systemctl list-units failed (rc=%s): %s" % (rc, err.strip()))
+        reason = "systemctl list-units failed (rc=%s): %s" % (rc, err.strip()[:200])
+        if ctx.uid != 0 and "bus" in err:
+            reason += " (without root, systemctl needs the D-Bus system bus: install dbus or run as root)"
+        raise CheckError(reason)
     failed = parse_failed_units(out)
     ignored = [u for u in failed if any(fnmatch.fnmatch(u, pat) for pat in ctx.p["units_ignore"])]
     counted = [u for u in failed if u not in ignored]
@@ -1161,7 +1173,7 @@ def check_log(ctx):
     low = err.lower()
     if any(text in low for text in JOURNAL_DENIED) or (rc != 0 and "permission" in low):
         raise CheckError("user %s cannot read the system journal; run as root or add the user "
-                         "to group adm or systemd-journal" % ctx.uid)
+                         "to group adm or systemd-journal" % user_name(ctx.uid))
     if rc != 0:
         raise CheckError("journalctl failed (rc=%s): %s" % (rc, err.strip()[:200]))
     count = len([line for line in out.splitlines() if line.strip()])
