@@ -566,7 +566,9 @@ def up(hosts: int, distro: str = "12", state_dir: Path | None = None) -> Path:
     Idempotent: containers of this lab that exist are reused (stopped ones are
     started), missing ones up to ``hosts`` are created, extra ones are kept.
     Containers of other releases in the same lab stay, so a mixed fleet is
-    made with one ``up`` per release.  Builds the image if it is missing.
+    made with one ``up`` per release.  Builds the image if it is missing
+    (:func:`build_images` refreshes one whose definition changed; running
+    containers keep the image they were created from).
     Returns once every host of the lab answers SSH, with the path of
     ``<state_dir>/inventory.yml`` (group ``lab``, one child group per release).
     """
