@@ -670,14 +670,9 @@ def start_host(name: str, state_dir: Path | None = None, wait: bool = True) -> N
     if host["state"] != "running":
         _start(host["name"])
     if wait:
-        labels = _labels(_containers_by_name(host["name"]))
-        key = Path(labels[LABEL_DIR]) / KEY_NAME
-        port = _describe(_containers_by_name(host["name"]))["port"]
-        _wait_ssh([(host["name"], port)], key)
-
-
-def _containers_by_name(name: str) -> dict[str, Any]:
-    return dict(json.loads(_podman("container", "inspect", name).stdout)[0])
+        info = json.loads(_podman("container", "inspect", host["name"]).stdout)[0]
+        key = Path(_labels(info)[LABEL_DIR]) / KEY_NAME
+        _wait_ssh([(host["name"], _describe(info)["port"])], key)
 
 
 def exec_in(
