@@ -8,8 +8,12 @@ Everything above this module speaks fleetcare's own types.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,7 @@ def execute(job: Job, run_dir: Path, ident: str, on_event: EventSink,
         on_event(event)
         return True  # keep every event under artifacts/<ident>/job_events as well
 
+    stop = _GracefulStop(cancelled)
     cmdline = ["--forks", str(job.forks)]
     if job.check:
         cmdline.append("--check")
@@ -60,12 +65,68 @@ def execute(job: Job, run_dir: Path, ident: str, on_event: EventSink,
         envvars=envvars,
         cmdline=" ".join(cmdline),
         event_handler=handler,
-        cancel_callback=cancelled,
+        cancel_callback=stop,
         settings={"pexpect_timeout": _POLL, "suppress_ansible_output": True},
         quiet=True,
         rotate_artifacts=0,
     )
+    # Events Ansible wrote but the runner never read back from its stdout
+    # (a run cancelled by SIGTERM stops reading at once) are still on disk as
+    # partial event files; hand them on too, so nothing collected is lost.
+    for event in leftover_events(runner_dir(run_dir) / "artifacts" / ident):
+        on_event(event)
     return str(result.status)
+
+
+class _GracefulStop:
+    """The runner's cancel callback. On the first request it sends SIGINT to
+    ansible-playbook, which then stops its own workers (they run in sessions
+    of their own, out of reach of the runner's process-group kill); only if
+    Ansible has not gone after a grace period does the runner kill it."""
+
+    GRACE = 5.0
+
+    def __init__(self, cancelled: Callable[[], bool]) -> None:
+        self.cancelled = cancelled
+        self.asked: float | None = None
+
+    def __call__(self) -> bool:
+        if not self.cancelled():
+            return False
+        if self.asked is None:
+            self.asked = time.monotonic()
+            for pid in _children_named("ansible-playbook"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGINT)
+        return time.monotonic() - self.asked > self.GRACE
+
+
+def _children_named(name: str) -> list[int]:
+    """Direct children of this process whose command line runs ``name``."""
+    me, found = os.getpid(), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) != me:
+                continue
+            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if any(os.path.basename(a.decode(errors="replace")) == name for a in argv[:2]):
+            found.append(int(stat.parent.name))
+    return found
+
+
+def leftover_events(artifact_dir: Path) -> list[dict[str, Any]]:
+    """Events the runner did not process, in the order Ansible emitted them."""
+    events = []
+    for path in (artifact_dir / "job_events").glob("*-partial.json"):
+        try:
+            events.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue  # a file cut short by the kill: nothing usable in it
+    events.sort(key=lambda e: e.get("counter", 0))
+    return events
 
 
 def ensure_private(path: Path) -> None:
