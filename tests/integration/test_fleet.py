@@ -206,3 +206,20 @@ def test_sigterm_mid_run_keeps_partial_results(fleet, data, tmp_path):
     # the wrapper left no ansible-playbook behind
     left = subprocess.run(["pgrep", "-af", f"ansible-playbook.*{inv}"], capture_output=True, text=True)
     assert left.stdout.strip() == ""
+
+
+def test_inspection_as_an_unprivileged_user(fleet, data):
+    """Connected as the lab's non-root user, without become: every check still
+    answers, and those that need root say so instead of crashing."""
+    _, inventory, hosts = fleet
+    proc = fleetcare(data, "inspect", "-i", str(inventory), "-e", "ansible_user=fleetcare",
+                     "--fail-on", "critical")
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    _, report = only_run(data)
+    assert all(h["status"] == "ok" for h in report["hosts"])
+    assert len(report["findings"]) == CHECKS * len(hosts)
+    for f in report["findings"]:
+        if f["status"] in ("error", "not_applicable"):
+            assert f["evidence"].get("reason"), f
+    (log,) = [f for f in report["findings"] if f["host"] == hosts[0] and f["id"] == "HLTH-LOG-001"]
+    assert log["status"] == "error" and "journal" in log["evidence"]["reason"]

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""`fleetcare inspect` on a lab fleet beside a plain `ansible all -m setup`.
+
+Brings up a podman lab (Debian 12, SSH on 127.0.0.1), then, for each fleet
+size, times both whole processes alternately on the same inventory and forks
+(median of --repeat) and prints the ratio (target <= 1.3: the inspection
+costs about one fact-gathering round trip), the wall time per host, and how
+many tasks reached each host over SSH (from the run's own runner events).
+The lab is removed at the end.
+
+    .venv/bin/python benchmarks/inspect_fleet.py                 # 8 hosts
+    .venv/bin/python benchmarks/inspect_fleet.py --sizes 4,8,16  # per-host cost as the fleet grows
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+BIN = Path(sys.executable).parent
+TARGET = 1.3
+CONTROLLER_ACTIONS = {"validate_argument_spec", "ansible.builtin.validate_argument_spec"}
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        sys.exit(f"{' '.join(argv[:3])} failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
+    return elapsed
+
+
+def remote_tasks_per_host(data: Path) -> Counter[str]:
+    """Tasks that ran on each host (controller-only actions left out), from
+    the newest run's runner events."""
+    runs = sorted((data / "fleetcare" / "runs").iterdir())
+    counts: Counter[str] = Counter()
+    for path in runs[-1].glob("runner/artifacts/*/job_events/*.json"):
+        event = json.loads(path.read_text())
+        ed = event.get("event_data", {})
+        if event.get("event") == "runner_on_start" and ed.get("task_action") not in CONTROLLER_ACTIONS:
+            counts[ed["host"]] += 1
+    return counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="8", help="comma-separated fleet sizes (default 8)")
+    parser.add_argument("--forks", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    sizes = sorted({int(s) for s in args.sizes.split(",")})
+
+    from fleetcare import lab
+
+    state = Path(tempfile.mkdtemp(prefix="fleetcare-bench-lab-"))
+    data = Path(tempfile.mkdtemp(prefix="fleetcare-bench-data-"))
+    env = {**os.environ, "XDG_DATA_HOME": str(data), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    try:
+        t0 = time.perf_counter()
+        inventory = lab.up(max(sizes), "12", state_dir=state)
+        print(f"lab up: {max(sizes)} hosts in {time.perf_counter() - t0:.1f} s")
+        names = [h["host"] for h in lab.status(state)]
+        print(f"{'hosts':>5} {'inspect s':>10} {'setup s':>8} {'ratio':>6} {'inspect s/host':>15} "
+              f"{'setup s/host':>13} {'remote tasks/host':>18}")
+        for n in sizes:
+            limit = ",".join(names[:n])
+            inspect = [str(BIN / "fleetcare"), "inspect", "-q", "-i", str(inventory), "--limit", limit,
+                       "--forks", str(args.forks)]
+            setup = [str(BIN / "ansible"), "all", "-i", str(inventory), "--limit", limit,
+                     "--forks", str(args.forks), "-m", "ansible.builtin.setup"]
+            timed(inspect, env), timed(setup, env)  # warm: SSH control masters, page cache
+            ti, ts = [], []
+            for _ in range(args.repeat):
+                ti.append(timed(inspect, env))
+                ts.append(timed(setup, env))
+            tasks = remote_tasks_per_host(data)
+            i, s = statistics.median(ti), statistics.median(ts)
+            per_host = sorted(set(tasks.values()))
+            print(f"{n:>5} {i:>10.2f} {s:>8.2f} {i / s:>6.2f} {i / n:>15.3f} {s / n:>13.3f} "
+                  f"{','.join(map(str, per_host)):>18}")
+        print(f"target: ratio <= {TARGET} (inspect beside ansible -m setup, same inventory and forks)")
+    finally:
+        lab.down(state)
+        subprocess.run(["rm", "-rf", str(data)], check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
