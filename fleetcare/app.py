@@ -107,7 +107,7 @@ def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major"
     """Execute a job end to end: run directory, events, history, reports."""
     output_dir = check_writable(output_dir)
     run = Run(id=new_run_id(), command=job.command, fail_on=fail_on,
-              inventory=job.inventory_label, limit=job.limit)
+              inventory=job.inventory_label, limit=job.limit, check=job.check)
     for name in job.hosts:
         run.host(name)
     run_dir = output_dir / run.id

@@ -60,20 +60,30 @@ def build_parser() -> argparse.ArgumentParser:
                     "disks, I/O, network errors, failed units, time sync, certificates, pending "
                     "reboot, OOM kills, journal errors) and write JSON, HTML and Markdown reports. "
                     "Without -i, inspects this machine.")
-    p.add_argument("-i", "--inventory", metavar="INVENTORY",
-                   help="Ansible inventory (file or directory); default: this machine")
-    p.add_argument("-l", "--limit", metavar="PATTERN", help="Ansible host pattern within the inventory")
-    p.add_argument("-e", "--var", dest="vars", action="append", default=[], metavar="KEY=VALUE",
-                   help="role variable such as health_disk_warn_pct=85 (repeatable)")
-    p.add_argument("--vars-file", action="append", default=[], metavar="FILE",
-                   help="YAML file of role variables (repeatable)")
-    p.add_argument("--fail-on", type=_fail_on, default="major", metavar="SEVERITY",
-                   help="exit 1 when a finding at or above this severity fails "
-                        "(critical|major|minor|info; default major)")
-    p.add_argument("--output-dir", type=Path, metavar="DIR",
-                   help="where run directories go (default: ~/.local/share/fleetcare/runs)")
-    p.add_argument("--forks", type=int, default=16, help="hosts worked on at once (default 16)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only the report paths and the exit line")
+    _run_options(p, "health_disk_warn_pct=85")
+
+    p = sub.add_parser(
+        "audit", parents=[common], epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="evaluate the hardening controls, changing nothing",
+        description="Evaluate every enabled hardening control on each host in one module call, "
+                    "read-only, and report pass/fail with evidence. Without -i, audits this machine.")
+    _run_options(p, "hardening_overrides=...")
+    _control_options(p)
+
+    p = sub.add_parser(
+        "harden", parents=[common], epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="apply the hardening controls, then audit them",
+        description="Apply the enabled hardening controls (disruptive ones only when enabled), "
+                    "refusing any sshd change that would lock out the user this run connects as, "
+                    "then audit. With --check, changes nothing and reports what would change.")
+    _run_options(p, "hardening_controls_enable_disruptive=[HARD-SSH-010]")
+    _control_options(p)
+    p.add_argument("--check", action="store_true", help="change nothing; report what would change")
+
+    p = sub.add_parser("explain", help="print a hardening control: what, why, how to fix, references")
+    p.add_argument("control", metavar="ID", help="a control ID such as HARD-SSH-001")
 
     p = sub.add_parser("report", parents=[common], help="rebuild a report of a past run from history",
                        description="Rebuild a report from history. RUN is a run id, a unique "
@@ -100,6 +110,30 @@ def build_parser() -> argparse.ArgumentParser:
     labsub.add_parser("status", help="list the lab's containers")
     labsub.add_parser("down", help="remove every lab container and the lab's key and inventory")
     return parser
+
+
+def _run_options(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument("-i", "--inventory", metavar="INVENTORY",
+                   help="Ansible inventory (file or directory); default: this machine")
+    p.add_argument("-l", "--limit", metavar="PATTERN", help="Ansible host pattern within the inventory")
+    p.add_argument("-e", "--var", dest="vars", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"role variable such as {example} (repeatable)")
+    p.add_argument("--vars-file", action="append", default=[], metavar="FILE",
+                   help="YAML file of role variables (repeatable)")
+    p.add_argument("--fail-on", type=_fail_on, default="major", metavar="SEVERITY",
+                   help="exit 1 when a finding at or above this severity fails "
+                        "(critical|major|minor|info; default major)")
+    p.add_argument("--output-dir", type=Path, metavar="DIR",
+                   help="where run directories go (default: ~/.local/share/fleetcare/runs)")
+    p.add_argument("--forks", type=int, default=16, help="hosts worked on at once (default 16)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the report paths and the exit line")
+
+
+def _control_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--controls", action="append", default=[], metavar="PATTERN",
+                   help="only controls matching this ID pattern, e.g. 'HARD-SSH-*' (repeatable)")
+    p.add_argument("--skip", action="append", default=[], metavar="PATTERN",
+                   help="leave out controls matching this ID pattern (repeatable)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,8 +163,13 @@ def _lab_error_type() -> type[Exception] | None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command == "inspect":
-        return _inspect(args)
+    if args.command in ("inspect", "audit", "harden"):
+        return _run(args)
+    if args.command == "explain":
+        from fleetcare import catalog
+
+        print(catalog.explain(args.control))
+        return 0
     if args.command == "report":
         return _report(args)
     if args.command == "history":
@@ -144,17 +183,20 @@ def _open_history(args: argparse.Namespace):
     return History(args.db)
 
 
-def _inspect(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:
     from fleetcare import app, jobs
 
-    job = jobs.build("inspect", inventory=args.inventory, limit=args.limit,
-                     vars_files=tuple(args.vars_file), var_pairs=tuple(args.vars), forks=args.forks)
+    job = jobs.build(args.command, inventory=args.inventory, limit=args.limit,
+                     vars_files=tuple(args.vars_file), var_pairs=tuple(args.vars), forks=args.forks,
+                     check=getattr(args, "check", False), controls=tuple(getattr(args, "controls", ())),
+                     skip=tuple(getattr(args, "skip", ())))
     output_dir = app.check_writable(args.output_dir or app.default_output_dir())
     with _open_history(args) as history:
         def started(run, run_dir):
             if not args.quiet:
                 where = "this machine" if job.local else f"{len(job.hosts)} hosts"
-                print(f"inspect · {where} · run {run.id}", flush=True)
+                mode = " · check mode: nothing is changed" if job.check else ""
+                print(f"{job.command} · {where} · run {run.id}{mode}", flush=True)
 
         outcome = app.run_job(job, history, output_dir, fail_on=args.fail_on, on_start=started)
     run = outcome.run
@@ -167,6 +209,12 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _print_findings(run, limit: int = 25) -> None:
+    for h in run.hosts.values():
+        if h.changes:
+            verb = "would change" if run.check else "changed"
+            more = f"; ... {len(h.changes) - 6} more" if len(h.changes) > 6 else ""
+            shown = "; ".join(h.changes[:6]) + more
+            print(f" {verb} {h.name}: {shown}")
     failing = run.failing("info")
     for f in failing[:limit]:
         print(f" {f.severity:<8} {f.id:<16} {f.host:<20} {_evidence_text(f.evidence)}")
@@ -184,7 +232,7 @@ def _evidence_text(evidence: dict, width: int = 90) -> str:
 
 def _exit_line(run) -> str:
     s = run.summary()
-    seen = f"{s['hosts_ok']} hosts inspected"
+    seen = f"{s['hosts_ok']} hosts done"
     down = [h.name for h in run.hosts.values() if h.status in ("unreachable", "failed")]
     if down:
         seen += f", {len(down)} unreachable or failed: {', '.join(down[:5])}"

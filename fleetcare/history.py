@@ -24,10 +24,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, command TEXT NOT NULL, started TEXT NOT NULL, finished TEXT,
     status TEXT NOT NULL, exit_code INTEGER, fail_on TEXT NOT NULL, inventory TEXT,
-    limit_ TEXT, fleetcare_version TEXT NOT NULL);
+    limit_ TEXT, fleetcare_version TEXT NOT NULL, check_mode INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS hosts (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, name TEXT NOT NULL,
-    status TEXT NOT NULL, message TEXT NOT NULL, PRIMARY KEY (run_id, name));
+    status TEXT NOT NULL, message TEXT NOT NULL, changes TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (run_id, name));
 CREATE TABLE IF NOT EXISTS findings (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, host TEXT NOT NULL,
     id TEXT NOT NULL, title TEXT NOT NULL, severity TEXT NOT NULL, status TEXT NOT NULL,
@@ -42,7 +43,7 @@ CREATE INDEX IF NOT EXISTS metrics_trail ON metrics (host, name);
 """
 
 _RUN_COLUMNS = ("id", "command", "started", "finished", "status", "exit_code", "fail_on",
-                "inventory", "limit_", "fleetcare_version")
+                "inventory", "limit_", "fleetcare_version", "check_mode")
 
 
 class HistoryError(Exception):
@@ -105,9 +106,10 @@ class History:
         with self._tx() as db:
             db.execute("DELETE FROM runs WHERE id = ?", (run.id,))
             db.execute(f"INSERT INTO runs VALUES ({','.join('?' * len(_RUN_COLUMNS))})", _run_row(run))
-            db.executemany("INSERT INTO hosts VALUES (?,?,?,?)",
-                           ((run.id, h.name, h.status, h.message) for h in run.hosts.values()))
             dumps = json.dumps
+            db.executemany("INSERT INTO hosts VALUES (?,?,?,?,?)",
+                           ((run.id, h.name, h.status, h.message, dumps(h.changes))
+                            for h in run.hosts.values()))
             db.executemany(
                 "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?,?,?)",
                 ((run.id, f.host, f.id, f.title, f.severity, f.status, f.role, dumps(f.evidence),
@@ -141,9 +143,10 @@ class History:
         row = db.execute(f"SELECT {','.join(_RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,)).fetchone()
         run = dict(zip(_RUN_COLUMNS, row, strict=True))
         run["limit"] = run.pop("limit_")
-        hosts = [{"name": n, "status": s, "message": m} for n, s, m in db.execute(
-            "SELECT name, status, message FROM hosts WHERE run_id = ? ORDER BY rowid", (run_id,))]
+        run["check"] = bool(run.pop("check_mode"))
         loads = json.loads
+        hosts = [{"name": n, "status": s, "message": m, "changes": loads(c)} for n, s, m, c in db.execute(
+            "SELECT name, status, message, changes FROM hosts WHERE run_id = ? ORDER BY rowid", (run_id,))]
         findings = (Finding(fid, title, sev, status, host, role, loads(ev), rem, loads(refs))
                     for host, fid, title, sev, status, role, ev, rem, refs in db.execute(
                         "SELECT host, id, title, severity, status, role, evidence, remediation, refs "
@@ -172,4 +175,4 @@ class History:
 
 def _run_row(run: Run) -> tuple[Any, ...]:
     return (run.id, run.command, run.started, run.finished, run.status, run.exit_code, run.fail_on,
-            run.inventory, run.limit, run.fleetcare_version)
+            run.inventory, run.limit, run.fleetcare_version, int(run.check))

@@ -25,6 +25,8 @@ LOCAL_INVENTORY = ROOT / "inventories" / "localhost.yml"
 COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     # command: (playbook, roles whose variables it takes)
     "inspect": ("playbooks/inspect.yml", ("health",)),
+    "audit": ("playbooks/audit.yml", ("hardening",)),
+    "harden": ("playbooks/harden.yml", ("hardening",)),
 }
 
 
@@ -48,7 +50,8 @@ class Job:
 
 def build(command: str, inventory: str | None = None, limit: str | None = None,
           vars_files: tuple[str, ...] = (), var_pairs: tuple[str, ...] = (),
-          check: bool = False, forks: int = 16) -> Job:
+          check: bool = False, forks: int = 16, controls: tuple[str, ...] = (),
+          skip: tuple[str, ...] = ()) -> Job:
     """Resolve and validate everything a run needs; raise InputError otherwise."""
     playbook, roles = COMMANDS[command]
     extravars: dict[str, Any] = {}
@@ -58,6 +61,18 @@ def build(command: str, inventory: str | None = None, limit: str | None = None,
         key, value = parse_var(pair)
         check_role_vars({key: value}, roles, source="-e")
         extravars[key] = value
+    if controls or skip:
+        from fleetcare import catalog
+
+        for option, patterns, var in (("--controls", controls, "hardening_controls_only"),
+                                      ("--skip", skip, "hardening_controls_skip")):
+            if not patterns:
+                continue
+            try:
+                catalog.match(patterns)
+            except InputError as exc:
+                raise InputError(f"{option}: {exc}") from None
+            extravars[var] = [*extravars.get(var, ()), *patterns]
     if inventory is None:
         if limit:
             raise InputError("--limit: needs an inventory (-i); without one fleetcare runs on this machine")

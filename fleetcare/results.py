@@ -107,6 +107,7 @@ class HostResult:
     message: str = ""
     findings: list[Finding] = field(default_factory=list)
     metrics: list[Metric] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)  # what a run changed (or would, in check mode)
 
     @property
     def done(self) -> bool:
@@ -138,6 +139,7 @@ class Run:
     inventory: str | None = None
     limit: str | None = None
     fleetcare_version: str = __version__
+    check: bool = False  # check mode: changes are what would have changed
     hosts: dict[str, HostResult] = field(default_factory=dict)
 
     # -- building from events -------------------------------------------------
@@ -157,6 +159,8 @@ class Run:
             payload = res.get(RESULT_KEY)
             if payload is not None:
                 self.add_payload(name, payload)
+            if res.get("changed"):
+                self.host(name).changes.extend(_changes(data.get("task") or "task", res))
         elif kind == "runner_on_unreachable" and name:
             host = self.host(name)
             host.status = "unreachable"
@@ -216,6 +220,7 @@ class Run:
             "hosts_ok": host_counts["ok"],
             "hosts_unreachable": host_counts["unreachable"],
             "hosts_failed": host_counts["failed"],
+            "changes": sum(len(h.changes) for h in self.hosts.values()),
             "findings_by_status": {s: by_status[s] for s in STATUSES},
             "failing_by_severity": {s: failing[s] for s in SEVERITIES},
         }
@@ -254,10 +259,11 @@ class Run:
                 "fail_on": self.fail_on,
                 "inventory": self.inventory,
                 "limit": self.limit,
+                "check": self.check,
                 "fleetcare_version": self.fleetcare_version,
             },
             "summary": self.summary(),
-            "hosts": [{"name": h.name, "status": h.status, "message": h.message}
+            "hosts": [{"name": h.name, "status": h.status, "message": h.message, "changes": h.changes}
                       for h in self.hosts.values()],
             "findings": [f.to_dict() for f in self.findings()],
             "metrics": [m.to_dict() for m in self.metrics()],
@@ -269,9 +275,10 @@ class Run:
         """Rebuild a run from stored parts (history, or a JSON report)."""
         out = cls(**{k: run[k] for k in (
             "id", "command", "started", "finished", "status", "exit_code", "fail_on",
-            "inventory", "limit", "fleetcare_version")})
+            "inventory", "limit", "fleetcare_version")}, check=bool(run.get("check")))
         for h in hosts:
-            out.hosts[h["name"]] = HostResult(h["name"], h["status"], h.get("message") or "")
+            out.hosts[h["name"]] = HostResult(h["name"], h["status"], h.get("message") or "",
+                                              changes=list(h.get("changes") or []))
         for f in findings:
             out.host(f.host).findings.append(f)
         for m in metrics:
@@ -285,6 +292,22 @@ class Run:
             (Finding.from_dict(f) for f in report["findings"]),
             (Metric(m["host"], m["name"], m["value"], m.get("unit", ""), m.get("labels") or {})
              for m in report["metrics"]))
+
+
+def _changes(task: str, res: dict[str, Any]) -> list[str]:
+    """One line per change: the task, and for loops each changed item's label
+    (a control record's id when the item is one)."""
+    items = res.get("results")
+    if not isinstance(items, list):
+        return [task]
+    out = []
+    for item in items:
+        if isinstance(item, dict) and item.get("changed"):
+            label = item.get("_ansible_item_label", item.get("item"))
+            if isinstance(label, dict):
+                label = label.get("id") or label.get("name") or "item"
+            out.append(f"{task}: {label}")
+    return out or [task]
 
 
 def _message(res: Any, default: str) -> str:

@@ -151,3 +151,22 @@ def test_result_key_matches_the_module_side_of_the_contract():
     run = Run(id="x", command="inspect")
     run.add_payload("h", made[results.RESULT_KEY])
     assert next(run.findings()).to_dict()["evidence"] == {"a": 1}
+
+
+def test_changes_are_recorded_per_task_and_per_loop_item():
+    plain = {"event": "runner_on_ok", "event_data": {"host": "a", "task": "Write sshd drop-in",
+                                                     "res": {"changed": True}}}
+    loop = {"event": "runner_on_ok", "event_data": {"host": "a", "task": "Set sysctl", "res": {
+        "changed": True, "results": [
+            {"changed": True, "item": {"id": "HARD-KERN-001", "params": {}}},
+            {"changed": False, "item": {"id": "HARD-KERN-002"}},
+            {"changed": True, "_ansible_item_label": "HARD-KERN-003"}]}}}
+    unchanged = {"event": "runner_on_ok", "event_data": {"host": "a", "task": "Read", "res": {"changed": False}}}
+    run = build_run([plain, loop, unchanged, stats_event(["a"])])
+    assert run.hosts["a"].changes == ["Write sshd drop-in", "Set sysctl: HARD-KERN-001",
+                                      "Set sysctl: HARD-KERN-003"]
+    run.finish()
+    report = run.to_report()
+    validate(report)
+    assert report["summary"]["changes"] == 3
+    assert Run.from_report(report).hosts["a"].changes == run.hosts["a"].changes
