@@ -151,10 +151,8 @@ def _require_root() -> None:
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Hold an exclusive flock on ``path`` (a file or a directory)."""
-    if path.is_dir():
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    else:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    flags = os.O_RDONLY | os.O_DIRECTORY if path.is_dir() else os.O_RDWR | os.O_CREAT
+    fd = os.open(path, flags, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
