@@ -5,7 +5,6 @@ Data flows one way: job -> execute (events) -> results -> history -> reports.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import tempfile
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from fleetcare import reports
+from fleetcare import data_dir, reports
 from fleetcare.errors import InputError
 from fleetcare.execute import ensure_private, execute
 from fleetcare.history import History
@@ -23,8 +22,7 @@ from fleetcare.results import MalformedResult, Run, new_run_id
 
 
 def default_output_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "fleetcare" / "runs"
+    return data_dir() / "runs"
 
 
 def check_writable(directory: Path, what: str = "output directory") -> Path:

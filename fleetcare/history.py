@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from fleetcare import data_dir
 from fleetcare.results import Finding, Metric, Run
 
 SCHEMA_VERSION = 1
@@ -51,8 +52,7 @@ class HistoryError(Exception):
 
 
 def default_path() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "fleetcare" / "history.db"
+    return data_dir() / "history.db"
 
 
 class History:
