@@ -1,0 +1,145 @@
+"""The hardening role's filters: switches over the catalog, and the sshd lock-out judgement."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "plugins" / "filter" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+select = _load("select_controls").select_controls
+sshd = _load("sshd_access")
+
+CATALOG = [
+    {"id": "HARD-SSH-001", "kind": "sshd_option", "params": {"option": "PermitRootLogin", "value": "prohibit-password"},
+     "tags": ["ssh"], "disruptive": False},
+    {"id": "HARD-SSH-002", "kind": "sshd_option", "params": {"option": "PermitRootLogin", "value": "no"},
+     "tags": ["ssh"], "disruptive": True},
+    {"id": "HARD-PASS-001", "kind": "config_line", "params": {"path": "/etc/login.defs", "key": "PASS_MAX_DAYS",
+                                                              "value": "365"}, "tags": ["pass"], "disruptive": False},
+    {"id": "HARD-KERN-001", "kind": "sysctl", "params": {"key": "kernel.kptr_restrict", "value": "2"},
+     "tags": ["kern"], "disruptive": False},
+]
+
+
+def ids(records):
+    return [r["id"] for r in records]
+
+
+def test_defaults_leave_disruptive_controls_off():
+    out = select(CATALOG)
+    assert ids(out["enabled"]) == ["HARD-SSH-001", "HARD-PASS-001", "HARD-KERN-001"]
+    assert ids(out["skipped"]) == ["HARD-SSH-002"]
+    assert "disruptive" in out["skipped"][0]["reason"]
+
+
+def test_skip_by_pattern_and_by_tag():
+    out = select(CATALOG, skip=["HARD-SSH-*", "kern"])
+    assert ids(out["enabled"]) == ["HARD-PASS-001"]
+    assert {r["reason"] for r in out["skipped"]} >= {"switched off (hardening_controls_skip)"}
+
+
+def test_only_and_enable_disruptive():
+    out = select(CATALOG, only=["ssh"], enable_disruptive=["HARD-SSH-002"])
+    assert ids(out["enabled"]) == ["HARD-SSH-001", "HARD-SSH-002"]
+    assert ids(out["skipped"]) == ["HARD-PASS-001", "HARD-KERN-001"]
+
+
+def test_overrides_merge_over_params_without_touching_the_catalog():
+    out = select(CATALOG, overrides={"HARD-PASS-001": {"value": "180"}})
+    (rec,) = [r for r in out["enabled"] if r["id"] == "HARD-PASS-001"]
+    assert rec["params"] == {"path": "/etc/login.defs", "key": "PASS_MAX_DAYS", "value": "180"}
+    assert CATALOG[2]["params"]["value"] == "365"
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"skip": ["HARD-SHH-*"]},
+    {"only": ["HARD-XYZ-001"]},
+    {"enable_disruptive": ["nope"]},
+    {"overrides": {"HARD-PASS-009": {"value": "1"}}},
+])
+def test_a_switch_matching_nothing_is_an_error(kwargs):
+    with pytest.raises(AnsibleFilterError, match="no control of the catalog matches"):
+        select(CATALOG, **kwargs)
+
+
+SSHD_T = """port 22
+permitrootlogin without-password
+pubkeyauthentication yes
+passwordauthentication no
+kbdinteractiveauthentication no
+authenticationmethods any
+authorizedkeysfile .ssh/authorized_keys .ssh/authorized_keys2
+"""
+
+
+def judge(text=SSHD_T, **kwargs):
+    args = {"user": "root", "method": "publickey", "groups": ["root"], "addr": "10.0.0.9", "port": 22,
+            "home": "/root", "key_files": ["/root/.ssh/authorized_keys"]}
+    args.update(kwargs)
+    return sshd.sshd_lockout_reasons(text, **args)
+
+
+def test_root_with_a_key_stays_allowed_by_prohibit_password():
+    assert judge() == []
+
+
+def test_root_refused_names_the_control():
+    controls = [{"id": "HARD-SSH-002", "params": {"option": "PermitRootLogin", "value": "no"}}]
+    (reason,) = judge(SSHD_T.replace("without-password", "no"), controls=controls)
+    assert "PermitRootLogin no" in reason and "HARD-SSH-002" in reason
+
+
+def test_root_by_password_refused_by_prohibit_password_and_password_auth_off():
+    reasons = judge(method="password")
+    assert len(reasons) == 2
+    assert any("PermitRootLogin" in r for r in reasons) and any("PasswordAuthentication" in r for r in reasons)
+
+
+@pytest.mark.parametrize(("extra", "user", "groups", "word"), [
+    ("allowusers admin\n", "fleetcare", ["fleetcare", "sudo"], "AllowUsers"),
+    ("denyusers fleet*\n", "fleetcare", ["fleetcare", "sudo"], "DenyUsers"),
+    ("allowgroups wheel\n", "fleetcare", ["fleetcare", "sudo"], "AllowGroups"),
+    ("denygroups sudo\n", "fleetcare", ["fleetcare", "sudo"], "DenyGroups"),
+])
+def test_access_lists(extra, user, groups, word):
+    (reason,) = judge(SSHD_T + extra, user=user, groups=groups, home=f"/home/{user}",
+                      key_files=[f"/home/{user}/.ssh/authorized_keys"])
+    assert reason.startswith(word)
+
+
+def test_allow_lists_that_name_the_user_pass():
+    text = SSHD_T + "allowusers admin fleetcare@10.0.0.0/8\nallowgroups sudo\n"
+    assert judge(text, user="fleetcare", groups=["fleetcare", "sudo"], home="/home/fleetcare",
+                 key_files=["/home/fleetcare/.ssh/authorized_keys"]) == []
+
+
+def test_authentication_methods_needing_two_factors_refuse_a_key_alone():
+    (reason,) = judge(SSHD_T.replace("authenticationmethods any", "authenticationmethods publickey,password"))
+    assert reason.startswith("AuthenticationMethods")
+
+
+def test_port_and_authorized_keys_file():
+    text = SSHD_T.replace("port 22", "port 2222").replace(
+        "authorizedkeysfile .ssh/authorized_keys .ssh/authorized_keys2", "authorizedkeysfile /etc/ssh/keys/%u")
+    reasons = judge(text)
+    assert [r.split()[0] for r in reasons] == ["Port", "AuthorizedKeysFile"]
+
+
+def test_value_spelling_and_effective_options():
+    assert sshd.sshd_value({"option": "X11Forwarding", "value": False}) == "no"
+    assert sshd.sshd_value({"option": "Ciphers", "value": ["a", "b"]}) == "a,b"
+    assert sshd.sshd_value({"option": "AllowGroups", "value": ["a", "b"]}) == "a b"
+    assert sshd.sshd_option_arg({"option": "MaxAuthTries", "value": 3}) == "MaxAuthTries=3"
+    assert ids(sshd.sshd_effective_options(CATALOG[:2])) == ["HARD-SSH-002"]
