@@ -18,6 +18,7 @@ from pathlib import Path
 from fleetcare.results import Run
 
 FORMATS = ("json", "html", "md")
+_CHUNK = 1 << 20
 
 # format -> module in this package holding ``render(run) -> str``; imported on first use,
 # so asking for the Markdown summary never pays for Jinja2
@@ -71,7 +72,10 @@ def atomic_write(path: Path, text: str, mode: int = 0o600) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
+            # in slices: the JSON report of a large fleet is ~100 MB, and one write()
+            # would hold a second, encoded copy of all of it
+            for start in range(0, len(text), _CHUNK):
+                fh.write(text[start:start + _CHUNK])
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)

@@ -39,6 +39,7 @@ def _template():
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["n"] = "{:,}".format  # 20,139 failing, not 20139
     return env.get_template("report.html.j2")
 
 
@@ -95,15 +96,15 @@ def _verdict(run: Run, hosts: dict[str, int], failing: dict[str, int], analysis:
         return {"cls": "warn", "text": "The run has not finished: the results below are partial."}
     parts = []
     if gating:
-        parts.append(f"{gating} failing finding{'s' if gating != 1 else ''} at or above {run.fail_on} "
-                     f"on {gating_hosts} host{'s' if gating_hosts != 1 else ''}")
+        parts.append(f"{gating:,} failing finding{'s' if gating != 1 else ''} at or above {run.fail_on} "
+                     f"on {gating_hosts:,} host{'s' if gating_hosts != 1 else ''}")
     if down:
-        parts.append(f"{down} host{'s' if down != 1 else ''} unreachable or failed")
+        parts.append(f"{down:,} host{'s' if down != 1 else ''} unreachable or failed")
     if parts:
         return {"cls": "bad", "text": "Action needed: " + "; ".join(parts) + "."}
     below = sum(failing.values())
     if below:
-        return {"cls": "warn", "text": f"No finding at or above {run.fail_on}; {below} below it."}
+        return {"cls": "warn", "text": f"No finding at or above {run.fail_on}; {below:,} below it."}
     return {"cls": "good", "text": "Clean: every host answered and no check failed."}
 
 

@@ -1,0 +1,306 @@
+"""Benchmark: history ingest and every report format on a synthetic 1,000 hosts x 200 checks run.
+
+    .venv/bin/python benchmarks/reports.py [--hosts 1000] [--checks 200] [--keep DIR]
+
+Each stage is timed in a first pass, without tracemalloc (which slows allocation-heavy
+code); a second pass repeats the stages under tracemalloc for the Python peak of each
+one. ru_maxrss is the process high-water mark after the first pass, so it holds the
+synthetic run itself as well. Every figure is printed beside its target as a ratio
+(figure / target: below 1.00 meets it), and each stage's time beside a baseline measured
+in the same run: ``json.dumps`` of the same report dict, the cheapest serialisation there is.
+
+The traced pass is slow (minutes): fastjsonschema's generated validator, which checks the
+JSON report, calls ``locals()`` for every item, and under tracemalloc that costs about a
+hundred times more; ``--skip-tracemalloc`` gives the timings alone in about 20 seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fleetcare import reports
+from fleetcare.history import History
+from fleetcare.results import Finding, HostResult, Metric, Run
+
+TARGET_SECONDS = 10.0  # history ingest + load + every report, rendered and written
+TARGET_MEMORY_MB = 500.0
+TARGET_HTML_MB = 5.0
+MB = 1024 * 1024
+
+# -- a synthetic run, shaped like real ones -------------------------------------------------------------
+_SSH = ["PermitRootLogin", "PasswordAuthentication", "X11Forwarding", "MaxAuthTries", "ClientAliveInterval",
+        "AllowTcpForwarding", "LoginGraceTime", "PermitEmptyPasswords", "IgnoreRhosts",
+        "HostbasedAuthentication"]
+_SYSCTL = ["net.ipv4.ip_forward", "net.ipv4.conf.all.send_redirects", "net.ipv4.conf.all.accept_redirects",
+           "kernel.randomize_va_space", "fs.suid_dumpable", "net.ipv4.tcp_syncookies", "kernel.kptr_restrict",
+           "net.ipv4.conf.all.rp_filter", "kernel.dmesg_restrict", "net.ipv6.conf.all.accept_ra"]
+_FILES = ["/etc/shadow", "/etc/gshadow", "/etc/passwd", "/etc/group", "/etc/crontab", "/etc/ssh/sshd_config",
+          "/etc/cron.d", "/etc/cron.daily", "/boot/grub/grub.cfg", "/etc/sudoers"]
+_PACKAGES = ["telnet", "rsh-client", "talk", "nis", "xinetd", "tftp", "ftp", "ldap-utils", "rpcbind",
+             "avahi-daemon"]
+_MOUNTS = ["/", "/var", "/var/log", "/srv", "/home", "/tmp"]
+_UNITS = ["nginx.service", "certbot.service", "postgresql@15-main.service", "restic-backup.service",
+          "systemd-timesyncd.service"]
+
+
+def _catalog(n: int, rng: random.Random) -> list[dict[str, Any]]:
+    """``n`` checks: a sixth health, most hardening, a few patching, backup and drift."""
+    kinds = ["disk", "unit", "load", "cert", "time"] * 6 + ["sshd", "sysctl", "mode", "absent"] * 40 \
+        + ["patch"] * 10 + ["backup"] * 5 + ["drift"] * 5
+    out = []
+    for i in range(n):
+        kind = kinds[i % len(kinds)]
+        role = {"sshd": "hardening", "sysctl": "hardening", "mode": "hardening", "absent": "hardening",
+                "patch": "patching", "backup": "backup", "drift": "drift"}.get(kind, "health")
+        area = {"health": "HLTH", "hardening": "HARD", "patching": "PTCH", "backup": "BKUP",
+                "drift": "DRFT"}[role]
+        out.append({
+            "id": f"{area}-{kind.upper()}-{i:03d}", "kind": kind, "role": role,
+            "title": f"{kind} check {i}: " + rng.choice(["configured as the baseline requires",
+                                                         "within its threshold", "present and current"]),
+            "severity": rng.choices(["critical", "major", "minor", "info"], [1, 4, 4, 2])[0],
+            # about the length of the remediation texts in the catalogs (100-150 characters)
+            "remediation": (f"Run 'fleetcare harden --tags {area}-{kind.upper()}-{i:03d}', or fix it by "
+                            "hand; see 'fleetcare explain' for the steps and side effects."),
+            "references": [f"CIS Debian 12 v1.1.0 {i // 20 + 1}.{i % 20 + 1}", f"STIG V-{238000 + i}",
+                           f"Lynis {area[:3]}-{7000 + i}"],
+            # most checks rarely fail, a few fail widely: about 10% on average
+            "fail_p": min(0.9, rng.expovariate(10.0)),
+            "x": rng.randrange(10),
+        })
+    return out
+
+
+def _evidence(check: dict[str, Any], failing: bool, rng: random.Random) -> dict[str, Any]:
+    kind, x = check["kind"], check["x"]
+    if kind == "disk":
+        used = round(rng.uniform(91, 99.9) if failing else rng.uniform(10, 85), 1)
+        return {"mount": _MOUNTS[x % len(_MOUNTS)], "used_pct": used, "threshold_pct": 90,
+                "inodes_used_pct": round(rng.uniform(1, 40), 1)}
+    if kind == "unit":
+        units = rng.sample(_UNITS, rng.randint(1, 2)) if failing else []
+        return {"failed_units": units, "count": len(units)}
+    if kind == "load":
+        return {"load15_per_core": round(rng.uniform(2.1, 6) if failing else rng.uniform(0, 1.5), 2),
+                "threshold": 2.0, "cores": rng.choice([2, 4, 8, 16])}
+    if kind == "cert":
+        return {"path": f"/etc/ssl/certs/site-{x}.pem", "days_left": rng.randint(1, 13) if failing else
+                rng.randint(30, 365), "threshold_days": 14, "subject": f"CN=www{x}.customer-a.example"}
+    if kind == "time":
+        return {"synchronized": not failing, "offset_ms": round(rng.uniform(0, 900 if failing else 20), 1),
+                "source": "systemd-timesyncd"}
+    if kind == "sshd":
+        opt = _SSH[x]
+        return {"file": "/etc/ssh/sshd_config", "option": opt, "expected": "no",
+                "actual": "yes" if failing else "no"}
+    if kind == "sysctl":
+        return {"key": _SYSCTL[x], "expected": "0", "actual": "1" if failing else "0"}
+    if kind == "mode":
+        return {"path": _FILES[x], "expected_mode": "0640", "actual_mode": "0644" if failing else "0640",
+                "owner": "root", "group": "shadow"}
+    if kind == "absent":
+        return {"package": _PACKAGES[x], "installed": failing,
+                "version": f"0.17-{rng.randint(40, 50)}" if failing else None}
+    if kind == "patch":
+        n = rng.randint(1, 9) if failing else 0
+        return {"security_updates": n, "other_updates": rng.randint(0, 40),
+                "cves": [f"CVE-2025-{rng.randint(1000, 59999)}" for _ in range(min(n, 4))]}
+    if kind == "backup":
+        return {"repository": "sftp:backup@vault-1:/srv/restic/host", "age_hours":
+                round(rng.uniform(26, 200) if failing else rng.uniform(1, 23), 1), "rpo_hours": 24}
+    return {"path": f"/etc/app/conf.d/{x}.conf", "baseline_sha256": f"{rng.getrandbits(256):064x}",
+            "sha256": f"{rng.getrandbits(256):064x}" if failing else "same", "mode": "0644"}
+
+
+def synthetic_run(hosts: int, checks: int, unreachable: int = 5, seed: int = 20261125) -> Run:
+    rng = random.Random(seed)
+    catalog = _catalog(checks, rng)
+    run = Run(id="20261125-092000-bench", command="inspect", inventory="inventories/customer-a.yml",
+              started="2026-11-25T09:20:00+00:00")
+    roles = ["web", "app", "db", "cache", "queue", "lb"]
+    for n in range(hosts):
+        name = f"{roles[n % len(roles)]}-{n // 250 + 1}-{n:04d}.dc{n % 3 + 1}.customer-a.example"
+        host = run.hosts[name] = HostResult(name, status="ok")
+        if n % 200 == 199:
+            host.status = "failed"
+            host.message = ("Check pending updates: E: Could not get lock /var/lib/dpkg/lock-frontend. "
+                            "It is held by process 2231 (unattended-upgr)")
+        findings = host.findings
+        for c in catalog:
+            r = rng.random()
+            if r < c["fail_p"]:
+                status = "fail"
+            elif r > 0.997:
+                status = "error"
+            elif c["kind"] in ("sysctl", "time") and n % 20 == 0:
+                status = "not_applicable"
+            elif r > 0.992:
+                status = "waived"
+            else:
+                status = "pass"
+            if status in ("error", "not_applicable"):
+                evidence = {"reason": "the check could not run: /proc/sys is read-only in this container"
+                            if status == "not_applicable" else "command timed out after 30 s"}
+            else:
+                evidence = _evidence(c, status == "fail", rng)
+            findings.append(Finding(c["id"], c["title"], c["severity"], status, name, c["role"], evidence,
+                                    c["remediation"], list(c["references"])))
+        host.metrics = [
+            Metric(name, "load15_per_core", round(rng.uniform(0, 3), 2)),
+            Metric(name, "memory_used_pct", round(rng.uniform(20, 95), 1), "percent"),
+            Metric(name, "swap_used_pct", round(rng.uniform(0, 30), 1), "percent"),
+            Metric(name, "disk_used_pct", round(rng.uniform(10, 99), 1), "percent", {"mount": "/"}),
+            Metric(name, "disk_used_pct", round(rng.uniform(10, 99), 1), "percent", {"mount": "/var"}),
+            Metric(name, "uptime_days", round(rng.uniform(0, 400), 1), "days"),
+        ]
+    for n in range(unreachable):
+        name = f"edge-{n:02d}.dc1.customer-a.example"
+        run.hosts[name] = HostResult(name, "unreachable", "Failed to connect to the host via ssh: "
+                                     f"ssh: connect to host 10.20.{n}.7 port 22: Connection timed out")
+    run.finished = "2026-11-25T09:24:31+00:00"
+    run.status = "complete"
+    run.exit_code = 3
+    return run
+
+
+# -- measuring ---------------------------------------------------------------------------------------------
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _stages(run: Run, work: Path) -> list[tuple[str, Callable[[], Any]]]:
+    db = work / "history.db"
+    out = work / "reports"
+    out.mkdir()
+    # the baseline's input is built beforehand and dropped right after, so that it neither
+    # counts in the baseline's figure nor inflates the memory of the stages after it
+    state: dict[str, Any] = {"report": run.to_report()}
+
+    def baseline() -> None:
+        json.dumps(state.pop("report"))
+
+    def save() -> None:
+        h = state["history"] = History(db)
+        h.save(run)
+
+    def load() -> None:
+        loaded = state["history"].load(run.id)
+        state["history"].close()
+        assert len(loaded.hosts) == len(run.hosts)
+
+    def write(fmt: str) -> Callable[[], None]:
+        def stage() -> None:
+            reports.atomic_write(out / reports.filename(fmt), reports.render(run, fmt))
+        return stage
+
+    return [("json.dumps (baseline)", baseline),
+            ("history save", save), ("history load", load),
+            *((f"report {fmt}", write(fmt)) for fmt in reports.FORMATS)]
+
+
+def _timed(stages) -> tuple[list[float], list[float]]:
+    times, rss = [], []
+    for _, fn in stages:
+        gc.collect()
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        rss.append(_rss_mb())
+    return times, rss
+
+
+def _peaks(stages) -> list[float]:
+    peaks = []
+    tracemalloc.start()
+    try:
+        for _, fn in stages:
+            gc.collect()
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            fn()
+            peaks.append((tracemalloc.get_traced_memory()[1] - base) / MB)
+    finally:
+        tracemalloc.stop()
+    return peaks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--checks", type=int, default=200)
+    parser.add_argument("--keep", type=Path, help="copy the reports of the timed pass here")
+    parser.add_argument("--skip-tracemalloc", action="store_true",
+                        help="time only (the traced pass takes minutes, see the module docstring)")
+    args = parser.parse_args(argv)
+
+    t0 = time.perf_counter()
+    run = synthetic_run(args.hosts, args.checks)
+    report = run.to_report()
+    s = report["summary"]
+    print(f"synthetic run: {s['hosts_total']:,} hosts ({s['hosts_unreachable']} unreachable, "
+          f"{s['hosts_failed']} failed), {args.checks} checks, {len(report['findings']):,} findings "
+          f"({s['findings_by_status']['fail']:,} fail = "
+          f"{s['findings_by_status']['fail'] / max(1, len(report['findings'])):.1%}, "
+          f"{s['findings_by_status']['error']:,} error), {len(report['metrics']):,} metrics; "
+          f"built in {time.perf_counter() - t0:.1f} s, rss {_rss_mb():.0f} MB")
+
+    with tempfile.TemporaryDirectory(prefix="fleetcare-bench-") as tmp:
+        first, second = Path(tmp) / "timed", Path(tmp) / "traced"
+        first.mkdir()
+        second.mkdir()
+        del report
+        stages = _stages(run, first)
+        times, rss_after = _timed(stages)
+        rss = rss_after[-1]
+        sizes = {fmt: (first / "reports" / reports.filename(fmt)).stat().st_size for fmt in reports.FORMATS}
+        sizes["history"] = (first / "history.db").stat().st_size
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for fmt in reports.FORMATS:
+                name = reports.filename(fmt)
+                (args.keep / name).write_bytes((first / "reports" / name).read_bytes())
+        t0 = time.perf_counter()
+        peaks = [float("nan")] * len(stages) if args.skip_tracemalloc else _peaks(_stages(run, second))
+        traced = time.perf_counter() - t0
+
+    base = times[0]
+    size_of = {"history save": sizes["history"], **{f"report {f}": sizes[f] for f in reports.FORMATS}}
+    print(f"{'stage':<22}{'time s':>8}{'x baseline':>12}{'py peak MB':>12}{'rss MB':>8}{'size MB':>10}")
+    for (name, _), secs, peak, high in zip(stages, times, peaks, rss_after, strict=True):
+        size = f"{size_of[name] / MB:10.2f}" if name in size_of else ""
+        print(f"{name:<22}{secs:8.2f}{secs / base:12.2f}{peak:12.1f}{high:8.0f}{size}")
+    total = sum(times[1:])
+    peak = max(peaks[1:]) if not args.skip_tracemalloc else 0.0
+    print(f"total (history + reports): {total:.2f} s / {TARGET_SECONDS:.0f} s = {total / TARGET_SECONDS:.2f}"
+          f" · {total / base:.1f} x baseline")
+    if args.skip_tracemalloc:
+        print("python peak: not measured (--skip-tracemalloc)")
+    else:
+        print(f"python peak (largest stage): {peak:.0f} MB / {TARGET_MEMORY_MB:.0f} MB = "
+              f"{peak / TARGET_MEMORY_MB:.2f}")
+    print(f"ru_maxrss (process, synthetic run included): {rss:.0f} MB / {TARGET_MEMORY_MB:.0f} MB = "
+          f"{rss / TARGET_MEMORY_MB:.2f}")
+    html_mb = sizes["html"] / MB
+    print(f"report.html: {html_mb:.2f} MB / {TARGET_HTML_MB:.0f} MB = {html_mb / TARGET_HTML_MB:.2f}"
+          f" · report.json {sizes['json'] / MB:.1f} MB · report.md {sizes['md'] / 1024:.0f} KB")
+    met = total <= TARGET_SECONDS and peak <= TARGET_MEMORY_MB and rss <= TARGET_MEMORY_MB \
+        and html_mb <= TARGET_HTML_MB
+    print(f"(py peak: the most Python memory a stage held at once, traced in a second pass that took "
+          f"{traced:.0f} s; rss: process high-water mark after the stage)")
+    print("targets: met" if met else "targets: NOT met")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
