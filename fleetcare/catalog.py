@@ -1,0 +1,197 @@
+"""The hardening control catalog, read on the controller.
+
+The catalog is data (``roles/hardening/vars/catalog.yml``, the list ``__hardening_catalog``; the
+record is described in ``docs/controls.md``). The role's two engines read it on the hosts' side;
+this module reads the same file for the wrapper: ``fleetcare explain ID``, validation of
+``--controls``/``--skip`` patterns before a run starts, and the README's control table.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fleetcare.errors import InputError
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOG_PATH = ROOT / "roles" / "hardening" / "vars" / "catalog.yml"
+CATALOG_KEY = "__hardening_catalog"
+
+# The parameter that holds the expected value of each kind, for one-line summaries.
+_EXPECTED: dict[str, tuple[str, ...]] = {
+    "sshd_option": ("option", "value"),
+    "sysctl": ("key", "value"),
+    "file_mode": ("path", "mode", "owner", "group"),
+    "config_line": ("path", "key", "value"),
+    "ini_option": ("path", "section", "option", "value"),
+    "file_content": ("path", "mode"),
+    "file_absent": ("path",),
+    "package_absent": ("package",),
+    "package_present": ("package",),
+    "service_disabled": ("service",),
+    "service_enabled": ("service",),
+    "module_blacklist": ("module",),
+    "mount_option": ("mount", "option"),
+    "audit_rule": ("rule",),
+    "pam_module": ("service", "type", "module", "args"),
+    "account": ("check",),
+}
+
+
+@lru_cache(maxsize=8)
+def _load(path: Path) -> tuple[dict[str, Any], ...]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the control catalog: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML: {exc}") from None
+    records = (data or {}).get(CATALOG_KEY) if isinstance(data, dict) else None
+    if not isinstance(records, list):
+        raise InputError(f"{path}: {CATALOG_KEY} is missing or not a list")
+    return tuple(records)
+
+
+def load(path: str | Path | None = None) -> list[dict[str, Any]]:
+    """The catalog's records in file order (read once per path, then cached)."""
+    return list(_load(Path(path) if path else CATALOG_PATH))
+
+
+def ids(path: str | Path | None = None) -> list[str]:
+    return [str(r.get("id")) for r in load(path)]
+
+
+def _suggestion(word: str, candidates: Iterable[str]) -> str:
+    candidates = list(candidates)
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6) or difflib.get_close_matches(
+        word.upper(), candidates, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def get(control_id: str, path: str | Path | None = None) -> dict[str, Any]:
+    """One record by ID (case-insensitive); InputError naming a close match when unknown."""
+    wanted = control_id.strip().upper()
+    for record in load(path):
+        if str(record.get("id", "")).upper() == wanted:
+            return record
+    raise InputError(f"unknown control {control_id!r}{_suggestion(wanted, ids(path))}")
+
+
+def expected(record: dict[str, Any]) -> str:
+    """The expected value of a record in a few words (used by explain and the README table)."""
+    params = record.get("params") or {}
+    kind = record.get("kind", "")
+    if kind == "sshd_option":
+        value = str(params.get("value", ""))
+        if value.startswith("-"):
+            return f"{params.get('option')} without {value[1:]}"
+        return f"{params.get('option')} {value}"
+    if kind == "sysctl":
+        return f"{params.get('key')} = {params.get('value')}"
+    if kind == "file_mode":
+        owner = ":".join(str(params[k]) for k in ("owner", "group") if params.get(k))
+        return f"{params.get('path')} at most {params.get('mode')}" + (f", {owner}" if owner else "")
+    if kind == "config_line":
+        sep = params.get("separator", " ")
+        return f"{params.get('path')}: {params.get('key')}{sep if sep.strip() else ' '}{params.get('value')}"
+    if kind == "ini_option":
+        return f"{params.get('path')} [{params.get('section')}] {params.get('option')}={params.get('value')}"
+    if kind == "file_content":
+        return f"{params.get('path')} with fixed content" + (f", mode {params['mode']}" if params.get("mode") else "")
+    if kind == "file_absent":
+        return f"{params.get('path')} absent"
+    if kind == "package_absent":
+        return f"{params.get('package')} not installed"
+    if kind == "package_present":
+        return f"{params.get('package')} installed"
+    if kind == "service_disabled":
+        return f"{params.get('service')} disabled or absent"
+    if kind == "service_enabled":
+        return f"{params.get('service')} enabled and running"
+    if kind == "module_blacklist":
+        return f"install {params.get('module')} /bin/false"
+    if kind == "mount_option":
+        return f"{params.get('mount')} mounted {params.get('option')}" + (
+            " (if separate)" if params.get("optional") else "")
+    if kind == "audit_rule":
+        return str(params.get("rule", ""))
+    if kind == "pam_module":
+        args = " ".join(
+            k if v is True or v is None else (f"no {k}" if v is False else f"{k}={v}")
+            for k, v in sorted((params.get("args") or {}).items()))
+        return f"{params.get('service')}: {params.get('type')} {params.get('module')} {args}".strip()
+    if kind == "account":
+        return f"account check {params.get('check')}"
+    keys = _EXPECTED.get(kind, tuple(params))
+    return ", ".join(f"{k}={params[k]}" for k in keys if k in params)
+
+
+def _yes(value: Any) -> str:
+    return "yes" if value else "no"
+
+
+def explain(control_id: str, path: str | Path | None = None) -> str:
+    """A control's record as readable text: what, why, how to fix, references."""
+    r = get(control_id, path)
+    params = r.get("params") or {}
+    lines = [
+        f"{r['id']}  {r.get('title', '')}",
+        "",
+        f"  severity      {r.get('severity', '')}",
+        f"  kind          {r.get('kind', '')}",
+        f"  expected      {expected(r)}",
+    ]
+    if r.get("kind") == "file_content" and params.get("content"):
+        lines.append("  content       " + "\n                ".join(str(params["content"]).rstrip("\n").splitlines()))
+    lines += [
+        f"  container     {'applies' if r.get('applies_in_container') else 'not applicable (needs the host itself)'}",
+        f"  disruptive    {_yes(r.get('disruptive'))}"
+        + ("  (off by default: enable with hardening_controls_enable_disruptive)" if r.get("disruptive") else ""),
+        f"  tags          {', '.join(r.get('tags') or [])}",
+        "",
+        "Why",
+        *_wrap(r.get("rationale", "")),
+        "",
+        "How to fix",
+        *_wrap(r.get("remediation", "")),
+        "",
+        "References",
+    ]
+    refs = r.get("references") or []
+    lines += [f"  - {ref}" for ref in refs] if refs else ["  (none)"]
+    return "\n".join(lines)
+
+
+def _wrap(text: str, width: int = 96) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(" ".join(str(text).split()), width, initial_indent="  ", subsequent_indent="  ") or ["  -"]
+
+
+def match(patterns: Iterable[str], path: str | Path | None = None) -> list[str]:
+    """IDs (in catalog order) matching any of the shell-style patterns.
+
+    A pattern matches a control's ID or one of its tags, the way the role's switches do
+    (``HARD-SSH-*``, ``HARD-PAM-00[1-3]``, ``pam``). A pattern that matches nothing is an InputError,
+    so a mistyped ID stops a run before anything changes.
+    """
+    records = load(path)
+    chosen: set[str] = set()
+    for pattern in patterns:
+        hits = {str(r["id"]) for r in records
+                if fnmatch.fnmatchcase(str(r.get("id", "")), pattern)
+                or any(fnmatch.fnmatchcase(str(t), pattern) for t in r.get("tags") or [])}
+        if not hits:
+            candidates = ids(path)
+            if any(c in pattern for c in "*?["):
+                areas = {i.rsplit("-", 1)[0] + "-*" for i in candidates}
+                candidates = sorted(areas | {str(t) for r in records for t in r.get("tags") or []})
+            raise InputError(f"no control matches {pattern!r}{_suggestion(pattern, candidates)}")
+        chosen |= hits
+    return [str(r["id"]) for r in records if str(r["id"]) in chosen]
