@@ -108,3 +108,76 @@ def test_missing_markers_is_a_usage_error_naming_the_file(role, capsys):
     (role / "README.md").write_text("# no markers\n")
     assert gen.main([str(role), "--check"]) == 2
     assert "README.md" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- controls table (roles with a catalog)
+
+CATALOG = """---
+__hardening_catalog:
+  - id: HARD-SSH-001
+    title: Root cannot log in | over SSH
+    severity: major
+    kind: sshd_option
+    params: {option: permitrootlogin, value: 'no'}
+    applies_in_container: true
+    disruptive: true
+    tags: [ssh]
+    references: [CIS Debian 12 5.1.20, Lynis SSH-7408]
+    rationale: Why.
+    remediation: How.
+  - id: HARD-KERN-001
+    title: ASLR is full
+    severity: major
+    kind: sysctl
+    params: {key: kernel.randomize_va_space, value: '2'}
+    applies_in_container: false
+    disruptive: false
+    tags: [kern]
+    references: []
+    rationale: Why.
+    remediation: How.
+"""
+
+CONTROLS_README = README.replace("Footer.", "## Controls\n\n<!-- BEGIN CONTROLS -->\n<!-- END CONTROLS -->\n\nFooter.")
+
+
+@pytest.fixture
+def catalog_role(role):
+    (role / "vars").mkdir()
+    (role / "vars" / "catalog.yml").write_text(CATALOG)
+    (role / "README.md").write_text(CONTROLS_README)
+    return role
+
+
+def test_controls_table_generated_from_the_catalog(catalog_role):
+    assert gen.main([str(catalog_role)]) == 0
+    text = (catalog_role / "README.md").read_text()
+    assert "2 controls; 1 enabled by default" in text
+    assert "| `sysctl` | 1 | 1 | 0 |" in text
+    assert ("| `HARD-SSH-001` | Root cannot log in \\| over SSH | major | `sshd_option` | `permitrootlogin no` "
+            "| yes | **yes** | CIS Debian 12 5.1.20; Lynis SSH-7408 |") in text
+    assert ("| `HARD-KERN-001` | ASLR is full | major | `sysctl` | `kernel.randomize_va_space = 2` "
+            "| no | no |  |") in text
+    assert text.endswith("<!-- END CONTROLS -->\n\nFooter.\n")
+    assert gen.main([str(catalog_role), "--check"]) == 0
+
+
+def test_stale_controls_table_fails_the_check(catalog_role, capsys):
+    gen.main([str(catalog_role)])
+    catalog = catalog_role / "vars" / "catalog.yml"
+    catalog.write_text(catalog.read_text().replace("ASLR is full", "ASLR is on"))
+    assert gen.main([str(catalog_role), "--check"]) == 1
+    assert "stale" in capsys.readouterr().err
+    assert not gen.process(catalog_role, check=True)
+
+
+def test_catalog_without_controls_markers_is_an_error(catalog_role, capsys):
+    (catalog_role / "README.md").write_text(README)
+    assert gen.main([str(catalog_role), "--check"]) == 2
+    assert "BEGIN CONTROLS" in capsys.readouterr().err
+
+
+def test_hardening_readme_carries_the_controls_table():
+    text = (ROOT / "roles" / "hardening" / "README.md").read_text()
+    assert gen.CONTROLS_BEGIN in text and gen.CONTROLS_END in text
+    assert "`HARD-SSH-001`" in text
