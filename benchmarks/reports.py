@@ -279,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'stage':<22}{'time s':>8}{'x baseline':>12}{'py peak MB':>12}{'rss MB':>8}{'size MB':>10}")
     for (name, _), secs, peak, high in zip(stages, times, peaks, rss_after, strict=True):
         size = f"{size_of[name] / MB:10.2f}" if name in size_of else ""
-        traced = f"{peak:12.1f}" if not args.skip_tracemalloc else f"{'-':>12}"
-        print(f"{name:<22}{secs:8.2f}{secs / base:12.2f}{traced}{high:8.0f}{size}")
+        peak_text = f"{peak:12.1f}" if not args.skip_tracemalloc else f"{'-':>12}"
+        print(f"{name:<22}{secs:8.2f}{secs / base:12.2f}{peak_text}{high:8.0f}{size}")
     total = sum(times[1:])
     peak = max(peaks[1:]) if not args.skip_tracemalloc else 0.0
     print(f"total (history + reports): {total:.2f} s / {TARGET_SECONDS:.0f} s = {total / TARGET_SECONDS:.2f}"
