@@ -559,6 +559,8 @@ def eval_sshd_option(params, effective):
     option = str(params["option"]).lower()
     expected = norm(params["value"])
     values = effective.get(option)
+    if values is None and option in LIST_LINE_OPTIONS:
+        values = []  # sshd -T leaves out an empty list such as AllowGroups
     evidence = {"option": option, "expected": expected}
     if values is None:
         evidence["actual"] = None
