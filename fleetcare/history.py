@@ -30,12 +30,17 @@ CREATE TABLE IF NOT EXISTS hosts (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, name TEXT NOT NULL,
     status TEXT NOT NULL, message TEXT NOT NULL, changes TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (run_id, name));
+-- A check's texts are stored once, not once per host and run: a 1,000-host run
+-- of 200 checks repeats each title and remediation a thousand times otherwise.
+CREATE TABLE IF NOT EXISTS checks (
+    key INTEGER PRIMARY KEY, id TEXT NOT NULL, role TEXT NOT NULL, title TEXT NOT NULL,
+    remediation TEXT NOT NULL, refs TEXT NOT NULL, UNIQUE (id, role, title, remediation, refs));
 CREATE TABLE IF NOT EXISTS findings (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, host TEXT NOT NULL,
-    id TEXT NOT NULL, title TEXT NOT NULL, severity TEXT NOT NULL, status TEXT NOT NULL,
-    role TEXT NOT NULL, evidence TEXT NOT NULL, remediation TEXT NOT NULL, refs TEXT NOT NULL);
+    check_key INTEGER NOT NULL REFERENCES checks(key), severity TEXT NOT NULL, status TEXT NOT NULL,
+    evidence TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS findings_run ON findings (run_id);
-CREATE INDEX IF NOT EXISTS findings_trail ON findings (id, host);
+CREATE INDEX IF NOT EXISTS findings_trail ON findings (check_key, host);
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, host TEXT NOT NULL,
     name TEXT NOT NULL, value REAL NOT NULL, unit TEXT NOT NULL, labels TEXT NOT NULL);
@@ -110,10 +115,22 @@ class History:
             db.executemany("INSERT INTO hosts VALUES (?,?,?,?,?)",
                            ((run.id, h.name, h.status, h.message, dumps(h.changes))
                             for h in run.hosts.values()))
+            keys: dict[tuple[str, ...], int] = {}
+
+            def check_key(f: Finding) -> int:
+                text = (f.id, f.role, f.title, f.remediation, dumps(f.references))
+                key = keys.get(text)
+                if key is None:
+                    db.execute("INSERT OR IGNORE INTO checks (id, role, title, remediation, refs) "
+                               "VALUES (?,?,?,?,?)", text)
+                    key = keys[text] = db.execute(
+                        "SELECT key FROM checks WHERE id = ? AND role = ? AND title = ? AND remediation = ? "
+                        "AND refs = ?", text).fetchone()[0]
+                return key
+
             db.executemany(
-                "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?,?,?)",
-                ((run.id, f.host, f.id, f.title, f.severity, f.status, f.role, dumps(f.evidence),
-                  f.remediation, dumps(f.references)) for f in run.findings()))
+                "INSERT INTO findings VALUES (?,?,?,?,?,?)",
+                ((run.id, f.host, check_key(f), f.severity, f.status, dumps(f.evidence)) for f in run.findings()))
             db.executemany(
                 "INSERT INTO metrics VALUES (?,?,?,?,?,?)",
                 ((run.id, m.host, m.name, m.value, m.unit, dumps(m.labels)) for m in run.metrics()))
@@ -147,10 +164,17 @@ class History:
         loads = json.loads
         hosts = [{"name": n, "status": s, "message": m, "changes": loads(c)} for n, s, m, c in db.execute(
             "SELECT name, status, message, changes FROM hosts WHERE run_id = ? ORDER BY rowid", (run_id,))]
-        findings = (Finding(fid, title, sev, status, host, role, loads(ev), rem, loads(refs))
-                    for host, fid, title, sev, status, role, ev, rem, refs in db.execute(
-                        "SELECT host, id, title, severity, status, role, evidence, remediation, refs "
-                        "FROM findings WHERE run_id = ? ORDER BY rowid", (run_id,)))
+        checks = {key: (fid, role, title, rem, loads(refs)) for key, fid, role, title, rem, refs in db.execute(
+            "SELECT key, id, role, title, remediation, refs FROM checks WHERE key IN "
+            "(SELECT DISTINCT check_key FROM findings WHERE run_id = ?)", (run_id,))}
+
+        def finding(host: str, key: int, sev: str, status: str, ev: str) -> Finding:
+            fid, role, title, rem, refs = checks[key]
+            return Finding(fid, title, sev, status, host, role, loads(ev), rem, list(refs))
+
+        findings = (finding(*row) for row in db.execute(
+            "SELECT host, check_key, severity, status, evidence FROM findings WHERE run_id = ? ORDER BY rowid",
+            (run_id,)))
         metrics = (Metric(host, name, value, unit, loads(labels)) for host, name, value, unit, labels in
                    db.execute("SELECT host, name, value, unit, labels FROM metrics WHERE run_id = ? "
                               "ORDER BY rowid", (run_id,)))
