@@ -83,6 +83,16 @@ def render(run: Run) -> str:
             add(_row(cell(h.name), cell(h.status), cell(h.message or "-", 300)))
         add("")
 
+    changed = [h for h in run.hosts.values() if h.changes]
+    if changed:
+        add("## Changes this run would make (check mode)" if run.check else "## Changes made")
+        add("")
+        add(_row("host", "changes", "what"))
+        add(_row("---", "---:", "---"))
+        for h in changed:
+            add(_row(cell(h.name), len(h.changes), cell("; ".join(h.changes), 600)))
+        add("")
+
     add(f"_fleetcare {cell(run.fleetcare_version)}; every finding with its full evidence is in "
         "report.json and report.html._")
     return "\n".join(out) + "\n"

@@ -276,3 +276,19 @@ def test_html_verdicts():
     clean.hosts["a"] = HostResult("a", "ok", findings=[_finding("a", "HLTH-DISK-001", "pass")])
     clean.finish()
     assert html_report.context(clean)["verdict"]["cls"] == "good"
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_changes_are_listed_per_host(check):
+    run = Run(id="20261125-100000-cafe", command="harden", check=check)
+    host = run.host("web-<1>")
+    host.status = "ok"
+    host.changes = ["Set sysctl: HARD-KERN-001", "Write sshd drop-in"]
+    run.host("web-2").status = "ok"
+    run.finish()
+    heading = "would make (check mode)" if check else "Changes made"
+    md = reports.render(run, "md")
+    assert heading in md and "Set sysctl: HARD-KERN-001; Write sshd drop-in" in md and "web-2" not in md.split(
+        heading)[1]
+    html = reports.render(run, "html")
+    assert heading in html and "web-&lt;1&gt;" in html and "HARD-KERN-001" in html
