@@ -188,10 +188,10 @@ def match(patterns: Iterable[str], path: str | Path | None = None) -> list[str]:
                 if fnmatch.fnmatchcase(str(r.get("id", "")), pattern)
                 or any(fnmatch.fnmatchcase(str(t), pattern) for t in r.get("tags") or [])}
         if not hits:
-            candidates = ids(path)
+            tags = {str(t) for r in records for t in r.get("tags") or []}
+            candidates = ids(path) + sorted(tags)
             if any(c in pattern for c in "*?["):
-                areas = {i.rsplit("-", 1)[0] + "-*" for i in candidates}
-                candidates = sorted(areas | {str(t) for r in records for t in r.get("tags") or []})
+                candidates = sorted({i.rsplit("-", 1)[0] + "-*" for i in ids(path)} | tags)
             raise InputError(f"no control matches {pattern!r}{_suggestion(pattern, candidates)}")
         chosen |= hits
     return [str(r["id"]) for r in records if str(r["id"]) in chosen]

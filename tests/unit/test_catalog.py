@@ -232,6 +232,8 @@ def test_match_ids_tags_and_order():
 def test_match_unknown_pattern_is_an_input_error_with_a_hint():
     with pytest.raises(InputError, match=r"no control matches 'HARD-SHH-\*'; did you mean HARD-SSH-\*\?"):
         catalog.match(["HARD-SSH-*", "HARD-SHH-*"])
+    with pytest.raises(InputError, match="did you mean pam"):
+        catalog.match(["pamm"])
 
 
 def test_expected_summaries():
