@@ -275,3 +275,49 @@ def test_replay_of_a_recorded_local_inspection(capsys, fake_runner):
     assert {"HLTH-DISK-001", "HLTH-UNIT-001", "HLTH-BKUP-001"} <= set(ids)
     assert run.hosts["localhost"].status == "ok"
     assert code == 0 and out.splitlines()[-1].startswith("exit 0: clean")
+
+
+# -- hardening commands --------------------------------------------------------------------
+def test_explain_prints_the_record(capsys):
+    code, out, _ = run_cli(capsys, "explain", "HARD-SSH-001")
+    assert code == 0
+    for needle in ("HARD-SSH-001", "severity", "Why", "How to fix", "References"):
+        assert needle in out
+
+
+def test_explain_unknown_control_suggests(capsys):
+    code, _, err = run_cli(capsys, "explain", "HARD-SSH-1")
+    assert_one_line_error(code, err, "HARD-SSH-1", "did you mean")
+
+
+@pytest.mark.parametrize("option", ["--controls", "--skip"])
+def test_control_pattern_matching_nothing(capsys, option):
+    code, _, err = run_cli(capsys, "harden", option, "HARD-NOPE-*")
+    assert_one_line_error(code, err, option, "HARD-NOPE-*")
+
+
+def test_harden_maps_switches_and_check_mode_onto_the_job(capsys, fake_runner, inventory):
+    fake = fake_runner([ok_event("web-1", [finding("HARD-SSH-002", status="pass")], role="hardening"),
+                        {"event": "runner_on_ok", "event_data": {"host": "web-1", "task": "Apply sysctl", "res": {
+                            "changed": True, "results": [{"changed": True, "item": {"id": "HARD-KERN-001"}}]}}},
+                        stats_event(["web-1"])])
+    code, out, _ = run_cli(capsys, "harden", "-i", str(inventory), "--limit", "web-1", "--check",
+                           "--controls", "HARD-SSH-*", "--skip", "HARD-SSH-001")
+    job = fake.jobs[0]
+    assert job.check and job.playbook.name == "harden.yml"
+    assert job.extravars["hardening_controls_only"] == ["HARD-SSH-*"]
+    assert job.extravars["hardening_controls_skip"] == ["HARD-SSH-001"]
+    assert code == 0
+    assert "check mode" in out.splitlines()[0]
+    assert "would change web-1: Apply sysctl: HARD-KERN-001" in out
+    with History() as h:
+        run = h.load("latest")
+    assert run.check and run.command == "harden"
+
+
+def test_audit_runs_the_audit_playbook(capsys, fake_runner):
+    fake = fake_runner([ok_event("localhost", [finding("HARD-SSH-002")], role="hardening"),
+                        stats_event(["localhost"])])
+    code, _, _ = run_cli(capsys, "audit")
+    assert fake.jobs[0].playbook.name == "audit.yml" and not fake.jobs[0].check
+    assert code == 1
