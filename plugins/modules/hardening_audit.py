@@ -216,6 +216,10 @@ class CheckError(Exception):
     """A control could not read what it needs; becomes status error."""
 
 
+class ToolMissing(CheckError):
+    """The program a check runs is not on the host."""
+
+
 class NotApplicable(Exception):
     """A control does not apply on this host; becomes status not_applicable."""
 
@@ -229,7 +233,7 @@ def run_cmd(argv, timeout=CMD_TIMEOUT):
     """Run a command in the C locale; returns (rc, stdout, stderr)."""
     exe = shutil.which(argv[0], path=SEARCH_PATH)
     if exe is None:
-        raise CheckError("%s is not installed" % argv[0])
+        raise ToolMissing("%s is not installed" % argv[0])
     env = dict(os.environ, LC_ALL="C", LANG="C", SYSTEMD_PAGER="", SYSTEMD_COLORS="0")
     proc = subprocess.run([exe] + list(argv[1:]), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           env=env, timeout=timeout, universal_newlines=True)
@@ -1004,7 +1008,10 @@ class Host:
 
     def sshd(self):
         def _run():
-            rc, out, err = self.runner(["sshd", "-T"])
+            try:
+                rc, out, err = self.runner(["sshd", "-T"])
+            except ToolMissing:
+                raise NotApplicable("no SSH server on this host: sshd is not installed") from None
             if rc != 0:
                 msg = " ".join((err or out).split())[:300]
                 if os.geteuid() != 0:
@@ -1026,7 +1033,10 @@ class Host:
             rc, out, err = self.runner(["systemctl", "show", "--no-pager", "-p", ",".join(UNIT_PROPERTIES)]
                                        + names)
             if rc != 0:
-                raise CheckError("systemctl show failed: %s" % " ".join((err or out).split())[:300])
+                why = " ".join((err or out).split())[:300]
+                if "not been booted with systemd" in why:
+                    raise NotApplicable("systemd is not the init system (PID 1) here, so no service is managed by it")
+                raise CheckError("systemctl show failed: %s" % why)
             return parse_systemctl_show(out, names)
         return self.cached("units", _run)
 

@@ -716,3 +716,19 @@ def test_documentation_is_valid_yaml_and_lists_the_options():
     assert doc["attributes"]["check_mode"]["support"] == "full"
     yaml.safe_load(ha.EXAMPLES)
     yaml.safe_load(ha.RETURN)
+
+
+def test_missing_sshd_and_missing_systemd_are_not_applicable(tmp_path):
+    def runner(argv):
+        if argv[0] == "sshd":
+            raise ha.ToolMissing("sshd is not installed")
+        if argv[0] == "systemctl":
+            return 1, "", "System has not been booted with systemd as init system (PID 1). Can't operate."
+        raise AssertionError(argv)
+
+    controls = [control("sshd_option", {"option": "PermitEmptyPasswords", "value": "no"}),
+                control("service_disabled", {"service": "debug-shell.service"}, "HARD-TEST-002")]
+    findings, _ = ha.audit(controls, root=str(tmp_path), runner=runner)
+    assert [f["status"] for f in findings] == ["not_applicable", "not_applicable"]
+    assert "sshd is not installed" in findings[0]["evidence"]["reason"]
+    assert "init system" in findings[1]["evidence"]["reason"]
