@@ -67,6 +67,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of each audit/setup command (median)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON document as well")
+    parser.add_argument("--enable-disruptive", default="", metavar="IDS",
+                        help="comma-separated disruptive controls to switch on (default: none, the role's defaults)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="fc-bench-hardening-") as tmp:
@@ -88,18 +90,26 @@ def main() -> int:
             print(f"lynis hardening index before: {before}")
 
             fleetcare = [sys.executable, str(ROOT / "runner.py")]
-            harden_s = run([*fleetcare, "harden", "-i", str(inventory), "-q"], env)
+            switches = []
+            if args.enable_disruptive:
+                ids = [i.strip() for i in args.enable_disruptive.split(",") if i.strip()]
+                varsfile = tmp_path / "switches.json"
+                varsfile.write_text(json.dumps({"hardening_controls_enable_disruptive": ids}))
+                switches = ["--vars-file", str(varsfile)]
+                print(f"disruptive controls switched on: {', '.join(ids)}")
+            harden_s = run([*fleetcare, "harden", "-i", str(inventory), "-q", *switches], env)
             print(f"fleetcare harden: {harden_s:.1f} s (enforce, then audit)")
             after, suggestions = lynis(HOST, state)
             verdict = "ok" if after >= INDEX_TARGET else f"BELOW target {INDEX_TARGET}"
             print(f"lynis hardening index after: {after} ({after - before:+d}; {verdict})")
-            again_s = run([*fleetcare, "harden", "-i", str(inventory), "-q"], env)
+            again_s = run([*fleetcare, "harden", "-i", str(inventory), "-q", *switches], env)
             print(f"fleetcare harden, second run (nothing to change): {again_s:.1f} s")
 
             commands = {
                 "setup": [str(BIN / "ansible"), "-i", str(inventory), "all", "-m", "ansible.builtin.setup"],
-                "audit playbook": [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/audit.yml"],
-                "fleetcare audit": [*fleetcare, "audit", "-i", str(inventory), "-q"],
+                "audit playbook": [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/audit.yml",
+                                   *(["-e", f"@{switches[1]}"] if switches else [])],
+                "fleetcare audit": [*fleetcare, "audit", "-i", str(inventory), "-q", *switches],
             }
             times: dict[str, list[float]] = {name: [] for name in commands}
             run(commands["setup"], env)  # warm the SSH master, as both sides then reuse it
@@ -115,7 +125,7 @@ def main() -> int:
             print(f"lynis suggestions left after hardening ({len(suggestions)}):")
             for line in suggestions:
                 test_id, _, text = line.partition("|")
-                print(f"  {test_id:10} {text.split('|')[0]}")
+                print(f"  {test_id:10} {' | '.join(p for p in text.split('|') if p and p != '-')}")
             if args.json:
                 print(json.dumps({"lynis_before": before, "lynis_after": after, "harden_s": round(harden_s, 2),
                                   "harden_again_s": round(again_s, 2),
