@@ -49,7 +49,7 @@ def test_save_replaces_an_earlier_save_of_the_same_run(tmp_path):
 def test_resolve_latest_and_prefix(tmp_path):
     with History(tmp_path / "h.db") as h:
         first, second = _run("20261125-090000-aaaa"), _run("20261125-100000-bbbb")
-        second.started = "2026-11-25T10:00:00+00:00"
+        first.started, second.started = "2026-11-25T09:00:00+00:00", "2026-11-25T10:00:00+00:00"
         h.save(first)
         h.save(second)
         assert h.resolve("latest") == second.id
