@@ -76,79 +76,20 @@ _value:
       elements: dict
 """
 
-from fnmatch import fnmatchcase
-
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.common.text.converters import to_text
-
-
-def _names(record):
-    return [to_text(record["id"])] + [to_text(tag) for tag in record.get("tags") or []]
-
-
-def _matches(record, patterns):
-    return any(fnmatchcase(name, pattern) for pattern in patterns for name in _names(record))
-
-
-def _strings(name, value):
-    if value is None:
-        return []
-    if isinstance(value, (str, bytes)):
-        value = [value]
-    if not isinstance(value, (list, tuple)):
-        raise AnsibleFilterError("select_controls: %s must be a list of IDs or patterns" % name)
-    return [to_text(v) for v in value]
+from ansible_collections.fleetcare.ops.plugins.plugin_utils import controls
 
 
 def select_controls(catalog, skip=None, only=None, enable_disruptive=None, overrides=None):
-    """Return ``{"enabled": [...], "skipped": [...]}`` for the switches given."""
-    if not isinstance(catalog, (list, tuple)):
-        raise AnsibleFilterError("select_controls: the catalog must be a list of control records")
-    skip = _strings("skip", skip)
-    only = _strings("only", only)
-    enable_disruptive = _strings("enable_disruptive", enable_disruptive)
-    overrides = overrides or {}
-    if not isinstance(overrides, dict):
-        raise AnsibleFilterError("select_controls: overrides must be a mapping of control ID to params")
+    """Return ``{"enabled": [...], "skipped": [...]}`` for the switches given.
 
-    ids = []
-    for record in catalog:
-        if not isinstance(record, dict) or not record.get("id"):
-            raise AnsibleFilterError("select_controls: every catalog record needs an id")
-        ids.append(to_text(record["id"]))
-
-    unknown = []
-    for name, patterns in (("hardening_controls_skip", skip), ("hardening_controls_only", only),
-                           ("hardening_controls_enable_disruptive", enable_disruptive)):
-        unknown.extend("%s: %s" % (name, p) for p in patterns if not any(_matches(r, [p]) for r in catalog))
-    unknown.extend("hardening_overrides: %s" % key for key in overrides if to_text(key) not in ids)
-    for key, value in overrides.items():
-        if not isinstance(value, dict):
-            raise AnsibleFilterError("select_controls: hardening_overrides[%s] must be a mapping of params" % key)
-    if unknown:
-        raise AnsibleFilterError("select_controls: no control of the catalog matches %s" % "; ".join(unknown))
-
-    enabled, skipped = [], []
-    for record in catalog:
-        control_id = to_text(record["id"])
-        reason = None
-        if _matches(record, skip):
-            reason = "switched off (hardening_controls_skip)"
-        elif only and not _matches(record, only):
-            reason = "switched off (not in hardening_controls_only)"
-        elif record.get("disruptive") and not _matches(record, enable_disruptive):
-            reason = "switched off (disruptive; enable with hardening_controls_enable_disruptive)"
-        if reason:
-            entry = dict(record)
-            entry["reason"] = reason
-            skipped.append(entry)
-            continue
-        entry = dict(record)
-        params = dict(record.get("params") or {})
-        params.update(overrides.get(control_id) or {})
-        entry["params"] = params
-        enabled.append(entry)
-    return {"enabled": enabled, "skipped": skipped}
+    The selection itself is plugin_utils/controls.py, shared with the action plugin
+    fleetcare.ops.hardening_audit, so enforcement and audit switch controls off alike."""
+    try:
+        return controls.select_controls(catalog, skip=skip, only=only, enable_disruptive=enable_disruptive,
+                                        overrides=overrides)
+    except controls.SelectionError as exc:
+        raise AnsibleFilterError("select_controls: %s" % exc) from None
 
 
 class FilterModule(object):

@@ -29,12 +29,25 @@ description:
   - A control whose inputs cannot be read (not root, a missing tool) is V(error) with
     C(evidence.reason); the module itself does not fail because of one control.
   - Reads only. It never changes the host, so RV(ignore:changed) is always V(false).
+  - Its action plugin works on the controller first. Given the role's switches (O(skip), O(only),
+    O(enable_disruptive), O(overrides)) instead of O(controls), it loads the catalog itself (O(catalog)),
+    selects the controls exactly as the C(fleetcare.ops.select_controls) filter does, trims each
+    record to the keys this module reads (no C(rationale), C(tags) or C(disruptive)) and sends the
+    result in one call, so the catalog never passes through Jinja.
 version_added: "0.1.0"
 author:
   - fleetcare engineers
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
+  action:
+    support: full
+    details: Without O(controls), the catalog is read and the switches are applied on the controller.
+  async:
+    support: full
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
     details: The module only reads; check mode evaluates every control as usual.
@@ -49,17 +62,55 @@ options:
       - The enabled controls, each a catalog record with at least C(id), C(title), C(severity),
         C(kind) and C(params) (already merged with the operator's overrides).
       - C(applies_in_container), C(remediation) and C(references) are used when present.
+      - When omitted, the action plugin selects them from O(catalog) with O(skip), O(only),
+        O(enable_disruptive) and O(overrides). Mutually exclusive with those options.
     type: list
     elements: dict
-    required: true
   skipped:
     description:
       - Controls switched off for this run, each with C(id), C(title) and C(severity).
       - They are reported V(not_applicable) with the reason C(switched off), so a report never
         silently misses a control.
+      - Only with O(controls); otherwise the action plugin fills it with the controls its
+        selection switched off.
     type: list
     elements: dict
     default: []
+  skip:
+    description:
+      - Without O(controls), IDs, tags or shell patterns of controls switched off (the role's
+        C(hardening_controls_skip)).
+      - Applied on the controller; a pattern that matches no control of the catalog fails the task.
+    type: list
+    elements: str
+    default: []
+  only:
+    description:
+      - Without O(controls), when not empty only the controls matching one of these patterns are
+        audited (C(hardening_controls_only)).
+    type: list
+    elements: str
+    default: []
+  enable_disruptive:
+    description:
+      - Without O(controls), disruptive controls to audit as enabled
+        (C(hardening_controls_enable_disruptive)); the others are switched off.
+    type: list
+    elements: str
+    default: []
+  overrides:
+    description:
+      - Without O(controls), control ID -> params merged over the record's C(params)
+        (C(hardening_overrides)).
+    type: dict
+    default: {}
+  catalog:
+    description:
+      - Without O(controls), the catalog file (a YAML document with the list C(__hardening_catalog)),
+        read on the controller.
+      - A relative path is searched like C(include_vars) does (the role's C(vars/) first).
+      - Defaults to the collection's C(roles/hardening/vars/catalog.yml).
+    type: str
   in_container:
     description:
       - Whether the host is a container.
@@ -97,10 +148,17 @@ EXAMPLES = r"""
         params: {key: kernel.randomize_va_space, value: "2"}
         applies_in_container: false
 
-- name: Audit the enabled controls of the role, listing the switched-off ones
+- name: Audit the controls the role's switches enable, listing the switched-off ones
   fleetcare.ops.hardening_audit:
-    controls: "{{ __hardening_selection.enabled }}"
-    skipped: "{{ __hardening_selection.skipped }}"
+    skip: "{{ hardening_controls_skip }}"
+    only: "{{ hardening_controls_only }}"
+    enable_disruptive: "{{ hardening_controls_enable_disruptive }}"
+    overrides: "{{ hardening_overrides }}"
+
+- name: Audit the SSH controls of the collection's catalog but one
+  fleetcare.ops.hardening_audit:
+    only: [ssh]
+    skip: [HARD-SSH-004]
 """
 
 RETURN = r"""
@@ -1253,15 +1311,26 @@ def audit(controls, skipped=(), in_container=False, root="/", runner=run_cmd):
     return findings, metrics
 
 
+# skip/only/enable_disruptive/overrides/catalog are consumed on the controller by the action
+# plugin (plugins/action/hardening_audit.py), which always sends `controls`; they are listed so
+# the spec and DOCUMENTATION describe the same options.
 ARGUMENT_SPEC = dict(
-    controls=dict(type="list", elements="dict", required=True),
+    controls=dict(type="list", elements="dict"),
     skipped=dict(type="list", elements="dict", default=[]),
     in_container=dict(type="str", choices=["auto", "yes", "no"], default="auto"),
+    skip=dict(type="list", elements="str", default=[]),
+    only=dict(type="list", elements="str", default=[]),
+    enable_disruptive=dict(type="list", elements="str", default=[]),
+    overrides=dict(type="dict", default={}),
+    catalog=dict(type="str"),
 )
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if module.params["controls"] is None:
+        module.fail_json(msg="controls is required on the host: the action plugin fleetcare.ops.hardening_audit "
+                             "selects them from the catalog on the controller")
     bad = [i for i, c in enumerate(module.params["controls"]) if not c.get("id") or not c.get("kind")]
     if bad:
         module.fail_json(msg="controls %s lack an id or a kind" % ", ".join(str(i) for i in bad))

@@ -710,6 +710,25 @@ def test_whole_catalog_on_an_empty_root_never_crashes(tmp_path):
                        if not r["applies_in_container"])
 
 
+def test_records_trimmed_by_the_action_plugin_give_the_same_findings(tmp_path):
+    """The action plugin sends only controls.AUDIT_KEYS / SKIPPED_KEYS: the module must read
+    nothing else of a record, or trimming would change a finding."""
+    from ansible_collections.fleetcare.ops.plugins.plugin_utils import controls
+
+    runner = FakeRunner({("sshd", "-T"): (0, (FIXTURES / "sshd-T-debian13.txt").read_text(), ""),
+                         ("systemctl", "show"): (0, "", "")})
+    for path, text in (("/etc/passwd", PASSWD), ("/etc/group", GROUP), ("/var/lib/dpkg/status", DPKG_STATUS),
+                       ("/proc/mounts", PROC_MOUNTS)):
+        write(tmp_path, path, text)
+    switches = {"skip": ["HARD-SSH-*"], "enable_disruptive": ["pam"], "overrides": {"HARD-PASS-001": {"value": "1"}}}
+    full = controls.select_controls(CATALOG, **switches)
+    trimmed = controls.audit_selection(CATALOG, **switches)
+    for in_container in (False, True):
+        want, _ = ha.audit(full["enabled"], full["skipped"], in_container, root=str(tmp_path), runner=runner)
+        got, _ = ha.audit(trimmed["controls"], trimmed["skipped"], in_container, root=str(tmp_path), runner=runner)
+        assert got == want
+
+
 def test_documentation_is_valid_yaml_and_lists_the_options():
     doc = yaml.safe_load(ha.DOCUMENTATION)
     assert set(doc["options"]) == set(ha.ARGUMENT_SPEC)
