@@ -47,10 +47,22 @@ fi
 stamp=.venv/.fleetcare-installed
 extras=""
 $want_test && extras="[test]"
-if [ ! -f "$stamp$extras" ] || [ pyproject.toml -nt "$stamp$extras" ]; then
+# an install with the test extras covers a plain one too
+installed=""
+for candidate in "$stamp[test]" "$stamp$extras"; do
+    if [ -f "$candidate" ] && [ ! pyproject.toml -nt "$candidate" ]; then
+        { [ "$candidate" = "$stamp$extras" ] || [ -z "$extras" ]; } && installed=yes
+    fi
+done
+if [ -z "$installed" ]; then
     say "installing fleetcare$extras and Ansible into .venv (about 30 s)"
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -e ".$extras" >/dev/null
+    log=.venv/pip-install.log
+    if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e ".$extras"; } \
+            >"$log" 2>&1; then
+        cat "$log" >&2
+        say "pip install failed (the log above is kept in $log)"
+        exit 1
+    fi
     touch "$stamp$extras"
 fi
 if $want_test; then
