@@ -18,10 +18,14 @@ containers carry that directory in a label and a short id derived from it in
 their names, so several labs (a developer's, a test run's) can live side by
 side and ``down`` removes only its own.
 
-Containers run unprivileged: in a privileged container ``sysctl -w`` of
-``kernel.*``, ``fs.*`` and ``vm.*`` keys succeeds and changes the HOST's
-kernel.  systemd, sshd, cron and sudo work with podman's default capabilities,
-so none is added.
+Containers are unprivileged system containers, as LXC and Incus make them
+(:data:`SYSTEM_CONTAINER`): a user namespace maps their root to an unprivileged
+range of this machine, and they own their network stack.  So a host in the lab
+can harden what a real host hardens in its own network namespace (``net.*``
+sysctls, a packet filter), while the kernel-wide ``kernel.*``, ``fs.*`` and
+``vm.*`` keys stay the HOST's and read-only: the kernel shows them owned by
+nobody and refuses the write.  (In a privileged container such a write
+succeeds and changes this machine's kernel; that is never done.)
 
 This module is a library: the ``fleetcare lab`` command calls it, tests call
 it directly.  Every podman call sets ``CONTAINERS_CONF`` to the project's own
@@ -59,6 +63,12 @@ __all__ = [
 _ROOT = Path(__file__).resolve().parent.parent
 IMAGES_DIR: Path = _ROOT / "molecule" / "images"
 CONTAINERS_CONF: Path = IMAGES_DIR / "containers.conf"
+# An OCI prestart hook (podman --hooks-dir) for containers annotated
+# org.fleetcare.system-container=1: it hands the container's systemd cgroup to
+# the container's mapped root, without which systemd cannot run in a user
+# namespace on a cgroup v1 or hybrid host.  podman needs the directory on every
+# call that may start such a container (run, start), so _podman always passes it.
+HOOKS_DIR: Path = IMAGES_DIR / "hooks.d"
 CONTAINERFILE: Path = IMAGES_DIR / "Containerfile"
 
 IMAGE_REPO = "localhost/fleetcare-debian"
@@ -117,7 +127,7 @@ def _last_line(text: str) -> str:
 def _podman(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run podman with the project's CONTAINERS_CONF; LabError on failure."""
     proc = subprocess.run(
-        ["podman", *args],
+        ["podman", f"--hooks-dir={HOOKS_DIR}", *args],
         env=_env(),
         input=input,
         capture_output=True,
@@ -430,6 +440,24 @@ def _ensure_key(state: Path) -> Path:
     return key
 
 
+# How every lab and Molecule container is run (molecule/*/molecule.yml repeat it
+# in the driver's terms; tests/integration/test_lab.py checks both):
+# - --uidmap/--gidmap: container root is host uid 1000000, not root, so the
+#   host's kernel-wide sysctls are not writable from inside, whatever is mounted;
+# - unmask=/proc/sys: /proc/sys is writable as far as the kernel allows, that
+#   is, the container's own network namespace;
+# - NET_ADMIN, which in a user namespace covers only the container's own
+#   network namespace: its sysctls and its nftables ruleset;
+# - the annotation that selects the cgroup hook in HOOKS_DIR.
+SYSTEM_CONTAINER = (
+    "--annotation=org.fleetcare.system-container=1",
+    "--uidmap=0:1000000:65536",
+    "--gidmap=0:1000000:65536",
+    "--cap-add=NET_ADMIN",
+    "--security-opt=unmask=/proc/sys",
+)
+
+
 def _run_container(state: Path, distro: str, index: int) -> None:
     name = _container_name(state, distro, index)
     host = _host_name(distro, index)
@@ -440,7 +468,7 @@ def _run_container(state: Path, distro: str, index: int) -> None:
         LABEL_INDEX: str(index),
         LABEL_HOST: host,
     }
-    # No --privileged: a privileged container shares the host's kernel-wide
+    # Never --privileged: a privileged container shares the host's kernel-wide
     # sysctls, and a role's `sysctl -w` there would change the host.
     # "127.0.0.1::22" lets podman pick a free port; it is recorded in the
     # container's configuration and kept across stop/start.
@@ -456,6 +484,7 @@ def _run_container(state: Path, distro: str, index: int) -> None:
         "10",
         "--publish",
         "127.0.0.1::22",
+        *SYSTEM_CONTAINER,
     ]
     for key, value in labels.items():
         args += ["--label", f"{key}={value}"]

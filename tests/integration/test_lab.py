@@ -98,6 +98,26 @@ def test_fleetcare_user_with_and_without_become(two_hosts: Lab, become: bool, us
     assert outputs == [user, user]
 
 
+def test_hosts_are_system_containers(two_hosts: Lab) -> None:
+    """Root inside is an unprivileged uid outside; the network stack is the host's own, the kernel is not."""
+    script = (
+        "awk '$1 == 0 {print $2}' /proc/self/uid_map; "
+        "systemctl is-system-running; "
+        "sysctl -qw net.ipv4.conf.all.log_martians=1 && sysctl -n net.ipv4.conf.all.log_martians; "
+        "stat -c %u /proc/sys/kernel/kptr_restrict; "
+        "test -w /proc/sys/kernel/kptr_restrict && echo kernel-writable || echo kernel-read-only"
+    )
+    before = Path("/proc/sys/net/ipv4/conf/all/log_martians").read_text()
+    proc = lab.exec_in("debian12-1", ["sh", "-c", script], state_dir=two_hosts.state_dir)
+    assert proc.returncode == 0, proc.stderr
+    uid, state, martians, kernel_owner, kernel = proc.stdout.split()
+    assert uid != "0" and int(uid) >= 65536, "container root must not be this machine's root"
+    assert state == "running"
+    assert martians == "1", "the container must own its network sysctls"
+    assert kernel_owner == "65534" and kernel == "kernel-read-only", "kernel-wide sysctls must stay the host's"
+    assert Path("/proc/sys/net/ipv4/conf/all/log_martians").read_text() == before
+
+
 def test_second_up_reuses_the_containers(two_hosts: Lab) -> None:
     before = lab.status(two_hosts.state_dir)
     inventory = lab.up(2, "12", two_hosts.state_dir)
