@@ -41,6 +41,7 @@ _EXPECTED: dict[str, tuple[str, ...]] = {
     "audit_rule": ("rule",),
     "pam_module": ("service", "type", "module", "args"),
     "account": ("check",),
+    "apt_source": ("suite", "uri", "components"),
 }
 
 
@@ -128,8 +129,18 @@ def expected(record: dict[str, Any]) -> str:
         return f"{params.get('service')}: {params.get('type')} {params.get('module')} {args}".strip()
     if kind == "account":
         return f"account check {params.get('check')}"
+    if kind == "apt_source":
+        return f"an enabled deb source of {params.get('suite')} (added: {params.get('uri')} {params.get('components')})"
     keys = _EXPECTED.get(kind, tuple(params))
     return ", ".join(f"{k}={params[k]}" for k in keys if k in params)
+
+
+def _container(record: dict[str, Any]) -> str:
+    if not record.get("applies_in_container"):
+        return "not applicable (needs the host itself)"
+    if record.get("kind") == "sysctl":
+        return "applies in the container's own network namespace (not where /proc/sys is read-only)"
+    return "applies"
 
 
 def _yes(value: Any) -> str:
@@ -150,7 +161,7 @@ def explain(control_id: str, path: str | Path | None = None) -> str:
     if r.get("kind") == "file_content" and params.get("content"):
         lines.append("  content       " + "\n                ".join(str(params["content"]).rstrip("\n").splitlines()))
     lines += [
-        f"  container     {'applies' if r.get('applies_in_container') else 'not applicable (needs the host itself)'}",
+        f"  container     {_container(r)}",
         f"  disruptive    {_yes(r.get('disruptive'))}"
         + ("  (off by default: enable with hardening_controls_enable_disruptive)" if r.get("disruptive") else ""),
         f"  tags          {', '.join(r.get('tags') or [])}",

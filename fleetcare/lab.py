@@ -664,8 +664,18 @@ def down(state_dir: Path | None = None) -> None:
     _require("podman")
     state = _state_dir(state_dir)
     names = [_describe(info)["name"] for info in _containers(state)]
-    if names:
-        _podman("rm", "--force", "--volumes", "--time", "5", *names)
+    # A container whose processes are still being killed can leave its /dev/shm
+    # mount busy for a moment ("unlinkat .../userdata/shm: device or resource
+    # busy"); podman finishes the removal on a second call.
+    for attempt in range(4):
+        if not names:
+            break
+        proc = _podman("rm", "--force", "--volumes", "--time", "5", *names, check=False)
+        names = [_describe(info)["name"] for info in _containers(state)]
+        if names and attempt == 3:
+            raise LabError(f"podman rm failed: {_last_line(proc.stderr or proc.stdout)}")
+        if names:
+            time.sleep(1)
     for leftover in (KEY_NAME, KEY_NAME + ".pub", INVENTORY_NAME, INVENTORY_NAME + ".tmp"):
         (state / leftover).unlink(missing_ok=True)
     if state.is_dir() and not any(state.iterdir()):

@@ -25,7 +25,13 @@ description:
     of C(/proc/modules) and C(/proc/mounts)).
   - In a container, controls whose record says C(applies_in_container=false) (kernel-wide settings,
     kernel modules, mounts, auditd, AppArmor, the clock) are V(not_applicable) with a reason naming
-    why; they are never judged against the container host's values.
+    why; they are never judged against the container host's values. Network sysctls belong to the
+    container's own network namespace and are judged there, unless the engine mounts C(/proc/sys)
+    read-only, which makes them V(not_applicable) too.
+  - A control whose C(params.unless_present) lists a path that exists here is V(not_applicable)
+    (forwarding stays on where a container engine, a hypervisor or a routing daemon is installed).
+  - C(apt_source) controls name a suite, C({codename}) standing for the release in C(/etc/os-release);
+    one-line C(.list) and deb822 C(.sources) files are read.
   - A control whose inputs cannot be read (not root, a missing tool) is V(error) with
     C(evidence.reason); the module itself does not fail because of one control.
   - Reads only. It never changes the host, so RV(ignore:changed) is always V(false).
@@ -246,8 +252,9 @@ CONTAINER_REASONS_BY_KIND = {
     "mount_option": CONTAINER_REASONS_BY_AREA["MNT"],
     "audit_rule": CONTAINER_REASONS_BY_AREA["AUDIT"],
 }
-NET_SYSCTL_REASON = ("network sysctl: in a container it is set by the container engine for the container's "
-                     "network namespace (podman run --sysctl), not by the host's configuration")
+NET_SYSCTL_REASON = ("network sysctl: this container's /proc/sys/net is read-only, so its network namespace is "
+                     "configured by the container engine (podman run --sysctl); a system container (user "
+                     "namespace, /proc/sys writable) sets it from inside")
 
 # Parameters each kind needs (the rest are optional).
 REQUIRED_PARAMS = {
@@ -267,6 +274,7 @@ REQUIRED_PARAMS = {
     "audit_rule": ("rule",),
     "pam_module": ("service", "type", "module"),
     "account": ("check",),
+    "apt_source": ("suite", "uri", "components"),
 }
 
 
@@ -748,6 +756,58 @@ def eval_file_absent(params, exists):
     return ("fail" if exists else "pass"), evidence
 
 
+def apt_suite(params, codename):
+    """The suite a control names, with {codename} replaced by the host's release codename."""
+    suite = str(params["suite"])
+    if "{codename}" in suite:
+        if not codename:
+            # unstable (sid) has no codename and no security suite
+            raise NotApplicable("/etc/os-release has no VERSION_CODENAME to name the suite %s" % suite,
+                                {"suite": suite})
+        suite = suite.replace("{codename}", codename)
+    return suite
+
+
+def parse_apt_sources(files):
+    """Enabled `deb` entries of one-line (.list) and deb822 (.sources) files: [(file, uri, suite)]."""
+    entries = []
+    for name, text in files:
+        if name.endswith(".sources"):
+            for stanza in re.split(r"\n\s*\n", text):
+                fields = {}
+                for line in stanza.splitlines():
+                    if line.startswith("#") or ":" not in line or line[:1].isspace():
+                        continue
+                    key, _, value = line.partition(":")
+                    fields[key.strip().lower()] = value.strip()
+                if fields.get("enabled", "yes").lower() == "no" or "deb" not in fields.get("types", "").split():
+                    continue
+                for uri in fields.get("uris", "").split():
+                    for suite in fields.get("suites", "").split():
+                        entries.append((name, uri, suite))
+            continue
+        for line in text.splitlines():
+            words = line.split("#", 1)[0].split()
+            if not words or words[0] != "deb":
+                continue
+            words = words[1:]
+            if words and words[0].startswith("["):  # [arch=amd64 signed-by=...]
+                while words and not words[0].endswith("]"):
+                    words = words[1:]
+                words = words[1:]
+            if len(words) >= 2:
+                entries.append((name, words[0], words[1]))
+    return entries
+
+
+def eval_apt_source(params, codename, entries):
+    suite = apt_suite(params, codename)
+    evidence = {"suite": suite, "expected": "an enabled deb source for %s" % suite}
+    found = ["%s: %s %s" % entry for entry in entries if entry[2] == suite]
+    evidence["actual"] = found or "no enabled deb source for %s (%d entries read)" % (suite, len(entries))
+    return ("pass" if found else "fail"), evidence
+
+
 def eval_package_present(params, states):
     state = states.get(str(params["package"]))
     evidence = {"package": params["package"], "expected": "installed", "actual": state or "not installed"}
@@ -1026,9 +1086,10 @@ def eval_account(params, data):
 class Host:
     """Reads each input once and keeps it for every control that needs it."""
 
-    def __init__(self, root="/", runner=run_cmd, unit_names=()):
+    def __init__(self, root="/", runner=run_cmd, unit_names=(), in_container=False):
         self.root = root
         self.runner = runner
+        self.in_container = in_container
         # Every unit any control asks about, so systemd is asked once for all of them.
         self.unit_names = set(unit_names) | {"auditd.service"}
         self._cache = {}
@@ -1080,6 +1141,29 @@ class Host:
 
     def packages(self):
         return self.cached("dpkg", lambda: parse_dpkg_status(self.must_text("/var/lib/dpkg/status")))
+
+    def codename(self):
+        def _read():
+            text = self.text("/etc/os-release") or ""
+            match = re.search(r'^VERSION_CODENAME="?([^"\n]*)"?\s*$', text, re.M)
+            return match.group(1).strip() if match else ""
+        return self.cached("codename", _read)
+
+    def apt_sources(self):
+        def _read():
+            files = []
+            main = self.text("/etc/apt/sources.list")
+            if main is not None:
+                files.append(("/etc/apt/sources.list", main))
+            for path in sorted(glob.glob(self.path("/etc/apt/sources.list.d/*"))):
+                if path.endswith((".list", ".sources")):
+                    files.append(("/etc/apt/sources.list.d/" + os.path.basename(path), read_text(path)))
+            return parse_apt_sources(files)
+        return self.cached("apt_sources", _read)
+
+    def sysctl_writable(self, key):
+        """Whether this process may set the key: false in a container whose engine mounts /proc/sys read-only."""
+        return os.access(self.path("/proc/sys/" + str(key).replace(".", "/")), os.W_OK)
 
     def units(self):
         """State of the units the controls name, from ONE `systemctl show` (list-unit-files would
@@ -1220,10 +1304,18 @@ def evaluate(control, host):
     missing = [p for p in REQUIRED_PARAMS[kind] if p not in params]
     if missing:
         raise CheckError("the control's params lack %s" % ", ".join(missing))
+    present = [path for path in params.get("unless_present") or [] if os.path.lexists(host.path(path))]
+    if present:
+        raise NotApplicable("%s is installed: this host does this on purpose" % present[0], {"unless_present": present})
     if kind == "sshd_option":
         return eval_sshd_option(params, host.sshd())
     if kind == "sysctl":
-        return eval_sysctl(params, host.sysctl(params["key"]))
+        text = host.sysctl(params["key"])
+        if text is not None and host.in_container and not host.sysctl_writable(params["key"]):
+            raise NotApplicable(container_reason(control), {"key": params["key"], "actual": norm(text)})
+        return eval_sysctl(params, text)
+    if kind == "apt_source":
+        return eval_apt_source(params, host.codename(), host.apt_sources())
     if kind == "file_mode":
         return eval_file_mode(params, host.lstat_entries(params["path"]))
     if kind == "config_line":
@@ -1297,7 +1389,7 @@ def audit(controls, skipped=(), in_container=False, root="/", runner=run_cmd):
     started = time.time()
     units = [unit_name((c.get("params") or {}).get("service")) for c in controls
              if c.get("kind") in ("service_enabled", "service_disabled") and (c.get("params") or {}).get("service")]
-    host = Host(root, runner, units)
+    host = Host(root, runner, units, in_container)
     findings = [safe_audit_one(c, host, in_container) for c in controls]
     for s in skipped:
         findings.append(finding(str(s.get("id", "?")), str(s.get("title", s.get("id", "?"))),

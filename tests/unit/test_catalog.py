@@ -29,7 +29,7 @@ KEYS = {"id": str, "title": str, "severity": str, "rationale": str, "remediation
 # kind -> (required params, optional params), as docs/controls.md states them.
 KINDS = {
     "sshd_option": ({"option", "value"}, set()),
-    "sysctl": ({"key", "value"}, set()),
+    "sysctl": ({"key", "value"}, {"unless_present"}),
     "file_mode": ({"path", "mode"}, {"owner", "group"}),
     "config_line": ({"path", "key", "value"}, {"separator", "create"}),
     "ini_option": ({"path", "section", "option", "value"}, set()),
@@ -44,13 +44,15 @@ KINDS = {
     "audit_rule": ({"rule"}, set()),
     "pam_module": ({"service", "type", "module", "args"}, set()),
     "account": ({"check"}, set()),
+    "apt_source": ({"suite", "uri", "components"}, set()),
 }
 ACCOUNT_CHECKS = {"empty_passwords", "uid0_only_root", "root_path", "no_legacy_plus", "system_accounts_nologin",
                   "home_permissions", "gid0_only_root", "duplicate_uids", "duplicate_gids", "duplicate_names",
                   "passwd_groups_exist", "shadow_group_empty"}
 # Kinds that touch the host kernel (or the audit subsystem, or mounts): never applied in a container.
-HOST_ONLY_KINDS = {"sysctl", "module_blacklist", "mount_option", "audit_rule"}
-HOST_ONLY_AREAS = {"AUDIT", "AA", "MOD", "MNT", "KERN", "NET"}
+# Network sysctls (area NET) are the container's own network namespace's, so they do apply there.
+HOST_ONLY_KINDS = {"module_blacklist", "mount_option", "audit_rule"}
+HOST_ONLY_AREAS = {"AUDIT", "AA", "MOD", "MNT", "KERN"}
 ids = [r["id"] for r in RECORDS]
 
 
@@ -106,8 +108,10 @@ def test_params_fit_the_kind(record):
     for key in ("mode",):
         if key in params:
             assert isinstance(params[key], str) and re.fullmatch(r"0?[0-7]{3,4}", params[key])
-    scalars = {k: v for k, v in params.items() if k not in ("args", "create", "optional")}
+    scalars = {k: v for k, v in params.items() if k not in ("args", "create", "optional", "unless_present")}
     assert all(isinstance(v, str) and v != "" for v in scalars.values()), "params values are non-empty strings"
+    if "unless_present" in params:
+        assert params["unless_present"] and all(str(p).startswith("/") for p in params["unless_present"])
     if record["kind"] == "account":
         assert params["check"] in ACCOUNT_CHECKS
     if record["kind"] == "pam_module":
@@ -124,6 +128,10 @@ def test_params_fit_the_kind(record):
 def test_host_only_controls_never_apply_in_containers(record):
     if record["kind"] in HOST_ONLY_KINDS or record["id"].split("-")[1] in HOST_ONLY_AREAS:
         assert record["applies_in_container"] is False
+    if record["kind"] == "sysctl":
+        # Only per-network-namespace keys may apply in a container; kernel-wide ones are the host's.
+        per_netns = record["params"]["key"].startswith(("net.ipv4.", "net.ipv6."))
+        assert record["applies_in_container"] is per_netns, record["params"]["key"]
 
 
 def test_every_kind_and_area_is_used():

@@ -157,6 +157,99 @@ def test_sysctl_read_from_proc(tmp_path):
     assert finding["status"] == "pass"
 
 
+def test_network_sysctl_in_a_container_is_judged_where_writable(tmp_path):
+    # A system container (user namespace, /proc/sys writable) owns its network namespace's keys.
+    write(tmp_path, "/proc/sys/net/ipv4/conf/all/log_martians", "0\n")
+    rec = control("sysctl", {"key": "net.ipv4.conf.all.log_martians", "value": "1"})
+    finding = ha.audit_one(rec, ha.Host(str(tmp_path), in_container=True), in_container=True)
+    assert finding["status"] == "fail" and finding["evidence"]["actual"] == "0"
+
+
+def test_network_sysctl_in_a_read_only_container_is_not_applicable(tmp_path, monkeypatch):
+    # An application container: the engine mounts /proc/sys read-only (as root, os.access cannot
+    # show that on a test file, so the one probe is replaced).
+    write(tmp_path, "/proc/sys/net/ipv4/conf/all/log_martians", "0\n")
+    host = ha.Host(str(tmp_path), in_container=True)
+    monkeypatch.setattr(host, "sysctl_writable", lambda key: False)
+    rec = control("sysctl", {"key": "net.ipv4.conf.all.log_martians", "value": "1"})
+    finding = ha.audit_one(rec, host, in_container=True)
+    assert finding["status"] == "not_applicable"
+    assert "read-only" in finding["evidence"]["reason"] and finding["evidence"]["actual"] == "0"
+    # Outside a container the same key is judged, writable or not (audit as an unprivileged user).
+    host = ha.Host(str(tmp_path), in_container=False)
+    monkeypatch.setattr(host, "sysctl_writable", lambda key: False)
+    assert ha.audit_one(rec, host, in_container=False)["status"] == "fail"
+
+
+def test_unless_present_makes_a_control_not_applicable_where_the_host_needs_it(tmp_path):
+    write(tmp_path, "/proc/sys/net/ipv4/ip_forward", "1\n")
+    rec = control("sysctl", {"key": "net.ipv4.ip_forward", "value": "0",
+                             "unless_present": ["/usr/bin/dockerd", "/usr/sbin/libvirtd"]})
+    assert ha.audit_one(rec, ha.Host(str(tmp_path)), in_container=False)["status"] == "fail"
+    write(tmp_path, "/usr/sbin/libvirtd", "")
+    finding = ha.audit_one(rec, ha.Host(str(tmp_path)), in_container=False)
+    assert finding["status"] == "not_applicable"
+    assert finding["evidence"]["unless_present"] == ["/usr/sbin/libvirtd"]
+    assert "/usr/sbin/libvirtd is installed" in finding["evidence"]["reason"]
+
+
+# ---------------------------------------------------------------- apt_source
+
+SECURITY = {"suite": "{codename}-security", "uri": "http://deb.debian.org/debian-security", "components": "main"}
+
+
+def test_apt_source_missing_suite_fails(tmp_path):
+    write(tmp_path, "/etc/os-release", 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_CODENAME=bookworm\n')
+    write(tmp_path, "/etc/apt/sources.list", "deb http://deb.debian.org/debian bookworm main\n")
+    finding = ha.audit_one(control("apt_source", SECURITY), ha.Host(str(tmp_path)), in_container=False)
+    assert finding["status"] == "fail"
+    assert finding["evidence"]["suite"] == "bookworm-security"
+    assert "no enabled deb source" in finding["evidence"]["actual"]
+
+
+@pytest.mark.parametrize(("rel", "text"), [
+    ("/etc/apt/sources.list",
+     "# deb http://deb.debian.org/debian-security bookworm-security main\n"
+     "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://mirror.example/sec"
+     " bookworm-security main\n"),
+    ("/etc/apt/sources.list.d/debian.sources",
+     "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n"
+     "Types: deb deb-src\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\n"
+     "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"),
+])
+def test_apt_source_any_mirror_one_line_or_deb822_passes(tmp_path, rel, text):
+    write(tmp_path, "/etc/os-release", "VERSION_CODENAME=bookworm\n")
+    write(tmp_path, rel, text)
+    finding = ha.audit_one(control("apt_source", SECURITY), ha.Host(str(tmp_path)), in_container=False)
+    assert finding["status"] == "pass", finding["evidence"]
+    assert any("bookworm-security" in entry for entry in finding["evidence"]["actual"])
+
+
+@pytest.mark.parametrize("text", [
+    "# deb http://deb.debian.org/debian-security bookworm-security main\n",
+    "deb-src http://deb.debian.org/debian-security bookworm-security main\n",
+    "deb http://deb.debian.org/debian-security bullseye-security main\n",
+])
+def test_apt_source_commented_source_only_or_other_release_fails(tmp_path, text):
+    write(tmp_path, "/etc/os-release", "VERSION_CODENAME=bookworm\n")
+    write(tmp_path, "/etc/apt/sources.list.d/security.list", text)
+    assert ha.audit_one(control("apt_source", SECURITY), ha.Host(str(tmp_path)), in_container=False)["status"] == "fail"
+
+
+def test_apt_source_disabled_deb822_stanza_fails(tmp_path):
+    write(tmp_path, "/etc/os-release", "VERSION_CODENAME=trixie\n")
+    write(tmp_path, "/etc/apt/sources.list.d/debian.sources",
+          "Enabled: no\nTypes: deb\nURIs: http://deb.debian.org/debian-security\nSuites: trixie-security\n"
+          "Components: main\n")
+    assert ha.audit_one(control("apt_source", SECURITY), ha.Host(str(tmp_path)), in_container=False)["status"] == "fail"
+
+
+def test_apt_source_without_codename_is_not_applicable(tmp_path):
+    write(tmp_path, "/etc/os-release", 'PRETTY_NAME="Debian GNU/Linux trixie/sid"\n')
+    finding = ha.audit_one(control("apt_source", SECURITY), ha.Host(str(tmp_path)), in_container=False)
+    assert finding["status"] == "not_applicable" and "VERSION_CODENAME" in finding["evidence"]["reason"]
+
+
 # ---------------------------------------------------------------- file_mode
 
 
