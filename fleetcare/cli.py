@@ -7,6 +7,7 @@ A thin layer: parse arguments, call the library in ``fleetcare.app`` (or
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -140,6 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
+    except BrokenPipeError:
+        # `fleetcare explain ID | head`: the reader left; no traceback, and no
+        # second error when Python flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except InputError as exc:
         print(f"fleetcare: {exc}", file=sys.stderr)
         return EXIT_USAGE
