@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 
 import pytest
@@ -283,6 +284,19 @@ def test_explain_prints_the_record(capsys):
     assert code == 0
     for needle in ("HARD-SSH-001", "severity", "Why", "How to fix", "References"):
         assert needle in out
+
+
+def test_a_reader_that_left_ends_quietly(tmp_path):
+    # `fleetcare explain ID | head -1`: the pipe is closed before the first write.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "fleetcare.cli", "explain", "HARD-SSH-001"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, check=False, timeout=60)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141
+    assert proc.stderr == ""
 
 
 def test_explain_unknown_control_suggests(capsys):
