@@ -5,6 +5,8 @@ Data flows one way: job -> execute (events) -> results -> history -> reports.
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import sys
 import tempfile
@@ -16,9 +18,15 @@ from typing import Any, TextIO
 from fleetcare import data_dir, reports
 from fleetcare.errors import InputError
 from fleetcare.execute import ensure_private, execute
-from fleetcare.history import History
+from fleetcare.history import History, HistoryError
 from fleetcare.jobs import Job
-from fleetcare.results import MalformedResult, Run, new_run_id
+from fleetcare.results import MalformedResult, Run, SchemaError, new_run_id, validate
+
+# The run finished and its reports are written, but history could not record it
+# (say the database stayed locked past the busy timeout). Distinct from the run's
+# own codes, and never 0: a scheduler must notice; `fleetcare import RUN_DIR`
+# records the run afterwards.
+EXIT_HISTORY = 5
 
 
 def default_output_dir() -> Path:
@@ -26,7 +34,8 @@ def default_output_dir() -> Path:
 
 
 def check_writable(directory: Path, what: str = "output directory") -> Path:
-    """Fail early, with the path, when run directories cannot be created there."""
+    """Fail early, with the path, when run directories cannot be created there.
+    A directory that exists keeps its mode; a missing one is created 0700."""
     directory = directory.expanduser()
     try:
         ensure_private(directory)
@@ -73,6 +82,11 @@ class Outcome:
     run: Run
     run_dir: Path
     reports: dict[str, Path]
+    history_error: str | None = None  # one line: the run is not in history, the reports are
+
+    @property
+    def exit_code(self) -> int | None:
+        return EXIT_HISTORY if self.history_error else self.run.exit_code
 
 
 class _Interrupt:
@@ -102,14 +116,19 @@ class _Interrupt:
 def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major",
             progress_stream: TextIO | None = sys.stderr,
             on_start: Callable[[Run, Path], None] | None = None) -> Outcome:
-    """Execute a job end to end: run directory, events, history, reports."""
+    """Execute a job end to end: run directory, events, reports, history.
+
+    The reports are written from the run in memory before history is saved, so
+    a history that fails at the end (locked, full disk) loses no run: the
+    outcome carries the error and the run directory can be imported later.
+    """
     output_dir = check_writable(output_dir)
     run = Run(id=new_run_id(), command=job.command, fail_on=fail_on,
               inventory=job.inventory_label, limit=job.limit, check=job.check)
     for name in job.hosts:
         run.host(name)
     run_dir = output_dir / run.id
-    ensure_private(run_dir)
+    ensure_private(run_dir, new=True)
     history.begin(run)
     if on_start:
         on_start(run, run_dir)
@@ -136,9 +155,16 @@ def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major"
                     h.done for h in run.hosts.values()):
                 _explain_runner_failure(run, run_dir)
             run.finish(interrupted=interrupted)
-            history.save(run)
-            written = reports.write_all(run, run_dir)
-    return Outcome(run, run_dir, written)
+            history_error = None
+            try:
+                written = reports.write_all(run, run_dir)
+            finally:
+                try:
+                    history.save(run)
+                except HistoryError as exc:
+                    history_error = (f"exit {EXIT_HISTORY}: the run is not in history ({exc}); its reports are "
+                                     f"kept: record it with 'fleetcare import {run_dir}'")
+    return Outcome(run, run_dir, written, history_error)
 
 
 def _explain_runner_failure(run: Run, run_dir: Path) -> None:
@@ -158,3 +184,49 @@ def rebuild_report(history: History, run_ref: str, fmt: str) -> str:
     if fmt not in reports.FORMATS:
         raise InputError(f"--format: {fmt!r} is not one of {', '.join(reports.FORMATS)}")
     return reports.render(history.load(run_ref), fmt)
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write ``text`` to a file the user named (``report -o``): created 0600 like
+    the run's own reports when it does not exist; an existing file keeps its mode."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write the report ({exc.strerror})") from None
+
+
+def list_runs(history: History, last: int = 20) -> list[dict[str, Any]]:
+    """The newest runs, after marking those whose wrapper died ``abandoned``."""
+    history.mark_abandoned()
+    return history.runs(last)
+
+
+def import_run(run_dir: Path, history: History) -> Run:
+    """Record a finished run in history from its directory's ``report.json``
+    (the source of truth), checked against the report schema first. Importing
+    the same run again replaces it with the same content."""
+    run_dir = Path(run_dir).expanduser()
+    path = run_dir / "report.json" if run_dir.is_dir() else run_dir
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"), parse_constant=_not_finite)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file (give a run directory holding report.json)") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the report ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: the report is not UTF-8 text") from None
+    except ValueError as exc:
+        raise InputError(f"{path}: not a JSON report ({exc})") from None
+    try:
+        validate(doc)
+    except SchemaError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    run = Run.from_report(doc)
+    history.save(run)
+    return run
+
+
+def _not_finite(name: str) -> float:
+    raise ValueError(f"{name} is not a finite number")

@@ -24,6 +24,8 @@ exit codes:
   2  usage or input error (one line names the file or option and the key)
   3  hosts unreachable or failed
   4  interrupted (Ctrl-C or SIGTERM); what was collected is kept, marked interrupted
+  5  the run finished and its reports are written, but history could not record it
+     (record it later with 'fleetcare import RUN_DIR')
 """
 
 
@@ -93,8 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="md", metavar="FORMAT", help="json, html or md (default md)")
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
 
-    p = sub.add_parser("history", parents=[common], help="list past runs, newest first")
+    p = sub.add_parser("history", parents=[common], help="list past runs, newest first",
+                       description="List past runs, newest first. A run left 'running' by a wrapper "
+                                   "that was killed on this machine is marked 'abandoned'.")
     p.add_argument("-n", "--last", type=int, default=20, metavar="N", help="how many runs (default 20)")
+
+    p = sub.add_parser("import", parents=[common], help="record a run directory's report in history",
+                       description="Record a finished run in history from RUN_DIR/report.json (checked "
+                                   "against the report schema), e.g. after exit 5. Importing again "
+                                   "changes nothing.")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
 
     lab = sub.add_parser("lab", help="a podman fleet on loopback SSH for demos, tests and benchmarks",
                          description="Debian 11/12/13 systemd containers reachable by SSH on "
@@ -180,6 +190,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _report(args)
     if args.command == "history":
         return _history(args)
+    if args.command == "import":
+        return _import(args)
     return _lab(args)
 
 
@@ -210,8 +222,10 @@ def _run(args: argparse.Namespace) -> int:
         _print_findings(run)
     stem = outcome.run_dir / "report"
     print(f"reports: {stem}.{{{','.join(sorted(p.suffix[1:] for p in outcome.reports.values()))}}}")
-    print(_exit_line(run))
-    return run.exit_code if run.exit_code is not None else EXIT_USAGE
+    print(_exit_line(run), flush=True)
+    if outcome.history_error:
+        print(f"fleetcare: {outcome.history_error}", file=sys.stderr)
+    return outcome.exit_code if outcome.exit_code is not None else EXIT_USAGE
 
 
 def _print_findings(run, limit: int = 25) -> None:
@@ -255,10 +269,7 @@ def _report(args: argparse.Namespace) -> int:
     with _open_history(args) as history:
         text = app.rebuild_report(history, args.run, args.format)
     if args.output:
-        try:
-            args.output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"{args.output}: cannot write the report ({exc.strerror})") from None
+        app.write_output(args.output, text)
         print(args.output)
     else:
         sys.stdout.write(text)
@@ -266,13 +277,24 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
+    from fleetcare import app
+
     with _open_history(args) as history:
-        rows = history.runs(args.last)
+        rows = app.list_runs(history, args.last)
     if not rows:
         print("no runs yet: try 'fleetcare inspect'")
     for r in rows:
         print(f"{r['id']}  {r['started']}  {r['command']:<8} {r['status']:<11} exit {r['exit_code']}"
               f"  {r['hosts']} hosts  {r['failing']} failing")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from fleetcare import app
+
+    with _open_history(args) as history:
+        run = app.import_run(args.run_dir, history)
+    print(f"imported run {run.id} ({run.command}, {run.status}, exit {run.exit_code})")
     return 0
 
 

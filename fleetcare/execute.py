@@ -129,7 +129,11 @@ def leftover_events(artifact_dir: Path) -> list[dict[str, Any]]:
     return events
 
 
-def ensure_private(path: Path) -> None:
-    """Create ``path`` with mode 0700 (artifacts may hold host details)."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
+def ensure_private(path: Path, *, new: bool = False) -> None:
+    """Create the directory ``path`` with mode 0700 (artifacts may hold host details).
+
+    An existing directory is left as it is, mode and all: fleetcare sets modes only
+    on what it creates (``--output-dir /tmp`` must not become drwx------). With
+    ``new``, ``path`` must not exist yet (a run directory is always new).
+    """
+    path.mkdir(parents=True, exist_ok=not new, mode=0o700)

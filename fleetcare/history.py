@@ -1,55 +1,87 @@
 """Run history in SQLite: runs, hosts, findings and metrics.
 
-A run is written twice: once when it starts (status ``running``, so even a
-killed wrapper leaves a trace) and once, whole, in a single transaction when
-it ends. Reports can be rebuilt from here at any time (``fleetcare report``).
+A run is written twice: once when it starts (status ``running``, with the
+controller's host name and process, so a run whose wrapper was killed can be
+told from one still going: :meth:`History.mark_abandoned`) and once, whole, in
+a single transaction when it ends. Reports can be rebuilt from here at any time
+(``fleetcare report``).
+
+The schema is upgraded in place by :data:`MIGRATIONS`: ordered steps, one per
+schema version, each in its own transaction, so a database written by any
+earlier fleetcare keeps every run. A file that is not a fleetcare history (an
+SQLite database of another application, a damaged one, one from a newer
+fleetcare) is refused with one line and left exactly as it was.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fleetcare import data_dir
 from fleetcare.results import Finding, Metric, Run
 
-SCHEMA_VERSION = 1
+# "FLCR" in the SQLite header: this file is a fleetcare history (set since schema 2)
+APPLICATION_ID = 0x464C4352
+# seconds a write waits for another process's lock before the save fails
+BUSY_TIMEOUT = 5.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, command TEXT NOT NULL, started TEXT NOT NULL, finished TEXT,
-    status TEXT NOT NULL, exit_code INTEGER, fail_on TEXT NOT NULL, inventory TEXT,
-    limit_ TEXT, fleetcare_version TEXT NOT NULL, check_mode INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS hosts (
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, name TEXT NOT NULL,
-    status TEXT NOT NULL, message TEXT NOT NULL, changes TEXT NOT NULL DEFAULT '[]',
-    PRIMARY KEY (run_id, name));
--- A check's texts are stored once, not once per host and run: a 1,000-host run
--- of 200 checks repeats each title and remediation a thousand times otherwise.
-CREATE TABLE IF NOT EXISTS checks (
-    key INTEGER PRIMARY KEY, id TEXT NOT NULL, role TEXT NOT NULL, title TEXT NOT NULL,
-    remediation TEXT NOT NULL, refs TEXT NOT NULL, UNIQUE (id, role, title, remediation, refs));
-CREATE TABLE IF NOT EXISTS findings (
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, host TEXT NOT NULL,
-    check_key INTEGER NOT NULL REFERENCES checks(key), severity TEXT NOT NULL, status TEXT NOT NULL,
-    evidence TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS findings_run ON findings (run_id);
-CREATE INDEX IF NOT EXISTS findings_trail ON findings (check_key, host);
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, host TEXT NOT NULL,
-    name TEXT NOT NULL, value REAL NOT NULL, unit TEXT NOT NULL, labels TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run_id);
-CREATE INDEX IF NOT EXISTS metrics_trail ON metrics (host, name);
-"""
+# schema version -> the statements that bring a database of the version before it
+# to this one. Step 1 is the schema fleetcare 0.1.0 created; a step, once released,
+# is never edited: a change is a new step.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "CREATE TABLE runs ("
+        " id TEXT PRIMARY KEY, command TEXT NOT NULL, started TEXT NOT NULL, finished TEXT,"
+        " status TEXT NOT NULL, exit_code INTEGER, fail_on TEXT NOT NULL, inventory TEXT,"
+        " limit_ TEXT, fleetcare_version TEXT NOT NULL, check_mode INTEGER NOT NULL DEFAULT 0)",
+        "CREATE TABLE hosts ("
+        " run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, name TEXT NOT NULL,"
+        " status TEXT NOT NULL, message TEXT NOT NULL, changes TEXT NOT NULL DEFAULT '[]',"
+        " PRIMARY KEY (run_id, name))",
+        # A check's texts are stored once, not once per host and run: a 1,000-host run
+        # of 200 checks repeats each title and remediation a thousand times otherwise.
+        "CREATE TABLE checks ("
+        " key INTEGER PRIMARY KEY, id TEXT NOT NULL, role TEXT NOT NULL, title TEXT NOT NULL,"
+        " remediation TEXT NOT NULL, refs TEXT NOT NULL, UNIQUE (id, role, title, remediation, refs))",
+        "CREATE TABLE findings ("
+        " run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, host TEXT NOT NULL,"
+        " check_key INTEGER NOT NULL REFERENCES checks(key), severity TEXT NOT NULL, status TEXT NOT NULL,"
+        " evidence TEXT NOT NULL)",
+        "CREATE INDEX findings_run ON findings (run_id)",
+        "CREATE INDEX findings_trail ON findings (check_key, host)",
+        "CREATE TABLE metrics ("
+        " run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, host TEXT NOT NULL,"
+        " name TEXT NOT NULL, value REAL NOT NULL, unit TEXT NOT NULL, labels TEXT NOT NULL)",
+        "CREATE INDEX metrics_run ON metrics (run_id)",
+        "CREATE INDEX metrics_trail ON metrics (host, name)",
+    ),
+    2: (
+        # who runs it: the controller's host name, the wrapper's pid and that
+        # process's start (a pid alone may have been reused since)
+        "ALTER TABLE runs ADD COLUMN host TEXT",
+        "ALTER TABLE runs ADD COLUMN pid INTEGER",
+        "ALTER TABLE runs ADD COLUMN pid_start TEXT",
+        f"PRAGMA application_id = {APPLICATION_ID}",
+    ),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
 
+# every table any version has: another table means the file is not (only) ours
+_TABLES = frozenset({"meta", "runs", "hosts", "checks", "findings", "metrics"})
 _RUN_COLUMNS = ("id", "command", "started", "finished", "status", "exit_code", "fail_on",
                 "inventory", "limit_", "fleetcare_version", "check_mode")
+_OWNER_COLUMNS = ("host", "pid", "pid_start")
+_INSERT_RUN = (f"INSERT INTO runs ({','.join(_RUN_COLUMNS + _OWNER_COLUMNS)}) "
+               f"VALUES ({','.join('?' * (len(_RUN_COLUMNS) + len(_OWNER_COLUMNS)))})")
 
 
 class HistoryError(Exception):
@@ -61,26 +93,32 @@ def default_path() -> Path:
 
 
 class History:
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path else default_path()
+    def __init__(self, path: Path | str | None = None, timeout: float | None = None) -> None:
+        self.path = Path(path).expanduser() if path else default_path()
+        self._checked = False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._db = sqlite3.connect(self.path)
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.executescript(_SCHEMA)
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                with self._db:
-                    self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise HistoryError(f"{self.path}: history schema {row[0]} is newer than this fleetcare "
-                                   f"understands ({SCHEMA_VERSION})")
+            created = _create_private(self.path)
+            # mode=rw: SQLite must never create the file itself (fleetcare creates it
+            # 0600 above) nor turn a missing path into an empty database
+            self._db = sqlite3.connect(f"file:{quote(str(self.path))}?mode=rw", uri=True,
+                                       timeout=BUSY_TIMEOUT if timeout is None else timeout,
+                                       isolation_level=None)
         except sqlite3.DatabaseError as exc:
-            raise HistoryError(f"{self.path}: not a usable fleetcare history database ({exc})") from None
+            raise HistoryError(f"{self.path}: cannot open the history database ({exc})") from None
         except OSError as exc:
             raise HistoryError(f"{self.path}: cannot open the history database ({exc.strerror})") from None
-        os.chmod(self.path, 0o600)
+        try:
+            with self._errors():
+                version = self._identify()
+                if version < SCHEMA_VERSION:
+                    self._migrate(version)
+                if created:
+                    # persistent, and set outside any transaction, as SQLite wants
+                    self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -91,26 +129,97 @@ class History:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- what the file is, and bringing it up to date ----------------------------
+    def _refuse(self, reason: str) -> HistoryError:
+        return HistoryError(f"{self.path}: not a usable fleetcare history database ({reason}); "
+                            "it was left as it is")
+
+    def _identify(self) -> int:
+        """The schema version of the file, 0 for an empty one; refuses, reading
+        only, anything that is not a fleetcare history this code can use."""
+        db = self._db
+        if db.execute("PRAGMA page_count").fetchone()[0] == 0:
+            return 0
+        app_id = db.execute("PRAGMA application_id").fetchone()[0]
+        if app_id not in (0, APPLICATION_ID):
+            raise self._refuse(f"it belongs to another application, application_id {app_id:#x}")
+        tables = {name for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        if not tables & _TABLES:
+            raise self._refuse("it has none of fleetcare's tables")
+        if tables - _TABLES:
+            raise self._refuse(f"it has tables fleetcare does not know: {', '.join(sorted(tables - _TABLES))}")
+        if _TABLES - tables:
+            raise self._refuse(f"fleetcare tables are missing: {', '.join(sorted(_TABLES - tables))}")
+        version = _stored_version(db)
+        if version is None:
+            raise self._refuse("it has no valid schema_version in its meta table")
+        if version > SCHEMA_VERSION:
+            raise HistoryError(f"{self.path}: history schema {version} is newer than this fleetcare "
+                               f"understands ({SCHEMA_VERSION})")
+        return version
+
+    def _migrate(self, version: int) -> None:
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._tx() as db:
+                # another fleetcare may have upgraded it while this one waited for the lock
+                if (_stored_version(db) or 0) >= target:
+                    continue
+                for statement in MIGRATIONS[target]:
+                    db.execute(statement)
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(target),))
+
+    def _check_integrity(self) -> None:
+        """Before the first write: never build on a damaged file. quick_check reads
+        every page (about 0.2 s for a run of 1,000 hosts x 337 findings)."""
+        if self._checked:
+            return
+        problem = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if problem != "ok":
+            raise self._refuse(f"damaged: {problem}")
+        self._checked = True
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+            if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+                raise self._refuse(str(exc)) from None
+            if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise HistoryError(f"{self.path}: the history database is locked by another process "
+                                   f"({exc})") from None
+            raise HistoryError(f"{self.path}: {exc}") from None
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        try:
-            with self._db:
-                yield self._db
-        except sqlite3.DatabaseError as exc:
-            raise HistoryError(f"{self.path}: {exc}") from None
+        """One write transaction; it takes the write lock at once (waiting at most
+        the busy timeout) and leaves nothing behind when anything fails."""
+        db = self._db
+        with self._errors():
+            self._check_integrity()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.rollback()
+                raise
 
     # -- writing -------------------------------------------------------------------
     def begin(self, run: Run) -> None:
         """Record that a run started, before anything else happens."""
         with self._tx() as db:
-            db.execute(f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * len(_RUN_COLUMNS))})",
-                       _run_row(run))
+            db.execute("DELETE FROM runs WHERE id = ?", (run.id,))
+            db.execute(_INSERT_RUN, _run_row(run))
 
     def save(self, run: Run) -> None:
         """Store the whole run (replacing an earlier save of the same id)."""
         with self._tx() as db:
             db.execute("DELETE FROM runs WHERE id = ?", (run.id,))
-            db.execute(f"INSERT INTO runs VALUES ({','.join('?' * len(_RUN_COLUMNS))})", _run_row(run))
+            db.execute(_INSERT_RUN, _run_row(run))
             dumps = json.dumps
             db.executemany("INSERT INTO hosts VALUES (?,?,?,?,?)",
                            ((run.id, h.name, h.status, h.message, dumps(h.changes))
@@ -135,16 +244,32 @@ class History:
                 "INSERT INTO metrics VALUES (?,?,?,?,?,?)",
                 ((run.id, m.host, m.name, m.value, m.unit, dumps(m.labels)) for m in run.metrics()))
 
+    def mark_abandoned(self) -> list[str]:
+        """Mark ``abandoned`` the runs still ``running`` whose wrapper is gone: it
+        ran on this controller and its process has ended (or the pid now belongs to
+        another process). Runs of other controllers, and of fleetcare before schema
+        2 (no process recorded), are left alone: nothing can be told of them here.
+        Returns the ids marked."""
+        with self._errors():
+            rows = self._db.execute("SELECT id, pid, pid_start FROM runs WHERE status = 'running' "
+                                    "AND host = ? AND pid IS NOT NULL", (socket.gethostname(),)).fetchall()
+        gone = [(run_id,) for run_id, pid, start in rows if not _process_alive(pid, start)]
+        if gone and os.access(self.path, os.W_OK):  # a read-only history is only read
+            with self._tx() as db:
+                db.executemany("UPDATE runs SET status = 'abandoned' WHERE id = ? AND status = 'running'", gone)
+        return [run_id for (run_id,) in gone]
+
     # -- reading -------------------------------------------------------------------
     def resolve(self, ref: str) -> str:
         """A run id from an exact id, a unique prefix, or ``latest``."""
-        if ref == "latest":
-            row = self._db.execute("SELECT id FROM runs ORDER BY started DESC, id DESC LIMIT 1").fetchone()
-            if row is None:
-                raise HistoryError(f"{self.path}: no runs recorded yet")
-            return row[0]
-        rows = self._db.execute("SELECT id FROM runs WHERE id = ? OR id LIKE ? ORDER BY id",
-                                (ref, ref.replace("%", "") + "%")).fetchall()
+        with self._errors():
+            if ref == "latest":
+                row = self._db.execute("SELECT id FROM runs ORDER BY started DESC, id DESC LIMIT 1").fetchone()
+                if row is None:
+                    raise HistoryError(f"{self.path}: no runs recorded yet")
+                return row[0]
+            rows = self._db.execute("SELECT id FROM runs WHERE id = ? OR id LIKE ? ORDER BY id",
+                                    (ref, ref.replace("%", "") + "%")).fetchall()
         ids = [r[0] for r in rows]
         if ref in ids:
             return ref
@@ -156,6 +281,10 @@ class History:
 
     def load(self, run_id: str) -> Run:
         run_id = self.resolve(run_id)
+        with self._errors():
+            return self._load(run_id)
+
+    def _load(self, run_id: str) -> Run:
         db = self._db
         row = db.execute(f"SELECT {','.join(_RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,)).fetchone()
         run = dict(zip(_RUN_COLUMNS, row, strict=True))
@@ -182,21 +311,71 @@ class History:
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest runs first, with counts of hosts and failing findings."""
-        rows = self._db.execute(
-            "SELECT r.id, r.command, r.started, r.status, r.exit_code, "
-            "(SELECT COUNT(*) FROM hosts h WHERE h.run_id = r.id), "
-            "(SELECT COUNT(*) FROM findings f WHERE f.run_id = r.id AND f.status = 'fail') "
-            "FROM runs r ORDER BY r.started DESC, r.id DESC LIMIT ?", (limit,)).fetchall()
+        with self._errors():
+            rows = self._db.execute(
+                "SELECT r.id, r.command, r.started, r.status, r.exit_code, "
+                "(SELECT COUNT(*) FROM hosts h WHERE h.run_id = r.id), "
+                "(SELECT COUNT(*) FROM findings f WHERE f.run_id = r.id AND f.status = 'fail') "
+                "FROM runs r ORDER BY r.started DESC, r.id DESC LIMIT ?", (limit,)).fetchall()
         keys = ("id", "command", "started", "status", "exit_code", "hosts", "failing")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def metric_series(self, host: str, name: str) -> list[tuple[str, float, dict[str, str]]]:
         """(run start, value, labels) for one metric of one host, oldest first: trends."""
-        return [(started, value, json.loads(labels)) for started, value, labels in self._db.execute(
-            "SELECT r.started, m.value, m.labels FROM metrics m JOIN runs r ON r.id = m.run_id "
-            "WHERE m.host = ? AND m.name = ? ORDER BY r.started", (host, name))]
+        with self._errors():
+            return [(started, value, json.loads(labels)) for started, value, labels in self._db.execute(
+                "SELECT r.started, m.value, m.labels FROM metrics m JOIN runs r ON r.id = m.run_id "
+                "WHERE m.host = ? AND m.name = ? ORDER BY r.started", (host, name))]
+
+
+def _create_private(path: Path) -> bool:
+    """Create an empty ``path`` with mode 0600 (and its directory 0700) when it
+    does not exist; True when this call created it. An existing file keeps its
+    mode and owner: fleetcare sets modes only on what it creates."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        return False
+    return True
+
+
+def _stored_version(db: sqlite3.Connection) -> int | None:
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.OperationalError:  # no meta table yet: an empty database
+        return None
+    try:
+        return int(row[0]) if row else None
+    except ValueError:
+        return None
+
+
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started, as ``boot id/start ticks`` (a pid is reused,
+    a boot id and start tick are not); "" for a zombie; None without /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except (OSError, IndexError):
+        return None
+    return "" if fields[0] == "Z" else f"{boot}/{fields[19]}"
+
+
+def _process_alive(pid: int, start: str | None) -> bool:
+    """Whether process ``pid`` of this host is still the one that began the run
+    (True when that cannot be told)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    now = _process_start(pid)
+    return now is None or start is None or now == start
 
 
 def _run_row(run: Run) -> tuple[Any, ...]:
     return (run.id, run.command, run.started, run.finished, run.status, run.exit_code, run.fail_on,
-            run.inventory, run.limit, run.fleetcare_version, int(run.check))
+            run.inventory, run.limit, run.fleetcare_version, int(run.check),
+            socket.gethostname(), os.getpid(), _process_start(os.getpid()))
