@@ -131,6 +131,7 @@ class History:
 
     # -- what the file is, and bringing it up to date ----------------------------
     def _refuse(self, reason: str) -> HistoryError:
+        reason = " ".join(reason.split())  # SQLite's reports run over several lines
         return HistoryError(f"{self.path}: not a usable fleetcare history database ({reason}); "
                             "it was left as it is")
 

@@ -1,14 +1,24 @@
-"""History in a real SQLite file: round trip, lookup by prefix, corruption."""
+"""History in a real SQLite file: round trip, lookup by prefix, corruption, upgrades
+from earlier schemas, files that are not ours, modes, runs whose wrapper died."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from fleetcare.history import History, HistoryError, default_path
+from fleetcare.history import APPLICATION_ID, SCHEMA_VERSION, History, HistoryError, default_path
+from fleetcare.results import validate
 
-from .conftest import build_run, finding, ok_event, stats_event, unreachable_event
+from .conftest import FIXTURES, build_run, finding, ok_event, stats_event, unreachable_event
 
 
 def _run(run_id="20261125-092000-abcd"):
@@ -87,3 +97,190 @@ def test_newer_schema_is_refused(tmp_path):
     db.close()
     with pytest.raises(HistoryError, match="newer"):
         History(path)
+
+
+# -- upgrading a database written by an earlier fleetcare ---------------------------------
+V1 = FIXTURES / "history" / "history-v1.db"
+
+
+def _v1_copy(tmp_path):
+    path = tmp_path / "history.db"
+    shutil.copyfile(V1, path)
+    return path
+
+
+def test_a_schema_1_database_is_upgraded_in_place_keeping_every_run(tmp_path):
+    """history-v1.db was written by fleetcare at 1ed302b (make_v1.py beside it); the
+    runs as that code read them back are in history-v1-runs.json."""
+    path = _v1_copy(tmp_path)
+    expected = json.loads((FIXTURES / "history" / "history-v1-runs.json").read_text())
+    with History(path) as h:
+        assert [h.load(r["id"]).to_report() for r in h.runs()] == expected
+        assert h.metric_series("web-1", "disk_used_pct")[0][1] == 97.5
+        h.save(_run("20261201-000000-dddd"))  # and it takes new runs
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+    assert db.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    assert {"host", "pid", "pid_start"} <= columns
+    assert db.execute("PRAGMA quick_check").fetchone() == ("ok",)
+    db.close()
+    with History(path) as h:  # opening again: nothing left to do, nothing lost
+        assert len(h.runs()) == len(expected) + 1
+
+
+def test_a_new_database_goes_through_the_same_steps(tmp_path):
+    """Created fresh or upgraded from schema 1: the same tables and columns."""
+    fresh, upgraded = tmp_path / "fresh.db", _v1_copy(tmp_path)
+    History(fresh).close()
+    History(upgraded).close()
+
+    def shape(path):
+        db = sqlite3.connect(path)
+        tables = {name: [row[1:] for row in db.execute(f"PRAGMA table_info({name})")] for (name,) in
+                  db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        db.close()
+        return tables
+
+    assert shape(fresh) == shape(upgraded)
+
+
+def test_a_failing_step_leaves_the_database_as_it_was(tmp_path, monkeypatch):
+    from fleetcare import history
+
+    path = _v1_copy(tmp_path)
+    before = path.read_bytes()
+    broken = (*history.MIGRATIONS[2][:1], "ALTER TABLE no_such_table ADD COLUMN x TEXT")
+    monkeypatch.setitem(history.MIGRATIONS, 2, broken)
+    with pytest.raises(HistoryError, match="no_such_table"):
+        History(path)
+    db = sqlite3.connect(path)
+    assert "host" not in {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    assert db.execute("SELECT value FROM meta").fetchone() == ("1",)
+    db.close()
+    assert path.read_bytes() == before
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _foreign(tmp_path, kind):
+    path = tmp_path / "other.db"
+    if kind == "another application":
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT)")
+        db.execute("INSERT INTO accounts VALUES (1, 'alice')")
+    elif kind == "an application id":
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA application_id = 1598903374")  # a GeoPackage, say
+        db.execute("CREATE TABLE runs (id TEXT)")
+    elif kind == "an empty sqlite database":
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA user_version = 7")
+    else:  # fleetcare's tables and one more
+        History(path).close()
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE notes (text TEXT)")
+    db.commit()
+    db.close()
+    return path
+
+
+FOREIGN = ("another application", "an application id", "an empty sqlite database", "an extra table")
+
+
+@pytest.mark.parametrize("kind", FOREIGN)
+def test_a_database_of_another_application_is_refused_and_left_alone(tmp_path, kind):
+    path = _foreign(tmp_path, kind)
+    before = _sha(path)
+    with pytest.raises(HistoryError, match=r"other\.db: not a usable fleetcare history database"):
+        History(path)
+    assert _sha(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+
+
+def _damaged(tmp_path):
+    """A fleetcare history whose findings table has its root page overwritten."""
+    path = tmp_path / "history.db"
+    with History(path) as h:
+        for n in range(30):
+            h.save(_run(f"20261125-0920{n:02d}-abcd"))
+    db = sqlite3.connect(path)
+    (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'findings'").fetchone()
+    (size,) = db.execute("PRAGMA page_size").fetchone()
+    db.close()
+    with open(path, "r+b") as fh:
+        fh.seek((root - 1) * size)
+        fh.write(b"\xa5" * size)
+    return path
+
+
+def test_a_damaged_page_is_one_clear_error_and_nothing_is_written(tmp_path):
+    path = _damaged(tmp_path)
+    before = _sha(path)
+    with History(path) as h:  # opening reads only the schema, which is intact
+        with pytest.raises(HistoryError, match=r"history\.db: not a usable fleetcare history database"):
+            h.runs()
+        with pytest.raises(HistoryError, match="damaged"):
+            h.begin(_run("20261126-000000-eeee"))
+    assert _sha(path) == before
+
+
+# -- modes: fleetcare sets modes only on what it creates ----------------------------------
+def test_a_new_database_is_created_0600(tmp_path):
+    path = tmp_path / "new" / "h.db"
+    History(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o660, 0o644])
+def test_an_existing_database_keeps_its_mode(tmp_path, mode):
+    path = tmp_path / "h.db"
+    History(path).close()
+    os.chmod(path, mode)
+    with History(path) as h:
+        h.save(_run())
+        h.runs()
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_db_path_expands_the_home_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with History("~/fc/h.db") as h:
+        h.save(_run())
+    assert (tmp_path / "fc" / "h.db").is_file()
+    assert not (Path.cwd() / "~").exists()
+
+
+# -- runs whose wrapper is gone ------------------------------------------------------------
+def test_a_running_run_of_a_dead_process_is_marked_abandoned(tmp_path):
+    path = tmp_path / "h.db"
+    with History(path) as h:
+        live, dead, reused, elsewhere = (_run(f"2026112{n}-000000-abcd") for n in range(4))
+        for run in (live, dead, reused, elsewhere):
+            run.status, run.finished, run.exit_code = "running", None, None
+            h.begin(run)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a process that existed and has gone: its pid is free
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("UPDATE runs SET pid = ? WHERE id = ?", (proc.pid, dead.id))
+        # our own pid, but recorded with another start: the pid was reused
+        db.execute("UPDATE runs SET pid_start = 'another-boot/1' WHERE id = ?", (reused.id,))
+        db.execute("UPDATE runs SET host = 'another-controller', pid = ? WHERE id = ?", (proc.pid, elsewhere.id))
+    db.close()
+    with History(path) as h:
+        assert sorted(h.mark_abandoned()) == sorted([dead.id, reused.id])
+        status = {r["id"]: r["status"] for r in h.runs()}
+        assert h.mark_abandoned() == []
+        report = h.load(dead.id).to_report()
+    assert status == {live.id: "running", dead.id: "abandoned", reused.id: "abandoned", elsewhere.id: "running"}
+    validate(report)  # an abandoned run still makes a valid report
+
+
+def test_runs_from_before_schema_2_are_never_guessed_abandoned(tmp_path):
+    with History(_v1_copy(tmp_path)) as h:
+        assert h.mark_abandoned() == []
+        assert h.load("20261122-080000-cccc").status == "running"
