@@ -11,7 +11,6 @@ import sqlite3
 import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -235,7 +234,7 @@ def test_a_new_database_is_created_0600(tmp_path):
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
 
-@pytest.mark.parametrize("mode", [0o640, 0o660, 0o644])
+@pytest.mark.parametrize("mode", [0o640, 0o660, 0o644, 0o400], ids=oct)
 def test_an_existing_database_keeps_its_mode(tmp_path, mode):
     path = tmp_path / "h.db"
     History(path).close()
@@ -248,10 +247,11 @@ def test_an_existing_database_keeps_its_mode(tmp_path, mode):
 
 def test_db_path_expands_the_home_directory(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
     with History("~/fc/h.db") as h:
         h.save(_run())
     assert (tmp_path / "fc" / "h.db").is_file()
-    assert not (Path.cwd() / "~").exists()
+    assert not (tmp_path / "~").exists()
 
 
 # -- runs whose wrapper is gone ------------------------------------------------------------
