@@ -127,9 +127,9 @@ def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major"
               inventory=job.inventory_label, limit=job.limit, check=job.check)
     for name in job.hosts:
         run.host(name)
+    history.begin(run)  # first: a history that refuses the run leaves no run directory behind
     run_dir = output_dir / run.id
     ensure_private(run_dir, new=True)
-    history.begin(run)
     if on_start:
         on_start(run, run_dir)
     progress = Progress(progress_stream, len(job.hosts))

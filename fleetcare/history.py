@@ -148,16 +148,17 @@ class History:
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
         if not tables & _TABLES:
             raise self._refuse("it has none of fleetcare's tables")
+        version = _stored_version(db) if "meta" in tables else None
+        if version is not None and version > SCHEMA_VERSION:
+            # before the tables: a newer fleetcare may well have more of them
+            raise HistoryError(f"{self.path}: history schema {version} is newer than this fleetcare "
+                               f"understands ({SCHEMA_VERSION}); it was left as it is")
         if tables - _TABLES:
             raise self._refuse(f"it has tables fleetcare does not know: {', '.join(sorted(tables - _TABLES))}")
         if _TABLES - tables:
             raise self._refuse(f"fleetcare tables are missing: {', '.join(sorted(_TABLES - tables))}")
-        version = _stored_version(db)
         if version is None:
             raise self._refuse("it has no valid schema_version in its meta table")
-        if version > SCHEMA_VERSION:
-            raise HistoryError(f"{self.path}: history schema {version} is newer than this fleetcare "
-                               f"understands ({SCHEMA_VERSION})")
         return version
 
     def _migrate(self, version: int) -> None:

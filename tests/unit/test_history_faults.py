@@ -112,7 +112,8 @@ def test_import_refuses_a_report_holding_nan(capsys, tmp_path, fake_runner, inve
 
 # -- files that are not a fleetcare history: one line, exit 2, untouched ------------------
 @pytest.mark.parametrize("kind", [*FOREIGN, "a damaged page"])
-def test_every_command_refuses_a_foreign_or_damaged_database(capsys, tmp_path, kind, inventory, monkeypatch):
+def test_every_command_refuses_a_foreign_or_damaged_database(capsys, tmp_path, kind, inventory, monkeypatch,
+                                                             data_home):
     db = _damaged(tmp_path) if kind == "a damaged page" else _foreign(tmp_path, kind)
     before = _sha(db)
     (tmp_path / "run").mkdir()
@@ -124,6 +125,7 @@ def test_every_command_refuses_a_foreign_or_damaged_database(capsys, tmp_path, k
         code, _, err = run_cli(capsys, *argv, "--db", str(db))
         assert_one_line_error(code, err, db.name, "not a usable fleetcare history database")
     assert fake.jobs == []  # no host was contacted
+    assert not list((data_home / "fleetcare" / "runs").iterdir())  # and no run directory left behind
     assert _sha(db) == before
 
 
