@@ -15,6 +15,7 @@ fleetcare) is refused with one line and left exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -97,7 +98,7 @@ class History:
         self.path = Path(path).expanduser() if path else default_path()
         self._checked = False
         try:
-            created = _create_private(self.path)
+            _create_private(self.path)
             # mode=rw: SQLite must never create the file itself (fleetcare creates it
             # 0600 above) nor turn a missing path into an empty database
             self._db = sqlite3.connect(f"file:{quote(str(self.path))}?mode=rw", uri=True,
@@ -112,8 +113,8 @@ class History:
                 version = self._identify()
                 if version < SCHEMA_VERSION:
                     self._migrate(version)
-                if created:
-                    # persistent, and set outside any transaction, as SQLite wants
+                if version == 0:
+                    # a new database: persistent, and set outside any transaction, as SQLite wants
                     self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA foreign_keys = ON")
         except BaseException:
@@ -330,16 +331,13 @@ class History:
                 "WHERE m.host = ? AND m.name = ? ORDER BY r.started", (host, name))]
 
 
-def _create_private(path: Path) -> bool:
+def _create_private(path: Path) -> None:
     """Create an empty ``path`` with mode 0600 (and its directory 0700) when it
-    does not exist; True when this call created it. An existing file keeps its
-    mode and owner: fleetcare sets modes only on what it creates."""
+    does not exist. An existing file keeps its mode and owner: fleetcare sets
+    modes only on what it creates."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
-    except FileExistsError:
-        return False
-    return True
 
 
 def _stored_version(db: sqlite3.Connection) -> int | None:

@@ -287,3 +287,14 @@ def test_runs_from_before_schema_2_are_never_guessed_abandoned(tmp_path):
     with History(_v1_copy(tmp_path)) as h:
         assert h.mark_abandoned() == []
         assert h.load("20261122-080000-cccc").status == "running"
+
+
+def test_an_empty_file_the_user_made_becomes_a_history_and_keeps_its_mode(tmp_path):
+    path = tmp_path / "h.db"
+    path.touch(mode=0o640)
+    os.chmod(path, 0o640)
+    with History(path) as h:
+        h.save(_run())
+    with History(path) as h:
+        assert len(h.runs()) == 1
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
