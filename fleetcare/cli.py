@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Record a finished run in history from RUN_DIR/report.json (checked "
                                    "against the report schema), e.g. after exit 5. Importing again "
                                    "changes nothing.")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory holding report.json")
 
     lab = sub.add_parser("lab", help="a podman fleet on loopback SSH for demos, tests and benchmarks",
                          description="Debian 11/12/13 systemd containers reachable by SSH on "
