@@ -116,11 +116,7 @@ def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major"
     progress = Progress(progress_stream, len(job.hosts))
 
     def on_event(event: dict[str, Any]) -> None:
-        try:
-            run.feed(event)
-        except MalformedResult as exc:
-            host = run.host((event.get("event_data") or {}).get("host") or "?")
-            host.status, host.message = "failed", str(exc)
+        _feed(run, event)
         progress.update(run)
 
     status = "error"
@@ -141,6 +137,14 @@ def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major"
     return Outcome(run, run_dir, written)
 
 
+def _feed(run: Run, event: dict[str, Any]) -> None:
+    try:
+        run.feed(event)
+    except MalformedResult as exc:
+        host = run.host((event.get("event_data") or {}).get("host") or "?")
+        host.status, host.message = "failed", str(exc)
+
+
 def _explain_runner_failure(run: Run, run_dir: Path) -> None:
     """Ansible stopped before any host answered (a syntax error, a missing
     collection): keep the last lines of its output as every host's message."""
@@ -158,3 +162,25 @@ def rebuild_report(history: History, run_ref: str, fmt: str) -> str:
     if fmt not in reports.FORMATS:
         raise InputError(f"--format: {fmt!r} is not one of {', '.join(reports.FORMATS)}")
     return reports.render(history.load(run_ref), fmt)
+
+
+def import_results(path: Path, history: History, output_dir: Path, fail_on: str = "major") -> Outcome:
+    """Read back a run made without the wrapper (an ansible-runner artifact directory, or the
+    ansible.posix.json callback's output; see :mod:`fleetcare.ingest`) into history and reports.
+    The run is named after its playbook's command, or ``import`` when the playbook is not one."""
+    from fleetcare import commands, ingest
+
+    recorded = ingest.read(path)
+    output_dir = check_writable(output_dir)
+    known = commands.by_playbook(recorded.playbook)
+    run = Run(id=new_run_id(), command=known.name if known else "import", fail_on=fail_on,
+              inventory=str(path))
+    for event in recorded.events:
+        _feed(run, event)
+    if not run.hosts:
+        raise InputError(f"{path}: the run recorded there has no host results")
+    run.finish()
+    run_dir = output_dir / run.id
+    ensure_private(run_dir)
+    history.save(run)
+    return Outcome(run, run_dir, reports.write_all(run, run_dir))
