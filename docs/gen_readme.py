@@ -103,22 +103,22 @@ def render_exit_codes() -> str:
     return "\n".join(rows)
 
 
+TABLES = ((COMMANDS_BEGIN, COMMANDS_END, render_commands), (EXITS_BEGIN, EXITS_END, render_exit_codes))
+
+
 def process(readme_path: Path, check: bool) -> bool:
-    """Rewrite (or only compare) the README's tables; True when they were up to date."""
+    """Rewrite (or with ``check`` only compare) the README's tables; True when they were fresh."""
     try:
-        readme = readme_path.read_text(encoding="utf-8")
-    except OSError as exc:
+        current = readme_path.read_text(encoding="utf-8")
+        fresh = current
+        for begin, end, render in TABLES:
+            fresh = update_readme(fresh, render(), begin, end)
+    except (OSError, DocsError) as exc:
         raise DocsError(f"{readme_path}: {exc}") from exc
-    try:
-        wanted = update_readme(readme, render_commands(), COMMANDS_BEGIN, COMMANDS_END)
-        wanted = update_readme(wanted, render_exit_codes(), EXITS_BEGIN, EXITS_END)
-    except DocsError as exc:
-        raise DocsError(f"{readme_path}: {exc}") from exc
-    if wanted == readme:
-        return True
-    if not check:
-        readme_path.write_text(wanted, encoding="utf-8")
-    return False
+    stale = fresh != current
+    if stale and not check:
+        readme_path.write_text(fresh, encoding="utf-8")
+    return not stale
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,12 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a table is stale")
     args = parser.parse_args(argv)
     try:
-        fresh = process(args.readme, args.check)
+        if process(args.readme, args.check):
+            return 0
     except DocsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if fresh:
-        return 0
     if args.check:
         print(f"{args.readme}: generated tables are stale; run: python docs/gen_readme.py", file=sys.stderr)
         return 1

@@ -8,8 +8,9 @@ run are understood:
   directory holding exactly one (a private data directory, a fleetcare run directory): its
   events in the order Ansible emitted them. When the artifact directory also holds
   :data:`RESULTS_FILE` (JSON lines ``{"host": NAME, "payload": {...the module's fleetcare
-  key...}}``, as the collection's results callback writes them, so that no payload depends on
-  the runner's event size limit), payloads are taken from that file and not from the events;
+  key...}}``, the file the collection's ``fleetcare.ops.findings`` callback writes, so that no
+  payload depends on the runner's event size limit; other keys of a line are ignored),
+  payloads are taken from that file and not from the events;
 - the JSON document that ``ansible-playbook`` prints with
   ``ANSIBLE_STDOUT_CALLBACK=ansible.posix.json``: each task's per-host results become the
   events the runner would have sent. (That callback does not record ``ignore_errors``, so an
@@ -27,7 +28,7 @@ from fleetcare.errors import InputError
 from fleetcare.execute import leftover_events
 from fleetcare.results import RESULT_KEY
 
-RESULTS_FILE = "fleetcare-results.jsonl"
+RESULTS_FILE = "fleetcare_findings.jsonl"
 
 
 @dataclass

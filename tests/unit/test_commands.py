@@ -21,14 +21,9 @@ from .conftest import build_run, finding, ok_event, stats_event
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_generator():
-    spec = importlib.util.spec_from_file_location("gen_readme", ROOT / "docs" / "gen_readme.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load_generator()
+_spec = importlib.util.spec_from_file_location("gen_readme", ROOT / "docs" / "gen_readme.py")
+gen = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gen)
 
 
 def test_readme_tables_are_fresh():
