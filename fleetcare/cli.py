@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from fleetcare import __version__, commands
 from fleetcare.errors import InputError
@@ -37,7 +37,7 @@ def _fail_on(value: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """Subcommands from the registry (fleetcare.commands): every run command gets the run
-    options and its own; the other commands add their arguments in :data:`_ARGUMENTS`."""
+    options and its own; the other commands add their arguments and handler in :data:`_TOOLS`."""
     parser = _Parser(
         prog="fleetcare",
         description="Inspect, harden, patch, back up and keep server fleets consistent, "
@@ -52,9 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="history database (default: ~/.local/share/fleetcare/history.db)")
 
     for command in commands.COMMANDS.values():
-        add_arguments = _ARGUMENTS.get(command.name)
-        uses_history = command.runs or (add_arguments and add_arguments[1])
-        p = sub.add_parser(command.name, parents=[common] if uses_history else [], help=command.help,
+        tool = None if command.runs else _TOOLS[command.name]
+        p = sub.add_parser(command.name, parents=[common] if tool is None or tool.history else [], help=command.help,
                            description=command.description or None,
                            epilog=EXIT_HELP if command.runs else None, formatter_class=_RAW)
         if command.runs:
@@ -65,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    help=option.help)
                 else:
                     p.add_argument(option.flag, action="store_true", help=option.help)
-        if add_arguments:
-            add_arguments[0](p)
+        else:
+            tool.arguments(p)
     return parser
 
 
@@ -127,16 +126,6 @@ def _lab_arguments(lab: argparse.ArgumentParser) -> None:
     labsub.add_parser("down", help="remove every lab container and the lab's key and inventory")
 
 
-# command -> (adds its arguments, uses the history database); run commands need no entry
-_ARGUMENTS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], bool]] = {
-    "explain": (_explain_arguments, False),
-    "report": (_report_arguments, True),
-    "history": (_history_arguments, True),
-    "import": (_import_arguments, True),
-    "lab": (_lab_arguments, False),
-}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -168,7 +157,7 @@ def _lab_error_type() -> type[Exception] | None:
 def _dispatch(args: argparse.Namespace) -> int:
     if commands.get(args.command).runs:
         return _run(args)
-    return _HANDLERS[args.command](args)
+    return _TOOLS[args.command].handler(args)
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -304,8 +293,20 @@ def _lab(args: argparse.Namespace) -> int:
     return 0
 
 
-_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "explain": _explain, "report": _report, "history": _history, "import": _import, "lab": _lab,
+class _Tool(NamedTuple):
+    """What the CLI adds to a registry command that runs no playbook."""
+
+    arguments: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], int]
+    history: bool  # takes --db
+
+
+_TOOLS: dict[str, _Tool] = {
+    "explain": _Tool(_explain_arguments, _explain, history=False),
+    "report": _Tool(_report_arguments, _report, history=True),
+    "history": _Tool(_history_arguments, _history, history=True),
+    "import": _Tool(_import_arguments, _import, history=True),
+    "lab": _Tool(_lab_arguments, _lab, history=False),
 }
 
 
