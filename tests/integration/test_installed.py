@@ -102,6 +102,16 @@ def test_pip_install_then_inspect_and_audit(tmp_path):
         (events,) = run_dir.glob("runner/artifacts/*/job_events")
         start = next(json.loads(p.read_text()) for p in events.glob("1-*.json"))
         assert start["event_data"]["playbook"] == f"{root}/playbooks/{command}.yml"
+        # the run's own runner artifacts read back give the same findings
+        again = _run([fleetcare, "import", str(run_dir), "-q"], tmp_path)
+        assert again.returncode == proc.returncode, again.stdout + again.stderr
+        _, imported = _report(again.stdout)
+        assert imported["run"]["command"] == command
+        assert _statuses(imported) == _statuses(report)
+
+
+def _statuses(report: dict) -> list[tuple[str, str, str]]:
+    return sorted((f["host"], f["id"], f["status"]) for f in report["findings"])
 
 
 def test_galaxy_collection_then_ansible_playbook_then_import(tmp_path):
