@@ -92,6 +92,7 @@ def test_pip_install_then_inspect_and_audit(tmp_path):
     assert root.endswith("site-packages/ansible_collections/fleetcare/ops")
 
     fleetcare = str(venv / "bin" / "fleetcare")
+    before = _files(Path(root))
     for command, checks in (("inspect", HEALTH_CHECKS), ("audit", 100)):
         proc = _run([fleetcare, command], tmp_path)
         assert proc.returncode in (0, 1), f"{command}: {proc.stdout}{proc.stderr}"
@@ -108,6 +109,11 @@ def test_pip_install_then_inspect_and_audit(tmp_path):
         _, imported = _report(again.stdout)
         assert imported["run"]["command"] == command
         assert _statuses(imported) == _statuses(report)
+    assert _files(Path(root)) == before  # runs write nothing where they are installed (may be read-only)
+
+
+def _files(top: Path) -> set[str]:
+    return {str(p.relative_to(top)) for p in top.rglob("*") if "__pycache__" not in p.parts}
 
 
 def _statuses(report: dict) -> list[tuple[str, str, str]]:
