@@ -15,7 +15,7 @@ lynis package inside it, and prints:
 
 The index rises only by what the catalog's controls really change on the
 host; nothing is hidden from Lynis (no Lynis profile, no skipped tests).
-The lab host is an unprivileged system container (fleetcare/lab.py): its
+The lab host is an unprivileged system container (fleetcare_lab/): its
 network sysctls and packet filter are its own and get hardened, while the
 kernel-wide sysctls, modules, mounts and auditd belong to this machine and
 stay as they are (Lynis still counts them, so they are the points left).
@@ -44,7 +44,7 @@ INDEX_TARGET = 85
 RATIO_TARGET = 1.5
 HOST = "debian12-1"
 
-from fleetcare import lab  # noqa: E402
+import fleetcare_lab as lab  # noqa: E402
 
 
 def lynis(host: str, state: Path) -> tuple[int, list[str]]:

@@ -64,7 +64,7 @@ def main() -> int:
     args = parser.parse_args()
     sizes = sorted({int(s) for s in args.sizes.split(",")})
 
-    from fleetcare import lab
+    import fleetcare_lab as lab
 
     state = Path(tempfile.mkdtemp(prefix="fleetcare-bench-lab-"))
     data = Path(tempfile.mkdtemp(prefix="fleetcare-bench-data-"))

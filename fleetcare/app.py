@@ -20,13 +20,8 @@ from fleetcare.errors import InputError
 from fleetcare.execute import ensure_private, execute
 from fleetcare.history import History, HistoryError
 from fleetcare.jobs import Job
-from fleetcare.results import MalformedResult, Run, SchemaError, new_run_id, validate
+from fleetcare.results import EXIT_HISTORY, MalformedResult, Run, SchemaError, new_run_id, validate
 
-# The run finished and its reports are written, but history could not record it
-# (say the database stayed locked past the busy timeout). Distinct from the run's
-# own codes, and never 0: a scheduler must notice; `fleetcare import RUN_DIR`
-# records the run afterwards.
-EXIT_HISTORY = 5
 
 
 def default_output_dir() -> Path:
@@ -135,11 +130,7 @@ def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major"
     progress = Progress(progress_stream, len(job.hosts))
 
     def on_event(event: dict[str, Any]) -> None:
-        try:
-            run.feed(event)
-        except MalformedResult as exc:
-            host = run.host((event.get("event_data") or {}).get("host") or "?")
-            host.status, host.message = "failed", str(exc)
+        _feed(run, event)
         progress.update(run)
 
     status = "error"
@@ -165,6 +156,14 @@ def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major"
                     history_error = (f"exit {EXIT_HISTORY}: the run is not in history ({exc}); its reports are "
                                      f"kept: record it with 'fleetcare import {run_dir}'")
     return Outcome(run, run_dir, written, history_error)
+
+
+def _feed(run: Run, event: dict[str, Any]) -> None:
+    try:
+        run.feed(event)
+    except MalformedResult as exc:
+        host = run.host((event.get("event_data") or {}).get("host") or "?")
+        host.status, host.message = "failed", str(exc)
 
 
 def _explain_runner_failure(run: Run, run_dir: Path) -> None:
@@ -203,6 +202,17 @@ def list_runs(history: History, last: int = 20) -> list[dict[str, Any]]:
     return history.runs(last)
 
 
+def is_run_dir(path: Path) -> bool:
+    """A fleetcare run directory or its report.json (re-imported by :func:`import_run`), as
+    opposed to results recorded without the wrapper (:func:`import_results`): a directory
+    holding a report.json, or one holding no ansible-runner events at all."""
+    path = Path(path).expanduser()
+    if path.name == "report.json" or (path / "report.json").is_file():
+        return True
+    return path.is_dir() and not any(path.glob("job_events")) and not any(
+        path.glob("artifacts/*/job_events")) and not any(path.glob("runner/artifacts/*/job_events"))
+
+
 def import_run(run_dir: Path, history: History) -> Run:
     """Record a finished run in history from its directory's ``report.json``
     (the source of truth), checked against the report schema first. Importing
@@ -212,7 +222,8 @@ def import_run(run_dir: Path, history: History) -> Run:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"), parse_constant=_not_finite)
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file (give a run directory holding report.json)") from None
+        raise InputError(f"{path}: no such file (a fleetcare run directory holds report.json), "
+                         "and no ansible-runner artifacts here either") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read the report ({exc.strerror})") from None
     except UnicodeDecodeError:
@@ -230,3 +241,26 @@ def import_run(run_dir: Path, history: History) -> Run:
 
 def _not_finite(name: str) -> float:
     raise ValueError(f"{name} is not a finite number")
+
+
+def import_results(path: Path, history: History, output_dir: Path, fail_on: str = "major") -> Outcome:
+    """Read back a run made without the wrapper (an ansible-runner artifact directory, or the
+    ansible.posix.json callback's output; see :mod:`fleetcare.ingest`) into history and reports.
+    The run is named after its playbook's command, or ``import`` when the playbook is not one."""
+    from fleetcare import commands, ingest
+
+    recorded = ingest.read(path)
+    output_dir = check_writable(output_dir)
+    known = commands.by_playbook(recorded.playbook)
+    run = Run(id=new_run_id(), command=known.name if known else "import", fail_on=fail_on,
+              inventory=str(path))
+    for event in recorded.events:
+        _feed(run, event)
+    if not run.hosts:
+        raise InputError(f"{path}: the run recorded there has no host results")
+    run.finish()
+    run_dir = output_dir / run.id
+    ensure_private(run_dir, new=True)
+    written = reports.write_all(run, run_dir)  # reports first: a history failure loses nothing
+    history.save(run)
+    return Outcome(run, run_dir, written)

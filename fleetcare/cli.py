@@ -1,7 +1,9 @@
 """The ``fleetcare`` command (``runner.py`` at the repository root is the same).
 
 A thin layer: parse arguments, call the library in ``fleetcare.app`` (or
-``fleetcare.lab``), print, and turn known errors into one line and exit 2.
+``fleetcare_lab``, imported only by ``fleetcare lab``), print, and turn known
+errors into one line and exit 2. The commands themselves, their help, options
+and playbooks, are declared in ``fleetcare.commands``.
 """
 
 from __future__ import annotations
@@ -9,24 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
-from fleetcare import __version__
+from fleetcare import __version__, commands
 from fleetcare.errors import InputError
 from fleetcare.results import EXIT_USAGE, SEVERITIES
 
-EXIT_HELP = """\
-exit codes:
-  0  clean: no failing finding at or above --fail-on
-  1  findings at or above --fail-on
-  2  usage or input error (one line names the file or option and the key)
-  3  hosts unreachable or failed
-  4  interrupted (Ctrl-C or SIGTERM); what was collected is kept, marked interrupted
-  5  the run finished and its reports are written, but history could not record it
-     (record it later with 'fleetcare import RUN_DIR')
-"""
+EXIT_HELP = commands.exit_help()
+_RAW = argparse.RawDescriptionHelpFormatter
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,11 +36,13 @@ def _fail_on(value: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Subcommands from the registry (fleetcare.commands): every run command gets the run
+    options and its own; the other commands add their arguments and handler in :data:`_TOOLS`."""
     parser = _Parser(
         prog="fleetcare",
         description="Inspect, harden, patch, back up and keep server fleets consistent, "
                     "and prove it with reports.",
-        epilog=EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXIT_HELP, formatter_class=_RAW)
     parser.add_argument("--version", action="version", version=f"fleetcare {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -55,71 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--db", type=Path, metavar="PATH",
                         help="history database (default: ~/.local/share/fleetcare/history.db)")
 
-    p = sub.add_parser(
-        "inspect", parents=[common], epilog=EXIT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="health inspection of this machine or a fleet",
-        description="Run the health inspection (one round trip per host: load, CPU, memory, swap, "
-                    "disks, I/O, network errors, failed units, time sync, certificates, pending "
-                    "reboot, OOM kills, journal errors) and write JSON, HTML and Markdown reports. "
-                    "Without -i, inspects this machine.")
-    _run_options(p, "health_disk_warn_pct=85")
-
-    p = sub.add_parser(
-        "audit", parents=[common], epilog=EXIT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="evaluate the hardening controls, changing nothing",
-        description="Evaluate every enabled hardening control on each host in one module call, "
-                    "read-only, and report pass/fail with evidence. Without -i, audits this machine.")
-    _run_options(p, "hardening_overrides=...")
-    _control_options(p)
-
-    p = sub.add_parser(
-        "harden", parents=[common], epilog=EXIT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="apply the hardening controls, then audit them",
-        description="Apply the enabled hardening controls (disruptive ones only when enabled), "
-                    "refusing any sshd change that would lock out the user this run connects as, "
-                    "then audit. With --check, changes nothing and reports what would change.")
-    _run_options(p, "hardening_controls_enable_disruptive=[HARD-SSH-010]")
-    _control_options(p)
-    p.add_argument("--check", action="store_true", help="change nothing; report what would change")
-
-    p = sub.add_parser("explain", help="print a hardening control: what, why, how to fix, references")
-    p.add_argument("control", metavar="ID", help="a control ID such as HARD-SSH-001")
-
-    p = sub.add_parser("report", parents=[common], help="rebuild a report of a past run from history",
-                       description="Rebuild a report from history. RUN is a run id, a unique "
-                                   "prefix of one, or 'latest'.")
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("--format", default="md", metavar="FORMAT", help="json, html or md (default md)")
-    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
-
-    p = sub.add_parser("history", parents=[common], help="list past runs, newest first",
-                       description="List past runs, newest first. A run left 'running' by a wrapper "
-                                   "that was killed on this machine is marked 'abandoned'.")
-    p.add_argument("-n", "--last", type=int, default=20, metavar="N", help="how many runs (default 20)")
-
-    p = sub.add_parser("import", parents=[common], help="record a run directory's report in history",
-                       description="Record a finished run in history from RUN_DIR/report.json (checked "
-                                   "against the report schema), e.g. after exit 5. Importing again "
-                                   "changes nothing.")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory holding report.json")
-
-    lab = sub.add_parser("lab", help="a podman fleet on loopback SSH for demos, tests and benchmarks",
-                         description="Debian 11/12/13 systemd containers reachable by SSH on "
-                                     "127.0.0.1, built locally (no registry).")
-    labsub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
-    labsub.required = True
-    p = labsub.add_parser("images", help="build the lab images (cached, rebuilt on change)")
-    p.add_argument("--distro", action="append", choices=("11", "12", "13"),
-                   help="Debian release (repeatable; default all three)")
-    p.add_argument("--force", action="store_true", help="rebuild even when cached")
-    p = labsub.add_parser("up", help="start N hosts and write an inventory (idempotent)")
-    p.add_argument("--hosts", type=int, default=3, metavar="N", help="number of hosts (default 3)")
-    p.add_argument("--distro", choices=("11", "12", "13"), default="12", help="Debian release (default 12)")
-    labsub.add_parser("status", help="list the lab's containers")
-    labsub.add_parser("down", help="remove every lab container and the lab's key and inventory")
+    for command in commands.COMMANDS.values():
+        tool = None if command.runs else _TOOLS[command.name]
+        p = sub.add_parser(command.name, parents=[common] if tool is None or tool.history else [], help=command.help,
+                           description=command.description or None,
+                           epilog=EXIT_HELP if command.runs else None, formatter_class=_RAW)
+        if command.runs:
+            _run_options(p, command.example)
+            for option in command.options:
+                if option.metavar:
+                    p.add_argument(option.flag, action="append", default=[], metavar=option.metavar,
+                                   help=option.help)
+                else:
+                    p.add_argument(option.flag, action="store_true", help=option.help)
+        else:
+            tool.arguments(p)
     return parser
 
 
@@ -131,20 +77,54 @@ def _run_options(p: argparse.ArgumentParser, example: str) -> None:
                    help=f"role variable such as {example} (repeatable)")
     p.add_argument("--vars-file", action="append", default=[], metavar="FILE",
                    help="YAML file of role variables (repeatable)")
+    _report_options(p)
+    p.add_argument("--forks", type=int, default=16, help="hosts worked on at once (default 16)")
+
+
+def _report_options(p: argparse.ArgumentParser) -> None:
+    # what a run and an imported run share: how the verdict is drawn and where reports go
     p.add_argument("--fail-on", type=_fail_on, default="major", metavar="SEVERITY",
                    help="exit 1 when a finding at or above this severity fails "
                         "(critical|major|minor|info; default major)")
     p.add_argument("--output-dir", type=Path, metavar="DIR",
                    help="where run directories go (default: ~/.local/share/fleetcare/runs)")
-    p.add_argument("--forks", type=int, default=16, help="hosts worked on at once (default 16)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the report paths and the exit line")
 
 
-def _control_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--controls", action="append", default=[], metavar="PATTERN",
-                   help="only controls matching this ID pattern, e.g. 'HARD-SSH-*' (repeatable)")
-    p.add_argument("--skip", action="append", default=[], metavar="PATTERN",
-                   help="leave out controls matching this ID pattern (repeatable)")
+def _explain_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("control", metavar="ID", help="a finding ID such as HARD-SSH-001")
+
+
+def _report_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--format", default="md", metavar="FORMAT", help="json, html or md (default md)")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
+
+
+def _history_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", "--last", type=int, default=20, metavar="N", help="how many runs (default 20)")
+
+
+def _import_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", type=Path, metavar="PATH",
+                   help="a fleetcare run directory (or its report.json), an ansible-runner artifact "
+                        "directory (or a private data directory holding one), or a file written by the "
+                        "ansible.posix.json callback")
+    _report_options(p)
+
+
+def _lab_arguments(lab: argparse.ArgumentParser) -> None:
+    labsub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
+    labsub.required = True
+    p = labsub.add_parser("images", help="build the lab images (cached, rebuilt on change)")
+    p.add_argument("--distro", action="append", choices=("11", "12", "13"),
+                   help="Debian release (repeatable; default all three)")
+    p.add_argument("--force", action="store_true", help="rebuild even when cached")
+    p = labsub.add_parser("up", help="start N hosts and write an inventory (idempotent)")
+    p.add_argument("--hosts", type=int, default=3, metavar="N", help="number of hosts (default 3)")
+    p.add_argument("--distro", choices=("11", "12", "13"), default="12", help="Debian release (default 12)")
+    labsub.add_parser("status", help="list the lab's containers")
+    labsub.add_parser("down", help="remove every lab container and the lab's key and inventory")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,28 +151,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _lab_error_type() -> type[Exception] | None:
-    try:
-        from fleetcare.lab import LabError
-    except ImportError:
-        return None
-    return LabError
+    # a LabError can only come from a lab that was imported; never import it for that
+    return getattr(sys.modules.get("fleetcare_lab"), "LabError", None)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command in ("inspect", "audit", "harden"):
+    if commands.get(args.command).runs:
         return _run(args)
-    if args.command == "explain":
-        from fleetcare import catalog
+    return _TOOLS[args.command].handler(args)
 
-        print(catalog.explain(args.control))
-        return 0
-    if args.command == "report":
-        return _report(args)
-    if args.command == "history":
-        return _history(args)
-    if args.command == "import":
-        return _import(args)
-    return _lab(args)
+
+def _explain(args: argparse.Namespace) -> int:
+    from fleetcare import catalog
+
+    print(catalog.explain(args.control))
+    return 0
 
 
 def _open_history(args: argparse.Namespace):
@@ -204,10 +177,10 @@ def _open_history(args: argparse.Namespace):
 def _run(args: argparse.Namespace) -> int:
     from fleetcare import app, jobs
 
+    options = {o.dest: getattr(args, o.dest) for o in commands.get(args.command).options}
     job = jobs.build(args.command, inventory=args.inventory, limit=args.limit,
                      vars_files=tuple(args.vars_file), var_pairs=tuple(args.vars), forks=args.forks,
-                     check=getattr(args, "check", False), controls=tuple(getattr(args, "controls", ())),
-                     skip=tuple(getattr(args, "skip", ())))
+                     **options)
     output_dir = app.check_writable(args.output_dir or app.default_output_dir())
     with _open_history(args) as history:
         def started(run, run_dir):
@@ -217,8 +190,29 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{job.command} · {where} · run {run.id}{mode}", flush=True)
 
         outcome = app.run_job(job, history, output_dir, fail_on=args.fail_on, on_start=started)
-    run = outcome.run
+    return _outcome(outcome, args.quiet)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from fleetcare import app
+
+    if app.is_run_dir(args.path):
+        # a fleetcare run directory (say after exit 5): its report.json is the record
+        with _open_history(args) as history:
+            run = app.import_run(args.path, history)
+        print(f"imported run {run.id} ({run.command}, {run.status}, exit {run.exit_code})")
+        return 0
+    with _open_history(args) as history:
+        outcome = app.import_results(args.path, history, args.output_dir or app.default_output_dir(),
+                                     fail_on=args.fail_on)
     if not args.quiet:
+        print(f"{outcome.run.command} · imported {args.path} · run {outcome.run.id}")
+    return _outcome(outcome, args.quiet)
+
+
+def _outcome(outcome, quiet: bool) -> int:
+    run = outcome.run
+    if not quiet:
         _print_findings(run)
     stem = outcome.run_dir / "report"
     print(f"reports: {stem}.{{{','.join(sorted(p.suffix[1:] for p in outcome.reports.values()))}}}")
@@ -256,10 +250,7 @@ def _exit_line(run) -> str:
     down = [h.name for h in run.hosts.values() if h.status in ("unreachable", "failed")]
     if down:
         seen += f", {len(down)} unreachable or failed: {', '.join(down[:5])}"
-    why = {
-        0: "clean", 1: f"findings at or above {run.fail_on}", 3: "hosts unreachable or failed",
-        4: "interrupted; partial results kept",
-    }.get(run.exit_code, "")
+    why = commands.exit_meaning(run.exit_code, run.fail_on)
     return f"exit {run.exit_code}: {why} ({seen})"
 
 
@@ -289,17 +280,8 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _import(args: argparse.Namespace) -> int:
-    from fleetcare import app
-
-    with _open_history(args) as history:
-        run = app.import_run(args.run_dir, history)
-    print(f"imported run {run.id} ({run.command}, {run.status}, exit {run.exit_code})")
-    return 0
-
-
 def _lab(args: argparse.Namespace) -> int:
-    from fleetcare import lab
+    import fleetcare_lab as lab
 
     if args.lab_command == "images":
         for name in lab.build_images(tuple(args.distro or ("11", "12", "13")), force=args.force):
@@ -317,6 +299,23 @@ def _lab(args: argparse.Namespace) -> int:
     else:
         lab.down()
     return 0
+
+
+class _Tool(NamedTuple):
+    """What the CLI adds to a registry command that runs no playbook."""
+
+    arguments: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], int]
+    history: bool  # takes --db
+
+
+_TOOLS: dict[str, _Tool] = {
+    "explain": _Tool(_explain_arguments, _explain, history=False),
+    "report": _Tool(_report_arguments, _report, history=True),
+    "history": _Tool(_history_arguments, _history, history=True),
+    "import": _Tool(_import_arguments, _import, history=True),
+    "lab": _Tool(_lab_arguments, _lab, history=False),
+}
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""What each command means: which playbook, inventory, variables and checks.
+"""What a run means: which playbook, inventory, variables and checks.
+
+The commands and their options are declared in :mod:`fleetcare.commands`; this module turns one
+of them, with the user's arguments, into a :class:`Job`.
 
 A :class:`Job` is plain data. Building one validates everything the user gave
 (inventory, ``--limit``, role variables) so that bad input fails here, before
@@ -17,17 +20,21 @@ from typing import Any
 
 import yaml
 
+from fleetcare import commands
 from fleetcare.errors import InputError
 
-ROOT = Path(__file__).resolve().parent.parent  # the repository: collection root and Ansible project
-LOCAL_INVENTORY = ROOT / "inventories" / "localhost.yml"
 
-COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    # command: (playbook, roles whose variables it takes)
-    "inspect": ("playbooks/inspect.yml", ("health",)),
-    "audit": ("playbooks/audit.yml", ("hardening",)),
-    "harden": ("playbooks/harden.yml", ("hardening",)),
-}
+def _collection_root() -> Path:
+    """Where the collection fleetcare.ops and its Ansible project (ansible.cfg, playbooks, roles,
+    inventories) are: in a checkout, the repository itself; installed from a wheel, the copy
+    shipped beside this package as ``ansible_collections/fleetcare/ops`` (see pyproject.toml)."""
+    here = Path(__file__).resolve().parent.parent
+    installed = here / "ansible_collections" / "fleetcare" / "ops"
+    return installed if (installed / "galaxy.yml").is_file() else here
+
+
+ROOT = _collection_root()
+LOCAL_INVENTORY = ROOT / "inventories" / "localhost.yml"
 
 
 @dataclass(frozen=True)
@@ -49,11 +56,20 @@ class Job:
 
 
 def build(command: str, inventory: str | None = None, limit: str | None = None,
-          vars_files: tuple[str, ...] = (), var_pairs: tuple[str, ...] = (),
-          check: bool = False, forks: int = 16, controls: tuple[str, ...] = (),
-          skip: tuple[str, ...] = ()) -> Job:
-    """Resolve and validate everything a run needs; raise InputError otherwise."""
-    playbook, roles = COMMANDS[command]
+          vars_files: tuple[str, ...] = (), var_pairs: tuple[str, ...] = (), forks: int = 16,
+          **options: Any) -> Job:
+    """Resolve and validate everything a run needs; raise InputError otherwise.
+
+    ``options`` are the command's own options from its registry entry (fleetcare.commands), by
+    their ``dest``: ``build("harden", check=True, controls=("HARD-SSH-*",))``.
+    """
+    spec = commands.get(command)
+    if not spec.runs:
+        raise ValueError(f"{command} runs no playbook")
+    roles = spec.roles
+    unknown = set(options) - {o.dest for o in spec.options}
+    if unknown:
+        raise TypeError(f"{command} has no option {', '.join(sorted(unknown))}")
     extravars: dict[str, Any] = {}
     for path in vars_files:
         extravars.update(load_vars_file(path, roles))
@@ -61,18 +77,21 @@ def build(command: str, inventory: str | None = None, limit: str | None = None,
         key, value = parse_var(pair)
         check_role_vars({key: value}, roles, source="-e")
         extravars[key] = value
-    if controls or skip:
-        from fleetcare import catalog
-
-        for option, patterns, var in (("--controls", controls, "hardening_controls_only"),
-                                      ("--skip", skip, "hardening_controls_skip")):
-            if not patterns:
-                continue
+    fields: dict[str, Any] = {}
+    for option in spec.options:
+        value = options.get(option.dest)
+        if not value:
+            continue
+        if option.job:
+            fields[option.job] = bool(value)
+            continue
+        values = tuple(value)
+        if option.check:
             try:
-                catalog.match(patterns)
+                option.check(values)
             except InputError as exc:
-                raise InputError(f"{option}: {exc}") from None
-            extravars[var] = [*extravars.get(var, ()), *patterns]
+                raise InputError(f"{option.flag}: {exc}") from None
+        extravars[option.var] = [*extravars.get(option.var, ()), *values]
     if inventory is None:
         if limit:
             raise InputError("--limit: needs an inventory (-i); without one fleetcare runs on this machine")
@@ -82,7 +101,8 @@ def build(command: str, inventory: str | None = None, limit: str | None = None,
         hosts = inventory_hosts(inv, limit)
     if forks < 1:
         raise InputError(f"--forks: must be at least 1, not {forks}")
-    return Job(command, ROOT / playbook, roles, inv, hosts, limit, extravars, check, forks, local)
+    return Job(command, ROOT / spec.playbook, roles, inv, hosts, limit, extravars, forks=forks, local=local,
+               **fields)
 
 
 # -- role variables ---------------------------------------------------------------

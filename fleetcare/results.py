@@ -27,13 +27,17 @@ SCHEMA_VERSION = 1
 SEVERITIES = ("critical", "major", "minor", "info")  # most severe first
 STATUSES = ("pass", "fail", "error", "not_applicable", "waived")
 HOST_STATUSES = ("pending", "ok", "unreachable", "failed")
-RUN_STATUSES = ("running", "complete", "interrupted", "failed")
+RUN_STATUSES = ("running", "complete", "interrupted", "failed", "abandoned")
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_HOSTS = 3
 EXIT_INTERRUPTED = 4
+# The run finished and its reports are written, but history could not record it (say the
+# database stayed locked past the busy timeout). Never 0: a scheduler must notice;
+# `fleetcare import RUN_DIR` records the run afterwards.
+EXIT_HISTORY = 5
 
 
 def severity_rank(severity: str) -> int:

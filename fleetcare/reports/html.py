@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from fleetcare import commands
 from fleetcare.reports.view import Analysis, analyse, evidence_text, host_counts
 from fleetcare.results import HOST_STATUSES, SEVERITIES, Run
 
@@ -22,10 +23,6 @@ STATUS_ORDER = ("fail", "error", "pass", "not_applicable", "waived")  # counts s
 
 SEVERITY_COLORS = {"critical": "#b3261e", "major": "#d9480f", "minor": "#b7791f", "info": "#3b6fb6"}
 HOST_COLORS = {"ok": "#2f855a", "unreachable": "#6b46c1", "failed": "#b3261e", "pending": "#a0aec0"}
-TITLES = {"inspect": "Inspection report", "audit": "Hardening audit report", "patch": "Patching report",
-          "backup": "Backup report", "drift": "Configuration drift report", "harden": "Hardening report"}
-EXIT_MEANINGS = {0: "clean", 1: "findings at or above the fail-on severity", 2: "usage or input error",
-                 3: "hosts unreachable or failed", 4: "interrupted"}
 
 
 @cache
@@ -62,9 +59,8 @@ def context(run: Run) -> dict[str, Any]:
     } for g in problem]
     return {
         "run": run,
-        "title": TITLES.get(run.command, f"{run.command} report".capitalize()),
-        "exit_meaning": EXIT_MEANINGS.get(run.exit_code, "not finished") if run.exit_code is not None
-        else "not finished",
+        "title": commands.title(run.command),  # titles and exit meanings: the command registry
+        "exit_meaning": commands.exit_meaning(run.exit_code, run.fail_on),
         "verdict": _verdict(run, hosts, failing, analysis),
         "hosts": hosts,
         "hosts_total": len(run.hosts),

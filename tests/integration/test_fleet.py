@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fleetcare import lab
+import fleetcare_lab as lab
 from fleetcare.history import History
 from fleetcare.results import validate
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fleetcare import lab
+import fleetcare_lab as lab
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetcare import lab
+import fleetcare_lab as lab
 
 pytestmark = [
     pytest.mark.lab,

@@ -245,12 +245,21 @@ def _commands(parser):
 
 
 def test_every_command_has_help_and_is_in_the_readme():
+    from fleetcare import commands
     from fleetcare.jobs import ROOT
 
     readme = (ROOT / "README.md").read_text()
-    for name, sub in _commands(cli.build_parser()):
-        assert sub.format_help().strip(), name
+    table = readme[readme.index("<!-- BEGIN COMMANDS -->"):readme.index("<!-- END COMMANDS -->")]
+    parser = cli.build_parser()
+    found = list(_commands(parser))
+    assert [name for name, _ in found if " " not in name] == list(commands.COMMANDS)  # the registry, in order
+    for name, _sub in found:
         assert f"fleetcare {name}" in readme, f"README does not mention 'fleetcare {name}'"
+        if " " not in name:
+            entry = commands.get(name)
+            assert entry.help.strip(), f"{name} has no help text"
+            assert entry.help in " ".join(parser.format_help().split()), name
+            assert f"| `fleetcare {name}" in table and entry.help in table, f"README command table lacks {name}"
 
 
 def test_runner_py_is_the_same_entry_point():

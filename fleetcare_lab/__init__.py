@@ -7,7 +7,7 @@ fleet, through an inventory that :func:`up` writes.
 
 Images are built here, never pulled: ``debootstrap --variant=minbase`` makes a
 base tree that ``podman import`` turns into ``localhost/fleetcare-debian-base:N``,
-then ``podman build`` runs ``molecule/images/Containerfile`` on top of it to
+then ``podman build`` runs ``fleetcare_lab/images/Containerfile`` on top of it to
 give ``localhost/fleetcare-debian:N`` (N = 11, 12, 13).  Both carry a label
 with a hash of what they were built from, so they are rebuilt only when that
 changes.
@@ -27,8 +27,9 @@ sysctls, a packet filter), while the kernel-wide ``kernel.*``, ``fs.*`` and
 nobody and refuses the write.  (In a privileged container such a write
 succeeds and changes this machine's kernel; that is never done.)
 
-This module is a library: the ``fleetcare lab`` command calls it, tests call
-it directly.  Every podman call sets ``CONTAINERS_CONF`` to the project's own
+This package is a library of its own, outside the product's import path: the
+``fleetcare lab`` command imports it only when it is asked for, tests and
+benchmarks call it directly.  Every podman call sets ``CONTAINERS_CONF`` to the project's own
 configuration; nothing under /etc is changed.
 """
 
@@ -60,8 +61,9 @@ __all__ = [
     "up",
 ]
 
-_ROOT = Path(__file__).resolve().parent.parent
-IMAGES_DIR: Path = _ROOT / "molecule" / "images"
+# The image definitions sit beside this module (package data), so the lab works
+# from an installed copy as well as from a checkout.
+IMAGES_DIR: Path = Path(__file__).resolve().parent / "images"
 CONTAINERS_CONF: Path = IMAGES_DIR / "containers.conf"
 # An OCI prestart hook (podman --hooks-dir) for containers annotated
 # org.fleetcare.system-container=1: it hands the container's systemd cgroup to
@@ -313,7 +315,7 @@ def build_images(
     """Build the lab/Molecule images ``localhost/fleetcare-debian:<N>``.
 
     Each image comes from a debootstrap minbase base image plus
-    ``molecule/images/Containerfile``.  An image whose build-hash label
+    ``fleetcare_lab/images/Containerfile``.  An image whose build-hash label
     matches its current definition is kept as it is, unless ``force``.
     Progress lines go to ``progress``.  Returns the image names, in the order
     of ``distros``.  Raises :class:`LabError` for anything the user must fix.
@@ -557,7 +559,7 @@ def _yaml(value: str | int) -> str:
 def _write_inventory(state: Path, key: Path, hosts: list[dict[str, Any]]) -> Path:
     lines = [
         "---",
-        "# Written by fleetcare.lab (`fleetcare lab up`); rewritten on every `up`.",
+        "# Written by fleetcare_lab (`fleetcare lab up`); rewritten on every `up`.",
         "all:",
         "  children:",
         "    lab:",

@@ -1,0 +1,169 @@
+"""Every command fleetcare knows, written once.
+
+Each :class:`Command` declares what the rest of the wrapper needs to know about it: its help
+text, and for a command that runs a playbook its playbook, the roles whose variables it takes,
+its report's title and its own options (the role variable each sets and how its values are
+checked). Everything that names a command reads this table:
+
+- ``fleetcare.cli`` builds the subcommands from it and sends every run command to one handler;
+- ``fleetcare.jobs`` turns a command and its options into a :class:`~fleetcare.jobs.Job`;
+- ``fleetcare.reports.html`` takes the report title from it;
+- ``docs/gen_readme.py`` writes the README's command and exit code tables from it.
+
+The meaning of each exit code lives here too (:data:`EXIT_CODES`), for ``--help``, the exit line
+after a run, the HTML report and the README. This module imports nothing heavier than the
+results model's constants, so ``fleetcare --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from fleetcare.results import EXIT_FINDINGS, EXIT_HISTORY, EXIT_HOSTS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
+
+@dataclass(frozen=True)
+class Option:
+    """An option of one run command. It either sets a role variable (``var``: a list, one item
+    per use, each value first passed to ``check``, which raises InputError on a bad one), or is a
+    switch that sets a field of the job (``job``: harden's ``--check`` sets ``Job.check``)."""
+
+    flag: str
+    help: str
+    metavar: str = ""  # empty: a switch that takes no value
+    var: str = ""
+    check: Callable[[Sequence[str]], object] | None = None
+    job: str = ""
+
+    def __post_init__(self) -> None:
+        if bool(self.var) == bool(self.job) or bool(self.metavar) != bool(self.var):
+            raise ValueError(f"{self.flag}: an option sets a role variable (with a metavar) or a job field")
+
+    @property
+    def dest(self) -> str:
+        """Its name in parsed arguments and in ``jobs.build(**options)``."""
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str  # one line: the list of commands in --help and the README table
+    description: str = ""  # the command's own --help
+    playbook: str = ""  # a run command: relative to the collection root
+    roles: tuple[str, ...] = ()  # roles whose variables -e and --vars-file take
+    title: str = ""  # the title of its reports
+    example: str = ""  # a role variable shown in the help of -e
+    options: tuple[Option, ...] = ()
+
+    @property
+    def runs(self) -> bool:
+        """True for a command that runs a playbook against hosts."""
+        return bool(self.playbook)
+
+
+def _control_patterns(patterns: Sequence[str]) -> object:
+    # a pattern that matches no control stops the run before any host is contacted
+    from fleetcare import catalog
+
+    return catalog.match(patterns)
+
+
+CONTROLS = Option("--controls", "only controls matching this ID or tag pattern, e.g. 'HARD-SSH-*' (repeatable)",
+                  metavar="PATTERN", var="hardening_controls_only", check=_control_patterns)
+SKIP = Option("--skip", "leave out controls matching this ID or tag pattern (repeatable)",
+              metavar="PATTERN", var="hardening_controls_skip", check=_control_patterns)
+CHECK = Option("--check", "change nothing; report what would change", job="check")
+
+COMMANDS: dict[str, Command] = {c.name: c for c in (
+    Command(
+        "inspect", "health inspection of this machine or a fleet",
+        "Run the health inspection (one round trip per host: load, CPU, memory, swap, disks, I/O, "
+        "network errors, failed units, time sync, certificates, pending reboot, OOM kills, journal "
+        "errors) and write JSON, HTML and Markdown reports. Without -i, inspects this machine.",
+        playbook="playbooks/inspect.yml", roles=("health",), title="Inspection report",
+        example="health_disk_warn_pct=85"),
+    Command(
+        "audit", "evaluate the hardening controls, changing nothing",
+        "Evaluate every enabled hardening control on each host in one module call, read-only, and "
+        "report pass/fail with evidence. Without -i, audits this machine.",
+        playbook="playbooks/audit.yml", roles=("hardening",), title="Hardening audit report",
+        example="hardening_overrides=...", options=(CONTROLS, SKIP)),
+    Command(
+        "harden", "apply the hardening controls, then audit them",
+        "Apply the enabled hardening controls (disruptive ones only when enabled), refusing any sshd "
+        "change that would lock out the user this run connects as, then audit. With --check, changes "
+        "nothing and reports what would change.",
+        playbook="playbooks/harden.yml", roles=("hardening",), title="Hardening report",
+        example="hardening_controls_enable_disruptive=[HARD-SSH-010]", options=(CONTROLS, SKIP, CHECK)),
+    Command("explain", "print what a finding ID checks, why, how to fix it, references"),
+    Command("report", "rebuild a report of a past run from history",
+            "Rebuild a report from history. RUN is a run id, a unique prefix of one, or 'latest'."),
+    Command("history", "list past runs, newest first",
+            "List past runs, newest first. A run left 'running' by a wrapper that was killed on this "
+            "machine is marked 'abandoned'."),
+    Command("import", "record a run in history: a run directory, or results of a run made outside fleetcare",
+            "Record a run in history. PATH is a fleetcare run directory (its report.json, checked against "
+            "the report schema, e.g. after exit 5; importing it again changes nothing), or the results of "
+            "a run made without the wrapper, read into history with reports written: an ansible-runner "
+            "artifact directory, or the output of ansible-playbook with "
+            "ANSIBLE_STDOUT_CALLBACK=ansible.posix.json (see the README)."),
+    Command("lab", "a podman fleet on loopback SSH for demos, tests and benchmarks",
+            "Debian 11/12/13 systemd containers reachable by SSH on 127.0.0.1, built locally (no registry)."),
+)}
+
+
+def get(name: str) -> Command:
+    return COMMANDS[name]
+
+
+def run_commands() -> list[Command]:
+    return [c for c in COMMANDS.values() if c.runs]
+
+
+def by_playbook(path: str) -> Command | None:
+    """The run command whose playbook is ``path`` (a file path, or a collection name such as
+    ``fleetcare.ops.inspect``), judged by the playbook's name."""
+    stem = path.rsplit("/", 1)[-1].removesuffix(".yml").removesuffix(".yaml").rsplit(".", 1)[-1]
+    return next((c for c in run_commands() if c.playbook.rsplit("/", 1)[-1] == f"{stem}.yml"), None)
+
+
+def title(command: str) -> str:
+    """The title of a run's reports."""
+    known = COMMANDS.get(command)
+    return known.title if known and known.title else f"{command} report".capitalize()
+
+
+@dataclass(frozen=True)
+class ExitCode:
+    code: int
+    short: str  # the exit line after a run and the HTML report; {fail_on} is the run's severity
+    long: str  # --help and the README
+
+
+EXIT_CODES: tuple[ExitCode, ...] = (
+    ExitCode(EXIT_OK, "clean", "clean: no failing finding at or above --fail-on"),
+    ExitCode(EXIT_FINDINGS, "findings at or above {fail_on}",
+             "findings at or above --fail-on (default major; critical, major, minor, info)"),
+    ExitCode(EXIT_USAGE, "usage or input error",
+             "usage or input error: one line naming the file or option and the key, never a traceback"),
+    ExitCode(EXIT_HOSTS, "hosts unreachable or failed",
+             "hosts unreachable or failed (the other hosts' findings are kept)"),
+    ExitCode(EXIT_INTERRUPTED, "interrupted; partial results kept",
+             "interrupted (Ctrl-C or SIGTERM): the run stops cleanly, keeps what it collected, marked interrupted"),
+    ExitCode(EXIT_HISTORY, "reports written, but not recorded in history",
+             "the run finished and its reports are written, but history could not record it "
+             "(record it later with `fleetcare import RUN_DIR`)"),
+)
+
+
+def exit_meaning(code: int | None, fail_on: str = "--fail-on") -> str:
+    """What an exit code means, in the words of the exit line."""
+    known = next((e for e in EXIT_CODES if e.code == code), None)
+    return known.short.format(fail_on=fail_on) if known else "not finished"
+
+
+def exit_help() -> str:
+    """The exit code table as --help prints it."""
+    return "exit codes:\n" + "".join(f"  {e.code}  {e.long}\n" for e in EXIT_CODES)

@@ -1,0 +1,132 @@
+"""Results of a run made without the wrapper, read back as runner events.
+
+``fleetcare import PATH`` feeds what this module reads into :meth:`fleetcare.results.Run.feed`,
+the one place where results are read, exactly as a live run feeds its events. Two records of a
+run are understood:
+
+- an ansible-runner artifact directory (``artifacts/<ident>/`` with ``job_events/``), or a
+  directory holding exactly one (a private data directory, a fleetcare run directory): its
+  events in the order Ansible emitted them. When the artifact directory also holds
+  :data:`RESULTS_FILE` (JSON lines ``{"host": NAME, "payload": {...the module's fleetcare
+  key...}}``, the file the collection's ``fleetcare.ops.findings`` callback writes, so that no
+  payload depends on the runner's event size limit; other keys of a line are ignored),
+  payloads are taken from that file and not from the events;
+- the JSON document that ``ansible-playbook`` prints with
+  ``ANSIBLE_STDOUT_CALLBACK=ansible.posix.json``: each task's per-host results become the
+  events the runner would have sent. (That callback does not record ``ignore_errors``, so an
+  ignored failure counts as a failed host.)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fleetcare.errors import InputError
+from fleetcare.execute import leftover_events
+from fleetcare.results import RESULT_KEY
+
+RESULTS_FILE = "fleetcare_findings.jsonl"
+
+
+@dataclass
+class Recorded:
+    events: list[dict[str, Any]]
+    playbook: str  # as the run named it ("" when the record does not say)
+
+
+def read(path: Path) -> Recorded:
+    """The events of the run recorded at ``path``; InputError naming the path otherwise."""
+    path = path.expanduser()
+    if path.is_file():
+        return _from_json_callback(path)
+    if not path.is_dir():
+        raise InputError(f"{path}: not found")
+    return _from_artifacts(_artifact_dir(path))
+
+
+def _artifact_dir(path: Path) -> Path:
+    if (path / "job_events").is_dir():
+        return path
+    found = sorted({p.parent for pattern in ("artifacts/*/job_events", "runner/artifacts/*/job_events")
+                    for p in path.glob(pattern)})
+    if not found:
+        raise InputError(f"{path}: no ansible-runner artifacts here (expected job_events/ or artifacts/IDENT/)")
+    if len(found) > 1:
+        raise InputError(f"{path}: holds {len(found)} runs' artifacts; name one: {found[0]}")
+    return found[0]
+
+
+def _from_artifacts(artifacts: Path) -> Recorded:
+    by_uuid: dict[str, dict[str, Any]] = {}
+    for event in leftover_events(artifacts):  # events the runner had not processed yet
+        by_uuid[str(event.get("uuid") or id(event))] = event
+    for file in (artifacts / "job_events").glob("*.json"):
+        if file.name.endswith("-partial.json"):
+            continue
+        try:
+            event = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{file}: not a readable runner event ({exc})") from None
+        by_uuid[str(event.get("uuid") or file.name)] = event
+    events = sorted(by_uuid.values(), key=lambda e: e.get("counter", 0))
+    if not events:
+        raise InputError(f"{artifacts}: job_events/ holds no event")
+    results = artifacts / RESULTS_FILE
+    if results.is_file():
+        events = _with_results_file(events, results)
+    start = next((e for e in events if e.get("event") == "playbook_on_start"), {})
+    return Recorded(events, str((start.get("event_data") or {}).get("playbook") or ""))
+
+
+def _with_results_file(events: list[dict[str, Any]], results: Path) -> list[dict[str, Any]]:
+    """Payloads from the results file, in place of the (possibly truncated) ones in events."""
+    payloads = []
+    for n, line in enumerate(results.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            host, payload = record["host"], record["payload"]
+        except (ValueError, KeyError, TypeError):
+            raise InputError(f"{results}: line {n}: expected {{\"host\": ..., \"payload\": {{...}}}}") from None
+        payloads.append({"event": "runner_on_ok", "event_data": {"host": host, "res": {RESULT_KEY: payload}}})
+    out = []
+    for event in events:
+        res = (event.get("event_data") or {}).get("res")
+        if isinstance(res, dict) and RESULT_KEY in res:
+            event = {**event, "event_data": {**event["event_data"], "res": {
+                k: v for k, v in res.items() if k != RESULT_KEY}}}
+        if event.get("event") == "playbook_on_stats":
+            out += payloads
+            payloads = []
+        out.append(event)
+    return out + payloads
+
+
+def _from_json_callback(path: Path) -> Recorded:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from None
+    except ValueError as exc:
+        raise InputError(f"{path}: not JSON from the ansible.posix.json callback ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("plays"), list):
+        raise InputError(f"{path}: no 'plays': not the output of the ansible.posix.json callback")
+    events: list[dict[str, Any]] = []
+    playbook = ""
+    for play in doc["plays"]:
+        playbook = playbook or str((play.get("play") or {}).get("path") or "").rsplit(":", 1)[0]
+        for task in play.get("tasks") or ():
+            name = (task.get("task") or {}).get("name") or "task"
+            for host, res in (task.get("hosts") or {}).items():
+                kind = ("runner_on_unreachable" if res.get("unreachable") else "runner_on_failed"
+                        if res.get("failed") else "runner_on_skipped" if res.get("skipped") else "runner_on_ok")
+                events.append({"event": kind, "event_data": {"host": host, "task": name, "res": res}})
+    stats = doc.get("stats") or {}
+    events.append({"event": "playbook_on_stats", "event_data": {
+        key: {h: s[field] for h, s in stats.items() if s.get(field)}
+        for key, field in (("ok", "ok"), ("dark", "unreachable"), ("failures", "failures"))}})
+    return Recorded(events, playbook)
