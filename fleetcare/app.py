@@ -23,7 +23,6 @@ from fleetcare.jobs import Job
 from fleetcare.results import EXIT_HISTORY, MalformedResult, Run, SchemaError, new_run_id, validate
 
 
-
 def default_output_dir() -> Path:
     return data_dir() / "runs"
 
