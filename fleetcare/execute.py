@@ -218,11 +218,13 @@ def secret_values(variables: Mapping[str, Any]) -> frozenset[str]:
         elif isinstance(node, list | tuple):
             for item in node:
                 walk(item, secret)
-        elif secret and node is not None and not isinstance(node, bool) and str(node):
-            found.add(str(node))
+        elif secret and isinstance(node, str):
+            found.add(node)
 
     walk(variables, False)
-    return frozenset(v for v in found if len(v) >= 3)  # "no", "1": masking those would garble output
+    # numbers and very short strings under such keys are settings (password_max_days: 365),
+    # and masking "365" everywhere would garble the record
+    return frozenset(v for v in found if len(v) >= 4)
 
 
 def mask(node: Any, secrets: Iterable[str]) -> Any:
