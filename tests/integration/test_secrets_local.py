@@ -33,18 +33,20 @@ SECRETS = {
 }
 
 
-def vault_encrypt(tmp_path: Path, password_file: Path, name: str, value: str) -> str:
+def vault_encrypt(password_file: Path, name: str, value: str) -> str:
     out = subprocess.run([str(BIN / "ansible-vault"), "encrypt_string", "--vault-password-file",
                           str(password_file), "--name", name, value], capture_output=True, text=True,
                          check=True, env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
     return out.stdout
 
 
-@pytest.fixture
-def secret_run(tmp_path: Path) -> tuple[subprocess.CompletedProcess, Path]:
+@pytest.fixture(scope="module")
+def secret_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """One real run, shared by the checks below."""
+    tmp_path = tmp_path_factory.mktemp("secrets")
     password_file = tmp_path / "vault-pass"
     password_file.write_text(SECRETS["vault_password"] + "\n")
-    vaulted = vault_encrypt(tmp_path, password_file, "backup_encryption_key", SECRETS["vault"])
+    vaulted = vault_encrypt(password_file, "backup_encryption_key", SECRETS["vault"])
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(
         "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
@@ -86,7 +88,7 @@ def test_no_secret_reaches_any_file_of_the_run_the_reports_or_history(secret_run
 
 
 def test_the_runner_keeps_no_environment_values_and_no_variables(secret_run):
-    proc, data = secret_run
+    _, data = secret_run
     (run_dir,) = (data / "fleetcare" / "runs").iterdir()
     (command,) = run_dir.glob("runner/artifacts/*/command")
     recorded = json.loads(command.read_text())
