@@ -194,10 +194,11 @@ class Run:
             payload = res.get(RESULT_KEY)
             if payload is not None:
                 self._take(key, payload)
-            elif key not in self._delivered and str(
+            elif key not in self._delivered and "censored" not in res and str(
                     data.get("resolved_action") or data.get("task_action") or "").startswith(MODULE_PREFIX):
                 # the result came without its payload (over the event size limit):
-                # it is owed by the findings channel
+                # it is owed by the findings channel. A no_log result (censored) keeps
+                # its payload to the play on purpose: nothing is owed.
                 self._awaiting[key] = str(data.get("task") or "a fleetcare task")
             if res.get("changed"):
                 self.host(name).changes.extend(_changes(data.get("task") or "task", res))

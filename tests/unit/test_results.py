@@ -237,3 +237,13 @@ def test_tallies_follow_the_hosts_as_summary_counts_them():
     failing = sum(s["failing_by_severity"].values())
     done = sum(1 for h in run.hosts.values() if h.done)
     assert run.tally() == (done, s["hosts_unreachable"] + s["hosts_failed"], failing) == (4, 2, 3)
+
+
+def test_a_no_log_fleetcare_task_owes_no_payload():
+    """harden asks the audit module which controls to change, with no_log: its
+    findings are withheld on purpose and the host is not failed for it."""
+    censored = module_ok("a", {"changed": False, "censored": "the output has been hidden due to the fact "
+                                                             "that 'no_log: true' was specified for this result"})
+    run = build_run([censored, stats_event(["a"])], hosts=("a",))
+    assert run.finish() == EXIT_OK
+    assert run.hosts["a"].status == "ok"
