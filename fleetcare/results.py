@@ -154,12 +154,12 @@ class Run:
     check: bool = False  # check mode: changes are what would have changed
     hosts: dict[str, HostResult] = field(default_factory=dict)
     # (host, task uuid) of payloads taken, and of fleetcare tasks still owing one (-> task name)
-    _delivered: set[tuple[str, str]] = field(default_factory=set, repr=False, compare=False)
-    _awaiting: dict[tuple[str, str], str] = field(default_factory=dict, repr=False, compare=False)
+    _delivered: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False, compare=False)
+    _awaiting: dict[tuple[str, str], str] = field(default_factory=dict, init=False, repr=False, compare=False)
     # running tallies for the progress line, kept as hosts change (O(1) per event)
-    _done: set[str] = field(default_factory=set, repr=False, compare=False)
-    _down: set[str] = field(default_factory=set, repr=False, compare=False)
-    _failing: int = field(default=0, repr=False, compare=False)
+    _done: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+    _down: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+    _failing: int = field(default=0, init=False, repr=False, compare=False)
 
     # -- building from events -------------------------------------------------
     def host(self, name: str) -> HostResult:
