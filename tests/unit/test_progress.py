@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import os
 import pty
+import select
 
 from fleetcare.app import Progress
 
 from .conftest import build_run, finding, ok_event, unreachable_event
+
+
+def drawn(master: int) -> str:
+    """Everything written to the terminal so far (a pty hands it over in pieces)."""
+    out = b""
+    while select.select([master], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal side is closed and everything was read
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out.decode()
 
 
 def test_progress_shows_the_final_counts_on_a_terminal():
@@ -19,7 +34,7 @@ def test_progress_shows_the_final_counts_on_a_terminal():
             run.feed(event)
             progress.update(run)
         progress.close()
-        out = os.read(master, 65536).decode()
+        out = drawn(master)
     os.close(master)
     last = out.replace("\r\n", "\n").split("\r")[-1].strip()
     assert last.endswith("2/3 hosts · 1 unreachable/failed · 2 failing"), out
@@ -47,5 +62,5 @@ def test_progress_never_walks_hosts_or_findings(monkeypatch):
         progress = Progress(tty, 2)
         progress.update(run)
         progress.close()
-    assert "1/2 hosts · 0 unreachable/failed · 1 failing" in os.read(master, 65536).decode()
+    assert "1/2 hosts · 0 unreachable/failed · 1 failing" in drawn(master)
     os.close(master)
