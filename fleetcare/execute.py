@@ -72,7 +72,11 @@ def execute(job: Job, run_dir: Path, ident: str, on_event: EventSink,
 
     def handler(event: dict[str, Any]) -> bool:
         if event.get("event") == "playbook_on_start":
-            forget_variables(private)  # ansible-playbook has read them by now
+            # ansible-playbook read them when it built its variable manager and
+            # inventory, before any playbook starts; only a playbook that refreshes
+            # its inventory (meta: refresh_inventory) would read them again, and
+            # none of the collection's does
+            forget_variables(private)
         for record in channel.read():
             deliver(record)
         deliver(event)  # masks in place: the job_events file the runner writes is masked too
