@@ -68,6 +68,7 @@ def execute(job: Job, run_dir: Path, ident: str, on_event: EventSink,
     secrets = secret_values(job.extravars)
 
     def deliver(event: dict[str, Any]) -> None:
+        drop_invocation(event)
         on_event(mask(event, secrets) if secrets else event)
 
     def handler(event: dict[str, Any]) -> bool:
@@ -79,7 +80,7 @@ def execute(job: Job, run_dir: Path, ident: str, on_event: EventSink,
             forget_variables(private)
         for record in channel.read():
             deliver(record)
-        deliver(event)  # masks in place: the job_events file the runner writes is masked too
+        deliver(event)  # cleans in place: the job_events file the runner writes is clean too
         return True  # keep every event under artifacts/<ident>/job_events as well
 
     def on_status(data: dict[str, Any], runner_config: Any = None) -> None:
@@ -130,6 +131,7 @@ def execute(job: Job, run_dir: Path, ident: str, on_event: EventSink,
     finally:
         forget_variables(private)
         strip_command_env(artifacts)
+        clean_partials(artifacts)
         if secrets:
             mask_files(private, secrets)
     return status
@@ -209,6 +211,34 @@ def strip_command_env(artifacts: Path) -> None:
         return
     data["env_names"] = sorted(data.pop("env") or ())
     _rewrite(path, json.dumps(data).encode("utf-8"))
+
+
+def drop_invocation(event: dict[str, Any]) -> bool:
+    """Remove the arguments a module result echoes (``invocation.module_args``):
+    they hold whatever the play passed in, vault-decrypted values and inventory
+    secrets included, which no mask by name or value can know. Nothing of
+    fleetcare reads them. True when something was removed."""
+    res = (event.get("event_data") or {}).get("res")
+    if not isinstance(res, dict):
+        return False
+    removed = False
+    for item in [res, *(i for i in res.get("results") or () if isinstance(i, dict))]:
+        if "invocation" in item:
+            del item["invocation"]
+            removed = True
+    return removed
+
+
+def clean_partials(artifacts: Path) -> None:
+    """Event files the runner never took in (an interrupted run) are the record
+    of those events: keep them, without module arguments."""
+    for path in (artifacts / "job_events").glob("*-partial.json"):
+        try:
+            event = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(event, dict) and drop_invocation(event):
+            _rewrite(path, json.dumps(event).encode("utf-8"))
 
 
 def secret_values(variables: Mapping[str, Any]) -> frozenset[str]:

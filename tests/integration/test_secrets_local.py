@@ -46,7 +46,8 @@ def secret_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     tmp_path = tmp_path_factory.mktemp("secrets")
     password_file = tmp_path / "vault-pass"
     password_file.write_text(SECRETS["vault_password"] + "\n")
-    vaulted = vault_encrypt(password_file, "backup_encryption_key", SECRETS["vault"])
+    # a vaulted value the run really uses: Ansible decrypts it into the module's arguments
+    vaulted = vault_encrypt(password_file, "health_units_ignore", SECRETS["vault"])
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(
         "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
@@ -54,7 +55,9 @@ def secret_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
         f"      service_password: {SECRETS['inventory']}\n")
     # the vaulted value sits in host_vars, where Ansible reads it with the vault password
     (tmp_path / "host_vars").mkdir()
-    (tmp_path / "host_vars" / "localhost.yml").write_text(vaulted)
+    (tmp_path / "host_vars" / "localhost.yml").write_text(
+        vaulted.replace("health_units_ignore: !vault", "health_units_ignore:\n  - !vault")
+        .replace("\n      ", "\n        "))
     vars_file = tmp_path / "vars.yml"
     vars_file.write_text(f"api_token: {SECRETS['vars_file']}\nhealth_disk_warn_pct: 0\n")
     data = tmp_path / "data"

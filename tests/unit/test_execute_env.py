@@ -61,3 +61,17 @@ def test_the_command_artifact_keeps_names_only(tmp_path):
     execute.strip_command_env(tmp_path)
     assert json.loads((tmp_path / "command").read_text()) == {"command": ["ansible-playbook"], "cwd": "/",
                                                               "env_names": ["HOME", "PATH"]}
+
+
+def test_module_arguments_echoed_in_results_are_dropped(tmp_path):
+    event = {"event": "runner_on_ok", "event_data": {"res": {
+        "invocation": {"module_args": {"units_ignore": ["decrypted"]}}, "changed": False,
+        "results": [{"invocation": {"module_args": {"x": "decrypted"}}, "item": 1}]}}}
+    assert execute.drop_invocation(event) is True
+    assert event["event_data"]["res"] == {"changed": False, "results": [{"item": 1}]}
+    assert execute.drop_invocation(event) is False
+    partial = tmp_path / "job_events" / "abc-partial.json"
+    partial.parent.mkdir()
+    partial.write_text(json.dumps({"event_data": {"res": {"invocation": {"module_args": {"pw": "decrypted"}}}}}))
+    execute.clean_partials(tmp_path)
+    assert json.loads(partial.read_text()) == {"event_data": {"res": {}}}
