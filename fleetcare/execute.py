@@ -55,10 +55,15 @@ def execute(job: Job, run_dir: Path, ident: str, on_event: EventSink,
 
     Besides the runner's events, ``on_event`` receives each line of the
     findings channel as a :data:`~fleetcare.results.PAYLOAD_EVENT`, read as
-    the events arrive and once more at the end. Variables given by the user are
-    removed from the run directory once Ansible has read them, and again at
-    the end whatever happens; values under secret-looking keys are masked in
-    every event and every artifact file."""
+    the events arrive and once more at the end.
+
+    Secrets: ansible-playbook gets only the allowed part of the environment,
+    and the runner's ``command`` record keeps variable names, not values. The
+    user's variables (``runner/env/extravars``) are removed once Ansible has
+    read them and again at the end, whatever happens. Module arguments echoed
+    in results are dropped from every event before it is written; values under
+    secret-looking keys of those variables are masked in every event and, at
+    the end, in every file of the runner's directory."""
     from ansible_runner.interface import init_runner
 
     private = runner_dir(run_dir)
