@@ -1,6 +1,6 @@
 """Benchmark: the cost of run accounting while events arrive (issue 9, item 6).
 
-    .venv/bin/python benchmarks/replay.py [--hosts 1000] [--findings 337] [--repeat 3]
+    .venv/bin/python benchmarks/replay.py [--hosts 1000] [--findings 337] [--repeat 5]
 
 A recorded-style event stream (per host: task start, runner start, one module
 result carrying ``--findings`` findings; then the play's stats) is fed through
@@ -72,7 +72,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--findings", type=int, default=337)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     stream = events(args.hosts, args.findings)
 
