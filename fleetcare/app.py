@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,31 +43,53 @@ def check_writable(directory: Path, what: str = "output directory") -> Path:
 
 class Progress:
     """hosts done/total and failures so far, redrawn in place on a terminal;
-    silent when the stream is not a TTY (CI logs, cron)."""
+    silent when the stream is not a TTY (CI logs, cron).
+
+    Each update costs O(1): the counts come from the run's tallies, and the
+    line is redrawn at most every ``INTERVAL`` seconds (a terminal write and
+    flush per event would cost more than the event itself); ``close`` draws
+    the final counts."""
+
+    INTERVAL = 0.1
 
     def __init__(self, stream: TextIO | None, total: int) -> None:
         self.stream = stream if stream is not None and stream.isatty() else None
         self.total = total
         self._last = ""
+        self._shown: tuple[int, int, int] | None = None
+        self._pending: tuple[int, int, int] | None = None
+        self._drawn_at = 0.0
 
     def update(self, run: Run) -> None:
         if self.stream is None:
             return
-        hosts = run.hosts.values()
-        done = sum(1 for h in hosts if h.done)
-        down = sum(1 for h in hosts if h.status in ("unreachable", "failed"))
-        failing = sum(1 for f in run.findings() if f.failing)
+        counts = run.tally()  # kept by the run as events arrive
+        if counts == self._shown:
+            self._pending = None
+            return
+        now = time.monotonic()
+        if now - self._drawn_at < self.INTERVAL:
+            self._pending = counts
+            return
+        self._draw(counts, now)
+
+    def _draw(self, counts: tuple[int, int, int], now: float) -> None:
+        assert self.stream is not None
+        done, down, failing = counts
         width = 20
         filled = width * done // max(self.total, 1)
         line = (f"[{'#' * filled}{'-' * (width - filled)}] {done}/{self.total} hosts"
                 f" · {down} unreachable/failed · {failing} failing")
-        if line != self._last:
-            self.stream.write("\r" + line)
-            self.stream.flush()
-            self._last = line
+        self.stream.write("\r" + line)
+        self.stream.flush()
+        self._last, self._shown, self._pending, self._drawn_at = line, counts, None, now
 
     def close(self) -> None:
-        if self.stream is not None and self._last:
+        if self.stream is None:
+            return
+        if self._pending is not None:
+            self._draw(self._pending, time.monotonic())
+        if self._last:
             self.stream.write("\n")
             self.stream.flush()
 
@@ -161,8 +184,7 @@ def _feed(run: Run, event: dict[str, Any]) -> None:
     try:
         run.feed(event)
     except MalformedResult as exc:
-        host = run.host((event.get("event_data") or {}).get("host") or "?")
-        host.status, host.message = "failed", str(exc)
+        run.set_status((event.get("event_data") or {}).get("host") or "?", "failed", str(exc))
 
 
 def _explain_runner_failure(run: Run, run_dir: Path) -> None:
@@ -174,8 +196,7 @@ def _explain_runner_failure(run: Run, run_dir: Path) -> None:
         tail = " | ".join(lines[-3:])
     for host in run.hosts.values():
         if host.status == "pending":
-            host.status = "failed"
-            host.message = f"Ansible stopped before this host answered: {tail}"[:500]
+            run.set_status(host.name, "failed", f"Ansible stopped before this host answered: {tail}"[:500])
 
 
 def rebuild_report(history: History, run_ref: str, fmt: str) -> str:

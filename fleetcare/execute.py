@@ -8,22 +8,41 @@ Everything above this module speaks fleetcare's own types.
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from fleetcare.jobs import ROOT, Job
+from fleetcare.results import PAYLOAD_EVENT
 
 EventSink = Callable[[dict[str, Any]], None]
 
 # How often (seconds) the runner loop looks at the cancel flag when Ansible is quiet.
 _POLL = 0.25
+
+# The findings channel: plugins/callback/findings.py appends one line per payload here.
+FINDINGS_FILE = "fleetcare_findings.jsonl"
+_CHANNEL_CALLBACK = "fleetcare.ops.findings"
+
+# What of the wrapper's environment reaches Ansible: what a run on a laptop or a
+# jump host needs (the ssh-agent, locale, Ansible's own settings), nothing else.
+_ENV_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+                        "SSH_AUTH_SOCK", "SSH_AGENT_PID", "KRB5CCNAME"})
+_ENV_PREFIXES = ("LC_", "XDG_", "ANSIBLE_")
+# A name that says it holds a secret: kept out of the environment unless it names a
+# file (ANSIBLE_VAULT_PASSWORD_FILE points at the password, it is not the password)
+# and out of artifacts when it is a variable's name.
+_SECRET_NAME = re.compile(r"pass|secret|token|credential|private_key|api_key", re.IGNORECASE)
+_PATH_NAME = re.compile(r"_(file|path|dir)$", re.IGNORECASE)
+MASK = "********"
 
 
 def runner_dir(run_dir: Path) -> Path:
@@ -32,50 +51,261 @@ def runner_dir(run_dir: Path) -> Path:
 
 def execute(job: Job, run_dir: Path, ident: str, on_event: EventSink,
             cancelled: Callable[[], bool]) -> str:
-    """Run the job; return the runner status (successful, failed, canceled, error)."""
-    import ansible_runner
+    """Run the job; return the runner status (successful, failed, canceled, error).
 
-    ensure_private(runner_dir(run_dir))
+    Besides the runner's events, ``on_event`` receives each line of the
+    findings channel as a :data:`~fleetcare.results.PAYLOAD_EVENT`, read as
+    the events arrive and once more at the end.
+
+    Secrets: ansible-playbook gets only the allowed part of the environment,
+    and the runner's ``command`` record keeps variable names, not values. The
+    user's variables (``runner/env/extravars``) are removed once Ansible has
+    read them and again at the end, whatever happens. Module arguments echoed
+    in results are dropped from every event before it is written; values under
+    secret-looking keys of those variables are masked in every event and, at
+    the end, in every file of the runner's directory."""
+    from ansible_runner.interface import init_runner
+
+    private = runner_dir(run_dir)
+    ensure_private(private)
+    artifacts = private / "artifacts" / ident
+    channel = _Channel(artifacts / FINDINGS_FILE)
+    secrets = secret_values(job.extravars)
+
+    def deliver(event: dict[str, Any]) -> None:
+        drop_invocation(event)
+        on_event(mask(event, secrets) if secrets else event)
 
     def handler(event: dict[str, Any]) -> bool:
-        on_event(event)
+        if event.get("event") == "playbook_on_start":
+            # ansible-playbook read them when it built its variable manager and
+            # inventory, before any playbook starts; only a playbook that refreshes
+            # its inventory (meta: refresh_inventory) would read them again, and
+            # none of the collection's does
+            forget_variables(private)
+        for record in channel.read():
+            deliver(record)
+        deliver(event)  # cleans in place: the job_events file the runner writes is clean too
         return True  # keep every event under artifacts/<ident>/job_events as well
+
+    def on_status(data: dict[str, Any], runner_config: Any = None) -> None:
+        if data.get("status") == "running":
+            strip_command_env(artifacts)
 
     stop = _GracefulStop(cancelled)
     cmdline = ["--forks", str(job.forks)]
     if job.check:
         cmdline.append("--check")
-    envvars = {
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        # the runner's own stdout is the record; colour codes make it unreadable
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        # ansible-playbook from the same environment as fleetcare, activated or not
-        "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
-    }
-    result = ansible_runner.run(
-        private_data_dir=str(runner_dir(run_dir)),
-        project_dir=str(ROOT),
-        ident=ident,
-        playbook=str(job.playbook),
-        inventory=str(job.inventory),
-        limit=job.limit,
-        extravars=dict(job.extravars),
-        envvars=envvars,
-        cmdline=" ".join(cmdline),
-        event_handler=handler,
-        cancel_callback=stop,
-        settings={"pexpect_timeout": _POLL, "suppress_ansible_output": True},
-        quiet=True,
-        rotate_artifacts=0,
-    )
-    # Events Ansible wrote but the runner never read back from its stdout
-    # (a run cancelled by SIGTERM stops reading at once) are still on disk as
-    # partial event files; hand them on too, so nothing collected is lost.
-    for event in leftover_events(runner_dir(run_dir) / "artifacts" / ident):
-        on_event(event)
-    return str(result.status)
+    try:
+        runner = init_runner(
+            private_data_dir=str(private),
+            project_dir=str(ROOT),
+            ident=ident,
+            playbook=str(job.playbook),
+            inventory=str(job.inventory),
+            limit=job.limit,
+            extravars=dict(job.extravars),
+            cmdline=" ".join(cmdline),
+            event_handler=handler,
+            status_handler=on_status,
+            cancel_callback=stop,
+            settings={"pexpect_timeout": _POLL, "suppress_ansible_output": True},
+            quiet=True,
+            rotate_artifacts=0,
+        )
+        runner.config.env = run_environment(os.environ, runner.config.env, {
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            # the runner's own stdout is the record; colour codes make it unreadable
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_LOCALHOST_WARNING": "false",
+            # ansible-playbook from the same environment as fleetcare, activated or not
+            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+            "ANSIBLE_CALLBACKS_ENABLED": _callbacks_enabled(os.environ),
+            "FLEETCARE_FINDINGS_FILE": str(artifacts / FINDINGS_FILE),
+        })
+        runner.run()
+        status = str(runner.status)
+        # Events Ansible wrote but the runner never read back from its stdout
+        # (a run cancelled by SIGTERM stops reading at once) are still on disk as
+        # partial event files; hand them on too, so nothing collected is lost.
+        for event in leftover_events(artifacts):
+            deliver(event)
+        for record in channel.read():
+            deliver(record)
+    finally:
+        forget_variables(private)
+        strip_command_env(artifacts)
+        clean_partials(artifacts)
+        if secrets:
+            mask_files(private, secrets)
+    return status
+
+
+def run_environment(parent: Mapping[str, str], prepared: Mapping[str, Any],
+                    ours: Mapping[str, str]) -> dict[str, str]:
+    """The environment ansible-playbook gets: the allowed part of ``parent``,
+    what the runner set itself (``prepared`` started as a copy of ``parent``),
+    then ``ours``."""
+    env = {k: v for k, v in parent.items() if env_allowed(k)}
+    env.update((k, str(v)) for k, v in prepared.items() if parent.get(k) != v)
+    env.update(ours)
+    return env
+
+
+def env_allowed(name: str) -> bool:
+    if name not in _ENV_NAMES and not name.startswith(_ENV_PREFIXES):
+        return False
+    return not _SECRET_NAME.search(name) or bool(_PATH_NAME.search(name))
+
+
+def _callbacks_enabled(parent: Mapping[str, str]) -> str:
+    """The callbacks the user or ansible.cfg enabled, plus the findings channel."""
+    names = parent.get("ANSIBLE_CALLBACKS_ENABLED")
+    if names is None:
+        cfg = configparser.ConfigParser(interpolation=None)
+        cfg.read(ROOT / "ansible.cfg", encoding="utf-8")
+        names = cfg.get("defaults", "callbacks_enabled", fallback="")
+    listed = [n.strip() for n in names.split(",") if n.strip()]
+    return ",".join([*listed, _CHANNEL_CALLBACK] if _CHANNEL_CALLBACK not in listed else listed)
+
+
+class _Channel:
+    """Reads the findings file as it grows; only whole lines count."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def read(self) -> list[dict[str, Any]]:
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return []
+        if size <= self.offset:
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            chunk = fh.read(size - self.offset)
+        end = chunk.rfind(b"\n") + 1
+        self.offset += end
+        out = []
+        for line in chunk[:end].splitlines():
+            with contextlib.suppress(ValueError):
+                out.append({"event": PAYLOAD_EVENT, "event_data": json.loads(line)})
+        return out
+
+
+# -- secrets ----------------------------------------------------------------------
+def forget_variables(private: Path) -> None:
+    """Remove the user's variables (and any passwords) from the runner's env/ folder."""
+    for name in ("extravars", "passwords", "ssh_key"):
+        with contextlib.suppress(FileNotFoundError):
+            (private / "env" / name).unlink()
+
+
+def strip_command_env(artifacts: Path) -> None:
+    """The runner records ansible-playbook's whole environment in ``command``;
+    keep the command and the variable names, never their values."""
+    path = artifacts / "command"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(data, dict) or "env" not in data:
+        return
+    data["env_names"] = sorted(data.pop("env") or ())
+    _rewrite(path, json.dumps(data).encode("utf-8"))
+
+
+def drop_invocation(event: dict[str, Any]) -> bool:
+    """Remove the arguments a module result echoes (``invocation.module_args``):
+    they hold whatever the play passed in, vault-decrypted values and inventory
+    secrets included, which no mask by name or value can know. Nothing of
+    fleetcare reads them. True when something was removed."""
+    res = (event.get("event_data") or {}).get("res")
+    if not isinstance(res, dict):
+        return False
+    removed = False
+    for item in [res, *(i for i in res.get("results") or () if isinstance(i, dict))]:
+        if "invocation" in item:
+            del item["invocation"]
+            removed = True
+    return removed
+
+
+def clean_partials(artifacts: Path) -> None:
+    """Event files the runner never took in (an interrupted run) are the record
+    of those events: keep them, without module arguments."""
+    for path in (artifacts / "job_events").glob("*-partial.json"):
+        try:
+            event = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(event, dict) and drop_invocation(event):
+            _rewrite(path, json.dumps(event).encode("utf-8"))
+
+
+def secret_values(variables: Mapping[str, Any]) -> frozenset[str]:
+    """Values under secret-looking keys, at any depth (``db_password``, ``api_token`` ...)."""
+    found: set[str] = set()
+
+    def walk(node: Any, secret: bool) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                walk(value, secret or bool(_SECRET_NAME.search(str(key))))
+        elif isinstance(node, list | tuple):
+            for item in node:
+                walk(item, secret)
+        elif secret and isinstance(node, str):
+            found.add(node)
+
+    walk(variables, False)
+    # numbers and very short strings under such keys are settings (password_max_days: 365),
+    # and masking "365" everywhere would garble the record
+    return frozenset(v for v in found if len(v) >= 4)
+
+
+def mask(node: Any, secrets: Iterable[str]) -> Any:
+    """``node`` with every secret value replaced by MASK, strings and dicts changed in place."""
+    if isinstance(node, str):
+        for value in secrets:
+            if value in node:
+                node = node.replace(value, MASK)
+        return node
+    if isinstance(node, dict):
+        for key, value in node.items():
+            node[key] = mask(value, secrets)
+    elif isinstance(node, list):
+        node[:] = [mask(item, secrets) for item in node]
+    return node
+
+
+def mask_files(top: Path, secrets: Iterable[str]) -> None:
+    """Mask secret values in every file under ``top``, as written and as JSON escapes them."""
+    forms = sorted({f.encode("utf-8") for s in secrets for f in (s, json.dumps(s)[1:-1])},
+                   key=len, reverse=True)
+    for path in top.rglob("*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        masked = data
+        for form in forms:
+            masked = masked.replace(form, MASK.encode())
+        if masked != data:
+            _rewrite(path, masked)
+
+
+def _rewrite(path: Path, data: bytes) -> None:
+    """Replace a file of ours in place of the old one, keeping it private."""
+    tmp = path.with_name(path.name + ".fleetcare-tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
 
 
 class _GracefulStop:

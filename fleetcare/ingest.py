@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from fleetcare.errors import InputError
-from fleetcare.execute import leftover_events
-from fleetcare.results import RESULT_KEY
+from fleetcare.execute import FINDINGS_FILE, leftover_events
+from fleetcare.results import PAYLOAD_EVENT, RESULT_KEY
 
-RESULTS_FILE = "fleetcare_findings.jsonl"
+RESULTS_FILE = FINDINGS_FILE  # what the fleetcare.ops.findings callback writes
 
 
 @dataclass
@@ -82,21 +82,25 @@ def _from_artifacts(artifacts: Path) -> Recorded:
 
 
 def _with_results_file(events: list[dict[str, Any]], results: Path) -> list[dict[str, Any]]:
-    """Payloads from the results file, in place of the (possibly truncated) ones in events."""
+    """The findings channel's lines as the live run hands them on (one
+    :data:`~fleetcare.results.PAYLOAD_EVENT` each, before the play's stats), in place of the
+    events' own copies: the run model matches each to its task's event by host and task uuid."""
     payloads = []
     for n, line in enumerate(results.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            host, payload = record["host"], record["payload"]
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or "host" not in record or "payload" not in record:
             raise InputError(f"{results}: line {n}: expected {{\"host\": ..., \"payload\": {{...}}}}") from None
-        payloads.append({"event": "runner_on_ok", "event_data": {"host": host, "res": {RESULT_KEY: payload}}})
+        payloads.append({"event": PAYLOAD_EVENT, "event_data": record})
     out = []
     for event in events:
         res = (event.get("event_data") or {}).get("res")
         if isinstance(res, dict) and RESULT_KEY in res:
+            # the file holds every payload whole; an event's copy may have been cut short
             event = {**event, "event_data": {**event["event_data"], "res": {
                 k: v for k, v in res.items() if k != RESULT_KEY}}}
         if event.get("event") == "playbook_on_stats":

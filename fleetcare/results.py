@@ -5,6 +5,16 @@ ansible-runner event (a plain dict) to :meth:`Run.feed`; findings are picked
 out of the ``fleetcare`` key of a module result (see
 ``plugins/module_utils/findings.py``) and nowhere else. History and reports
 consume a finished :class:`Run`; they never look at events.
+
+A module result can reach us two ways. Inside the runner's event, but the
+runner replaces any result larger than its event size limit (``MAX_EVENT_RES``,
+700,000 characters) with ``{}``; and through the findings channel: the
+``fleetcare.ops.findings`` callback writes every ``fleetcare`` payload, with
+its host and task uuid, as one JSON line that ``execute.py`` hands on as a
+:data:`PAYLOAD_EVENT`. Both carry the task uuid, so each (host, task) is taken
+exactly once, whichever comes first. A fleetcare task whose payload never
+arrives, or arrives with fewer findings than the module produced, fails its
+host: a missing result is never a pass.
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ from typing import Any
 from fleetcare import __version__
 
 RESULT_KEY = "fleetcare"  # the module-side twin lives in plugins/module_utils/findings.py
+PAYLOAD_EVENT = "fleetcare_payload"  # one line of the findings channel, as execute.py hands it on
+MODULE_PREFIX = "fleetcare.ops."  # a task of this collection's modules is expected to deliver a payload
 CONTRACT_VERSION = 1
 SCHEMA_VERSION = 1
 SEVERITIES = ("critical", "major", "minor", "info")  # most severe first
@@ -145,6 +157,13 @@ class Run:
     fleetcare_version: str = __version__
     check: bool = False  # check mode: changes are what would have changed
     hosts: dict[str, HostResult] = field(default_factory=dict)
+    # (host, task uuid) of payloads taken, and of fleetcare tasks still owing one (-> task name)
+    _delivered: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False, compare=False)
+    _awaiting: dict[tuple[str, str], str] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # running tallies for the progress line, kept as hosts change (O(1) per event)
+    _done: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+    _down: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+    _failing: int = field(default=0, init=False, repr=False, compare=False)
 
     # -- building from events -------------------------------------------------
     def host(self, name: str) -> HostResult:
@@ -153,33 +172,60 @@ class Run:
             result = self.hosts[name] = HostResult(name)
         return result
 
+    def set_status(self, name: str, status: str, message: str = "") -> None:
+        """Change a host's status; every change goes through here so the tallies hold."""
+        host = self.host(name)
+        host.status, host.message = status, message
+        self._tally(host)
+
+    def _tally(self, host: HostResult) -> None:
+        (self._done.add if host.done else self._done.discard)(host.name)
+        (self._down.add if host.status in ("unreachable", "failed") else self._down.discard)(host.name)
+
+    def tally(self) -> tuple[int, int, int]:
+        """(hosts done, hosts unreachable or failed, failing findings) so far, in O(1)."""
+        return len(self._done), len(self._down), self._failing
+
     def feed(self, event: dict[str, Any]) -> None:
-        """Apply one ansible-runner event. Unknown events are ignored."""
+        """Apply one ansible-runner event (or one line of the findings channel).
+        Unknown events are ignored."""
         kind = event.get("event")
         data = event.get("event_data") or {}
         name = data.get("host")
         if kind == "runner_on_ok" and name:
             res = data.get("res") or {}
+            key = (name, str(data.get("task_uuid") or ""))
             payload = res.get(RESULT_KEY)
             if payload is not None:
-                self.add_payload(name, payload)
+                self._take(key, payload)
+            elif key not in self._delivered and "censored" not in res and str(
+                    data.get("resolved_action") or data.get("task_action") or "").startswith(MODULE_PREFIX):
+                # the result came without its payload (over the event size limit):
+                # it is owed by the findings channel. A no_log result (censored) keeps
+                # its payload to the play on purpose: nothing is owed.
+                self._awaiting[key] = str(data.get("task") or "a fleetcare task")
             if res.get("changed"):
                 self.host(name).changes.extend(_changes(data.get("task") or "task", res))
+        elif kind == PAYLOAD_EVENT and name:
+            self._take((name, str(data.get("task_uuid") or "")), data.get("payload"))
         elif kind == "runner_on_unreachable" and name:
-            host = self.host(name)
-            host.status = "unreachable"
-            host.message = _message(data.get("res"), "host unreachable")
+            self.set_status(name, "unreachable", _message(data.get("res"), "host unreachable"))
         elif kind == "runner_on_failed" and name and not data.get("ignore_errors"):
-            host = self.host(name)
-            if host.status != "unreachable":
-                host.status = "failed"
+            if self.host(name).status != "unreachable":
                 task = data.get("task") or "a task"
-                host.message = f"{task}: {_message(data.get('res'), 'failed')}"
+                self.set_status(name, "failed", f"{task}: {_message(data.get('res'), 'failed')}")
         elif kind == "playbook_on_stats":
             for name in data.get("ok") or {}:
-                host = self.host(name)
-                if host.status == "pending":
-                    host.status = "ok"
+                if self.host(name).status == "pending":
+                    self.set_status(name, "ok")
+
+    def _take(self, key: tuple[str, str], payload: Any) -> None:
+        """One payload per (host, task), from the event or the channel, whichever is first."""
+        if key in self._delivered:
+            return
+        self._delivered.add(key)
+        self._awaiting.pop(key, None)
+        self.add_payload(key[0], payload)
 
     def add_payload(self, name: str, payload: dict[str, Any]) -> None:
         """Take the findings and metrics a module returned for host ``name``."""
@@ -187,13 +233,23 @@ class Run:
             raise MalformedResult(f"{name}: result key {RESULT_KEY!r} is not contract {CONTRACT_VERSION}")
         role = payload.get("role") or "unknown"
         host = self.host(name)
-        for raw in payload.get("findings") or ():
+        raws = payload.get("findings") or ()
+        for raw in raws:
             if raw.get("severity") not in SEVERITIES or raw.get("status") not in STATUSES:
                 raise MalformedResult(f"{name}: finding {raw.get('id')!r} has a bad severity or status")
-            host.findings.append(Finding.from_dict({**raw, "host": name, "role": raw.get("role") or role}))
+        found = [Finding.from_dict({**raw, "host": name, "role": raw.get("role") or role}) for raw in raws]
+        host.findings.extend(found)
+        self._failing += sum(1 for f in found if f.failing)
         for raw in payload.get("metrics") or ():
             host.metrics.append(Metric(name, raw["name"], float(raw["value"]), raw.get("unit") or "",
                                        {k: str(v) for k, v in (raw.get("labels") or {}).items()}))
+        self._tally(host)
+        expected = payload.get("expected")
+        if not found:
+            self.set_status(name, "failed", f"the {role} module reported no checks: nothing to pass")
+        elif isinstance(expected, int) and len(found) < expected:
+            self.set_status(name, "failed", f"the {role} module ran {expected} checks but only "
+                                            f"{len(found)} findings arrived")
 
     # -- reading ----------------------------------------------------------------
     def findings(self) -> Iterator[Finding]:
@@ -233,15 +289,21 @@ class Run:
         """Close the run: set status, finish time and the exit code."""
         self.finished = utcnow()
         self.status = "interrupted" if interrupted else "complete"
+        for (name, _), task in self._awaiting.items():
+            if self.host(name).status != "unreachable":
+                self.set_status(name, "failed", f"{task}: the module ran but its findings never arrived "
+                                                "(result dropped on the way, e.g. over the runner's event "
+                                                "size limit)")
+        self._awaiting.clear()
         if interrupted:
             self.exit_code = EXIT_INTERRUPTED
         elif any(h.status in ("unreachable", "failed") for h in self.hosts.values()):
             self.exit_code = EXIT_HOSTS
         elif any(h.status == "pending" for h in self.hosts.values()):
             # the playbook ended without a word about a host: treat as failed
-            for h in self.hosts.values():
+            for h in list(self.hosts.values()):
                 if h.status == "pending":
-                    h.status, h.message = "failed", "no result came back from this host"
+                    self.set_status(h.name, "failed", "no result came back from this host")
             self.exit_code = EXIT_HOSTS
         elif self.failing(self.fail_on):
             self.exit_code = EXIT_FINDINGS

@@ -48,13 +48,21 @@ def metric(name, value, unit="", **labels):
     }
 
 
-def payload(role, findings, metrics=()):
-    """The dictionary a module merges into its result (exit_json kwargs)."""
+def payload(role, findings, metrics=(), expected=None):
+    """The dictionary a module merges into its result (exit_json kwargs).
+
+    ``expected`` is how many findings the controller must receive: the number
+    of checks the module was asked to run when it knows it, else the number it
+    produced. Fewer arriving means the result was cut on the way, and the
+    controller fails the host instead of calling it clean.
+    """
+    findings = list(findings)
     return {
         RESULT_KEY: {
             "contract": CONTRACT_VERSION,
             "role": role,
-            "findings": list(findings),
+            "findings": findings,
             "metrics": list(metrics),
+            "expected": len(findings) if expected is None else int(expected),
         }
     }

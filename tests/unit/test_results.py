@@ -170,3 +170,80 @@ def test_changes_are_recorded_per_task_and_per_loop_item():
     validate(report)
     assert report["summary"]["changes"] == 3
     assert Run.from_report(report).hosts["a"].changes == run.hosts["a"].changes
+
+
+# -- the findings channel and owed payloads (issue 18, defect 1) -----------------------
+def module_ok(host: str, res: dict, task_uuid: str = "t-1") -> dict:
+    return {"event": "runner_on_ok", "event_data": {
+        "host": host, "task": "Inspect host health", "task_uuid": task_uuid,
+        "resolved_action": "fleetcare.ops.health_inspect", "res": res}}
+
+
+def channel_line(host: str, payload: dict, task_uuid: str = "t-1") -> dict:
+    return {"event": "fleetcare_payload", "event_data": {"host": host, "task_uuid": task_uuid,
+                                                         "payload": payload}}
+
+
+def payload(findings: list[dict], expected: int | None = None) -> dict:
+    out = {"contract": 1, "role": "health", "findings": findings, "metrics": []}
+    if expected is not None:
+        out["expected"] = expected
+    return out
+
+
+def test_a_result_dropped_by_the_runner_fails_the_host_when_the_channel_has_nothing():
+    run = build_run([module_ok("a", {}), stats_event(["a"])], hosts=("a",))
+    assert run.finish() == EXIT_HOSTS
+    assert run.hosts["a"].status == "failed"
+    assert "findings never arrived" in run.hosts["a"].message
+
+
+@pytest.mark.parametrize("channel_first", [True, False])
+def test_the_channel_delivers_a_dropped_result_in_either_order(channel_first):
+    line = channel_line("a", payload([finding(status="pass")], expected=1))
+    events = [line, module_ok("a", {})] if channel_first else [module_ok("a", {}), line]
+    run = build_run([*events, stats_event(["a"])], hosts=("a",))
+    assert run.finish() == EXIT_OK
+    assert [f.id for f in run.findings()] == ["HLTH-DISK-001"]
+
+
+def test_a_payload_in_the_event_and_in_the_channel_is_taken_once():
+    p = payload([finding()], expected=1)
+    run = build_run([module_ok("a", {"fleetcare": p}), channel_line("a", p), stats_event(["a"])])
+    assert len(list(run.findings())) == 1
+
+
+def test_fewer_findings_than_the_module_ran_fail_the_host():
+    run = build_run([channel_line("a", payload([finding(status="pass")], expected=16)), stats_event(["a"])])
+    assert run.finish() == EXIT_HOSTS
+    assert "16 checks but only 1" in run.hosts["a"].message
+
+
+def test_a_payload_without_findings_is_not_a_pass():
+    run = build_run([channel_line("a", payload([], expected=0)), stats_event(["a"])])
+    assert run.finish() == EXIT_HOSTS
+    assert "no checks" in run.hosts["a"].message
+
+
+def test_tallies_follow_the_hosts_as_summary_counts_them():
+    run = build_run([ok_event("a", [finding(), finding("HLTH-UNIT-001", status="pass")]),
+                     unreachable_event("b"), module_ok("c", {}),
+                     ok_event("d", [finding(severity="critical"), finding("HLTH-CPU-001")])],
+                    hosts=("a", "b", "c", "d", "e"))
+    assert run.tally() == (3, 1, 3)  # c is still owed its payload: not done yet
+    run.feed(stats_event(["a", "c", "d"], dark=["b"]))
+    run.finish()
+    s = run.summary()
+    failing = sum(s["failing_by_severity"].values())
+    done = sum(1 for h in run.hosts.values() if h.done)
+    assert run.tally() == (done, s["hosts_unreachable"] + s["hosts_failed"], failing) == (4, 2, 3)
+
+
+def test_a_no_log_fleetcare_task_owes_no_payload():
+    """harden asks the audit module which controls to change, with no_log: its
+    findings are withheld on purpose and the host is not failed for it."""
+    censored = module_ok("a", {"changed": False, "censored": "the output has been hidden due to the fact "
+                                                             "that 'no_log: true' was specified for this result"})
+    run = build_run([censored, stats_event(["a"])], hosts=("a",))
+    assert run.finish() == EXIT_OK
+    assert run.hosts["a"].status == "ok"
