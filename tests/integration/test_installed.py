@@ -103,8 +103,9 @@ def test_pip_install_then_inspect_and_audit(tmp_path):
         (events,) = run_dir.glob("runner/artifacts/*/job_events")
         start = next(json.loads(p.read_text()) for p in events.glob("1-*.json"))
         assert start["event_data"]["playbook"] == f"{root}/playbooks/{command}.yml"
-        # the run's own runner artifacts read back give the same findings
-        again = _run([fleetcare, "import", str(run_dir), "-q"], tmp_path)
+        # the run's own runner artifacts read back give the same findings (the run directory
+        # itself would be re-imported from its report.json; its runner/ folder is read as events)
+        again = _run([fleetcare, "import", str(run_dir / "runner"), "-q"], tmp_path)
         assert again.returncode == proc.returncode, again.stdout + again.stderr
         _, imported = _report(again.stdout)
         assert imported["run"]["command"] == command
