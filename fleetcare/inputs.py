@@ -245,8 +245,16 @@ def scan_inventory(path: Path) -> bool:
         if (base / folder).is_dir():
             for vars_file in _walk(base / folder):
                 if vars_file.suffix in ("", *_YAML_SUFFIXES):
-                    compose(read_text(vars_file, "variables file"), str(vars_file))
+                    _check_vars_root(compose(read_text(vars_file, "variables file"), str(vars_file)), vars_file)
     return dynamic
+
+
+def _check_vars_root(node: yaml.Node | None, path: Path) -> None:
+    # empty, a mapping, or a whole file encrypted with ansible-vault (a scalar Ansible decrypts)
+    if node is None or isinstance(node, yaml.MappingNode) or (
+            isinstance(node, yaml.ScalarNode) and str(node.value).startswith("$ANSIBLE_VAULT;")):
+        return
+    raise InputError(f"{path}: a variables file must be a mapping of variable names to values")
 
 
 def _plugin_config(node: yaml.Node) -> bool:
@@ -287,7 +295,7 @@ def inventory_view(path: str, limit: str | None, keep: Callable[[str], bool]) ->
         hosts = manager.get_hosts("all")
 
         def plugins(entity: Any) -> dict[str, Any]:
-            return get_vars_from_inventory_sources(loader, [path], [entity], "inventory") or {}
+            return get_vars_from_inventory_sources(loader, [path], [entity], "all") or {}
 
         for host in hosts:
             groups = sorted(host.get_groups(), key=lambda g: (g.depth, g.priority, g.name))

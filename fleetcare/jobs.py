@@ -202,29 +202,35 @@ def check_job_vars(roles: tuple[str, ...], extravars: Mapping[str, Any], vars_fi
     for pair in var_pairs:
         where[parse_var(pair)[0]] = "-e"
     extra = _typed(extravars, roles, "-e")
+    view: dict[str, Any] = {"layers": {}}
+    layers: dict[str, dict[str, dict[str, Any]]] = {}
     if inventory is None:
-        per_host: list[tuple[dict[str, str], list[dict[str, Any]]]] = [({}, [])]
+        per_host: list[tuple[dict[str, str], tuple[str, ...]]] = [({}, ())]
     else:
         view = inputs.load_inventory(inventory, limit)
         layers = {label: _typed(data, roles, f"{inventory}: {label}") for label, data in view["layers"].items()}
         per_host = []
         for labels in {tuple(v) for v in view["order"].values()}:
-            origin = {k: label for label in labels for k in view["layers"][label]}
-            per_host.append((origin, [layers[label] for label in labels]))
+            origin = {k: label for label in labels for k in view["layers"][label]}  # the last one wins
+            per_host.append((origin, labels))
     for role in (r for r in roles if r in checks):
         prefix = role + "_"
         defaults = {k[len(prefix):]: v.get("default") for k, v in argument_spec(role).items()}
-        for origin, host_layers in per_host:
-            params = dict(defaults)
-            for layer in [*host_layers, extra]:
+        for origin, labels in per_host:
+            params, unknown = dict(defaults), set()
+            for raw, layer in [*((view["layers"][lb], layers[lb]) for lb in labels), (extravars, extra)]:
                 params.update((k[len(prefix):], v) for k, v in layer[role].items())
-            problems = checks[role](params, name=lambda option, p=prefix: p + option)
+                unknown = (unknown | {k for k, v in raw.items() if _templated(v)}) - set(layer[role])
+            problems = [(options, message) for options, message in
+                        checks[role](params, name=lambda option, p=prefix: p + option)
+                        if not unknown.intersection(prefix + o for o in options)]
             if not problems:
                 continue
             options, message = problems[0]
             named = [prefix + o for o in options]
-            key = next((k for k in named if k in extra[role]), None) or next(
-                (k for k in reversed(named) if k in origin), named[0])
+            # the key to name: one the user set, from the most specific place
+            key = next((k for k in named if k in extra[role]), None) or max(
+                (k for k in named if k in origin), key=lambda k: labels.index(origin[k]), default=named[0])
             source = where.get(key, "-e") if key in extra[role] else (
                 f"{inventory}: {origin[key]}" if key in origin else f"roles/{role}/defaults/main.yml")
             unset = [k for k in named if k != key and k not in extra[role] and k not in origin]
