@@ -336,19 +336,23 @@ def inventory_timeout() -> float:
 def load_inventory(path: Path, limit: str | None) -> dict[str, Any]:
     """:func:`inventory_view` after :func:`scan_inventory`; a dynamic inventory is parsed in a
     child process bounded by :func:`inventory_timeout`. Cached per process while no file changes."""
-    dynamic = scan_inventory(path)
-    signature = tuple(_signature(p) for p in ([path, *_walk(path)] if path.is_dir() else [path]))
-    return _load_inventory_cached(path, limit, dynamic, signature)
+    if not path.exists():
+        raise InputError(f"{path}: inventory not found")
+    # every file Ansible reads for it: a directory's files (its group_vars and host_vars among
+    # them) or a file and the group_vars and host_vars beside it
+    folders = [path] if path.is_dir() else [d for d in (path.parent / "group_vars", path.parent / "host_vars")
+                                            if d.is_dir()]
+    files = [path, *(p for d in folders for p in _walk(d))]
+    return _load_inventory_cached(path, limit, tuple((str(p), _signature(p)) for p in files))
 
 
 @lru_cache(maxsize=8)
-def _load_inventory_cached(path: Path, limit: str | None, dynamic: bool,
-                           signature: tuple[Any, ...]) -> dict[str, Any]:
-    if not dynamic:
-        from fleetcare.jobs import role_var_candidate
+def _load_inventory_cached(path: Path, limit: str | None, signature: tuple[Any, ...]) -> dict[str, Any]:
+    if scan_inventory(path):
+        return _view_in_child(path, limit)
+    from fleetcare.jobs import role_var_candidate
 
-        return inventory_view(str(path), limit, role_var_candidate)
-    return _view_in_child(path, limit)
+    return inventory_view(str(path), limit, role_var_candidate)
 
 
 def _view_in_child(path: Path, limit: str | None) -> dict[str, Any]:

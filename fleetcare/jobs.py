@@ -128,6 +128,7 @@ def _unprefixed_match(key: str, role: str) -> str | None:
     return near[0] if near else None
 
 
+@cache
 def roles_with_spec() -> tuple[str, ...]:
     return tuple(sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "meta" / "argument_specs.yml").is_file()))
 
