@@ -121,141 +121,144 @@ def _script(path: Path, body: str) -> Path:
     return path
 
 
-Case = Callable[[Path, Path], tuple[list[str], tuple[str, ...]]]
-CASES: dict[str, Case] = {
+Argv = Callable[[Path, Path], list[str]]  # (temporary directory, fleet directory) -> arguments
+
+
+def args(*argv: str) -> Argv:
+    return lambda t, f: list(argv)
+
+
+def vars_file(content: str | bytes, *more: str) -> Argv:
+    return lambda t, f: ["inspect", "--vars-file", str(_w(t / "v.yml", content)), *more]
+
+
+def inventory(name: str, content: str | bytes, command: str = "inspect") -> Argv:
+    return lambda t, f: [command, "-i", str(_w(t / name, content))]
+
+
+def script(body: str) -> Argv:
+    return lambda t, f: ["inspect", "-i", str(_script(t / "inv.sh", body))]
+
+
+def beside_fleet(files: dict[str, str | bytes]) -> Argv:
+    """Files written into the fleet's directory ({"group_vars/web.yml": ...}), then the fleet inspected."""
+    def argv(t: Path, f: Path) -> list[str]:
+        for rel, content in files.items():
+            _w(f / rel, content)
+        return _inv(f)
+    return argv
+
+
+def with_fleet_var(anchor: str, lines: str) -> Argv:
+    return inventory("i.yml", FLEET.replace(anchor, anchor + lines))
+
+
+LATIN1 = "x: caf\xe9\n".encode("latin-1")
+SCRIPT_VARS = "echo '{\"web\": {\"hosts\": [\"web-1\"], \"vars\": {\"health_mem_warn_pct\": 99}}}'\n"
+INI_VARS = "[web]\nweb-1 ansible_host=127.0.0.1 ansible_port=1\n\n[web:vars]\nhealth_disk_warn_pct=96\n"
+
+CASES: dict[str, tuple[Argv, tuple[str, ...]]] = {
     # role variables on the command line: the module's own checks, with defaults merged in
-    "e-warn-above-default-critical": lambda t, f: (
-        ["inspect", "-e", "health_disk_warn_pct=96"], ("-e", "health_disk_warn_pct", "95", "role default")),
-    "e-critical-below-default-warn": lambda t, f: (
-        ["inspect", "-e", "health_disk_critical_pct=80"], ("-e", "health_disk_critical_pct", "85")),
-    "e-absurd-sample-time": lambda t, f: (
-        ["inspect", "-e", "health_sample_seconds=10"], ("-e", "health_sample_seconds", "between 0 and 5")),
-    "e-negative-sample-time": lambda t, f: (
-        ["inspect", "-e", "health_sample_seconds=-1"], ("health_sample_seconds",)),
-    "e-nan": lambda t, f: (["inspect", "-e", "health_disk_warn_pct=.nan"], ("health_disk_warn_pct", "finite")),
-    "e-inf": lambda t, f: (["inspect", "-e", "health_mem_critical_pct=.inf"], ("health_mem_critical_pct", "finite")),
-    "e-minus-inf": lambda t, f: (
-        ["inspect", "-e", "health_load_warn_per_core=-.inf"], ("health_load_warn_per_core", "finite")),
-    "e-nan-as-text": lambda t, f: (["inspect", "-e", "health_swap_warn_pct=nan"], ("health_swap_warn_pct", "finite")),
-    "e-percent-over-100": lambda t, f: (
-        ["inspect", "-e", "health_disk_critical_pct=120"], ("health_disk_critical_pct", "between 0 and 100")),
-    "e-negative-count": lambda t, f: (["inspect", "-e", "health_oom_warn_count=-1"], ("health_oom_warn_count",)),
-    "e-zero-log-window": lambda t, f: (
-        ["inspect", "-e", "health_log_window_minutes=0"], ("health_log_window_minutes", "at least 1")),
-    "e-cert-days-crossed": lambda t, f: (
-        ["inspect", "-e", "health_cert_critical_days=40"], ("health_cert_critical_days", "health_cert_warn_days")),
-    "e-unprefixed-typo": lambda t, f: (
-        ["inspect", "-e", "disk_warn_pct=80"], ("-e", "disk_warn_pct", "did you mean health_disk_warn_pct?")),
-    "e-unprefixed-misspelt": lambda t, f: (
-        ["inspect", "-e", "disk_wran_pct=80"], ("disk_wran_pct", "did you mean health_disk_warn_pct?")),
-    "e-unprefixed-hardening-variable": lambda t, f: (
-        ["audit", "-e", "in_container=true"], ("in_container", "did you mean hardening_in_container?")),
-    "e-alias-bomb": lambda t, f: (["inspect", "-e", f"health_cert_paths={BOMB_FLOW}"], ("-e health_cert_paths", "alias")),
-    "e-alias-loop": lambda t, f: (["inspect", "-e", "health_cert_paths=&a [*a]"], ("health_cert_paths", "itself")),
-    "e-non-string-key": lambda t, f: (["inspect", "-e", "health_units_ignore={1: a}"], ("health_units_ignore", "not a string")),
-    "e-hardening-type": lambda t, f: (
-        ["audit", "-e", "hardening_controls_skip={a: b}"], ("hardening_controls_skip",)),
+    "e-warn-above-default-critical": (args("inspect", "-e", "health_disk_warn_pct=96"),
+                                      ("-e", "health_disk_warn_pct", "95", "role default")),
+    "e-critical-below-default-warn": (args("inspect", "-e", "health_disk_critical_pct=80"),
+                                      ("-e", "health_disk_critical_pct", "85")),
+    "e-absurd-sample-time": (args("inspect", "-e", "health_sample_seconds=10"),
+                             ("-e", "health_sample_seconds", "between 0 and 5")),
+    "e-negative-sample-time": (args("inspect", "-e", "health_sample_seconds=-1"), ("health_sample_seconds",)),
+    "e-nan": (args("inspect", "-e", "health_disk_warn_pct=.nan"), ("health_disk_warn_pct", "finite")),
+    "e-inf": (args("inspect", "-e", "health_mem_critical_pct=.inf"), ("health_mem_critical_pct", "finite")),
+    "e-minus-inf": (args("inspect", "-e", "health_load_warn_per_core=-.inf"), ("health_load_warn_per_core", "finite")),
+    "e-nan-as-text": (args("inspect", "-e", "health_swap_warn_pct=nan"), ("health_swap_warn_pct", "finite")),
+    "e-percent-over-100": (args("inspect", "-e", "health_disk_critical_pct=120"),
+                           ("health_disk_critical_pct", "between 0 and 100")),
+    "e-negative-count": (args("inspect", "-e", "health_oom_warn_count=-1"), ("health_oom_warn_count",)),
+    "e-zero-log-window": (args("inspect", "-e", "health_log_window_minutes=0"),
+                          ("health_log_window_minutes", "at least 1")),
+    "e-cert-days-crossed": (args("inspect", "-e", "health_cert_critical_days=40"),
+                            ("health_cert_critical_days", "health_cert_warn_days")),
+    "e-unprefixed-typo": (args("inspect", "-e", "disk_warn_pct=80"),
+                          ("-e", "disk_warn_pct", "did you mean health_disk_warn_pct?")),
+    "e-unprefixed-misspelt": (args("inspect", "-e", "disk_wran_pct=80"),
+                              ("disk_wran_pct", "did you mean health_disk_warn_pct?")),
+    "e-unprefixed-hardening-variable": (args("audit", "-e", "in_container=true"),
+                                        ("in_container", "did you mean hardening_in_container?")),
+    "e-alias-bomb": (args("inspect", "-e", f"health_cert_paths={BOMB_FLOW}"), ("-e health_cert_paths", "alias")),
+    "e-alias-loop": (args("inspect", "-e", "health_cert_paths=&a [*a]"), ("health_cert_paths", "itself")),
+    "e-non-string-key": (args("inspect", "-e", "health_units_ignore={1: a}"), ("health_units_ignore", "not a string")),
+    "e-hardening-type": (args("audit", "-e", "hardening_controls_skip={a: b}"), ("hardening_controls_skip",)),
     # role variables in --vars-file, alone and across sources
-    "vars-critical-below-default-warn": lambda t, f: (
-        ["inspect", "--vars-file", str(_w(t / "v.yml", "health_disk_critical_pct: 80\n"))],
-        ("v.yml", "health_disk_critical_pct")),
-    "vars-and-e-crossed": lambda t, f: (
-        ["inspect", "--vars-file", str(_w(t / "v.yml", "health_mem_critical_pct: 91\n")),
-         "-e", "health_mem_warn_pct=93"], ("health_mem_", "91 < 93")),
-    "vars-nan": lambda t, f: (
-        ["inspect", "--vars-file", str(_w(t / "v.yml", "health_mem_warn_pct: .NaN\n"))], ("v.yml", "health_mem_warn_pct", "finite")),
-    "vars-unprefixed-typo": lambda t, f: (
-        ["inspect", "--vars-file", str(_w(t / "v.yml", "sample_seconds: 1\n"))],
-        ("v.yml", "did you mean health_sample_seconds?")),
-    "vars-binary": lambda t, f: (
-        ["inspect", "--vars-file", str(_w(t / "v.yml", b"health_units_ignore: [\x00\x01\x02]\n"))], ("v.yml", "binary")),
-    "vars-latin1": lambda t, f: (
-        ["inspect", "--vars-file", str(_w(t / "v.yml", "health_units_ignore: [café]\n".encode("latin-1")))],
-        ("v.yml", "not UTF-8", "line 1")),
-    "vars-utf16": lambda t, f: (
-        ["inspect", "--vars-file", str(_w(t / "v.yml", "health_units_ignore: []\n".encode("utf-16")))], ("v.yml",)),
-    "vars-huge": lambda t, f: (["inspect", "--vars-file", str(_huge(t / "v.yml"))], ("v.yml", "8 MiB")),
-    "vars-alias-bomb": lambda t, f: (["inspect", "--vars-file", str(_w(t / "v.yml", BOMB))], ("v.yml", "alias")),
-    "vars-alias-loop": lambda t, f: (
-        ["inspect", "--vars-file", str(_w(t / "v.yml", "health_units_ignore: &a [*a]\n"))], ("v.yml", "itself")),
-    "vars-int-key": lambda t, f: (["inspect", "--vars-file", str(_w(t / "v.yml", "1: one\n"))], ("v.yml", "'1'", "not a string")),
-    "vars-bool-key": lambda t, f: (["inspect", "--vars-file", str(_w(t / "v.yml", "yes: 1\n"))], ("v.yml", "'yes'")),
-    "vars-null-key": lambda t, f: (["inspect", "--vars-file", str(_w(t / "v.yml", "~: 1\n"))], ("v.yml", "not a string")),
-    "vars-nested-key": lambda t, f: (
-        ["inspect", "--vars-file", str(_w(t / "v.yml", "extra:\n  ? [a, b]\n  : c\n"))], ("v.yml", "not a string")),
-    "vars-too-deep": lambda t, f: (
-        ["inspect", "--vars-file", str(_w(t / "v.yml", "x: " + "[" * 200 + "]" * 200 + "\n"))], ("v.yml", "deeper")),
-    "vars-a-list": lambda t, f: (["inspect", "--vars-file", str(_w(t / "v.yml", "- a\n"))], ("v.yml", "mapping")),
-    "vars-a-directory": lambda t, f: (["inspect", "--vars-file", str(t)], (str(t), "directory")),
+    "vars-critical-below-default-warn": (vars_file("health_disk_critical_pct: 80\n"),
+                                         ("v.yml", "health_disk_critical_pct")),
+    "vars-and-e-crossed": (vars_file("health_mem_critical_pct: 91\n", "-e", "health_mem_warn_pct=93"),
+                           ("health_mem_", "91 < 93")),
+    "vars-nan": (vars_file("health_mem_warn_pct: .NaN\n"), ("v.yml", "health_mem_warn_pct", "finite")),
+    "vars-unprefixed-typo": (vars_file("sample_seconds: 1\n"), ("v.yml", "did you mean health_sample_seconds?")),
+    "vars-binary": (vars_file(b"health_units_ignore: [\x00\x01\x02]\n"), ("v.yml", "binary")),
+    "vars-latin1": (vars_file(LATIN1), ("v.yml", "not UTF-8", "line 1")),
+    "vars-utf16": (vars_file("health_units_ignore: []\n".encode("utf-16")), ("v.yml",)),
+    "vars-huge": (lambda t, f: ["inspect", "--vars-file", str(_huge(t / "v.yml"))], ("v.yml", "8 MiB")),
+    "vars-alias-bomb": (vars_file(BOMB), ("v.yml", "alias")),
+    "vars-alias-loop": (vars_file("health_units_ignore: &a [*a]\n"), ("v.yml", "itself")),
+    "vars-int-key": (vars_file("1: one\n"), ("v.yml", "'1'", "not a string")),
+    "vars-bool-key": (vars_file("yes: 1\n"), ("v.yml", "'yes'")),
+    "vars-null-key": (vars_file("~: 1\n"), ("v.yml", "not a string")),
+    "vars-nested-key": (vars_file("extra:\n  ? [a, b]\n  : c\n"), ("v.yml", "not a string")),
+    "vars-too-deep": (vars_file("x: " + "[" * 200 + "]" * 200 + "\n"), ("v.yml", "deeper")),
+    "vars-a-list": (vars_file("- a\n"), ("v.yml", "mapping")),
+    "vars-a-directory": (lambda t, f: ["inspect", "--vars-file", str(t)], ("directory",)),
     # inventories
-    "inventory-binary": lambda t, f: (["inspect", "-i", str(_w(t / "i.yml", b"\x7fELF\x02\x01\x00\x00"))], ("i.yml", "binary")),
-    "inventory-binary-ini": lambda t, f: (["inspect", "-i", str(_w(t / "hosts", b"[web]\nweb-1\x00\n"))], ("hosts", "binary")),
-    "inventory-latin1": lambda t, f: (
-        ["inspect", "-i", str(_w(t / "i.yml", "all:\n  hosts:\n    caf\xe9:\n".encode("latin-1")))], ("i.yml", "not UTF-8")),
-    "inventory-latin1-ini": lambda t, f: (
-        ["inspect", "-i", str(_w(t / "hosts", "[web]\ncaf\xe9\n".encode("latin-1")))], ("hosts", "not UTF-8", "line 2")),
-    "inventory-huge": lambda t, f: (["inspect", "-i", str(_huge(t / "i.yml"))], ("i.yml", "over the limit")),
-    "inventory-alias-bomb": lambda t, f: (
-        ["inspect", "-i", str(_w(t / "i.yml", "all:\n  vars:\n" + "".join("    " + ln + "\n" for ln in BOMB.splitlines())))],
-        ("i.yml", "alias")),
-    "inventory-int-host": lambda t, f: (["inspect", "-i", str(_w(t / "i.yml", "all:\n  hosts:\n    1:\n"))], ("i.yml", "not a string")),
-    "inventory-a-list": lambda t, f: (["inspect", "-i", str(_w(t / "i.yml", "- web-1\n"))], ("i.yml", "mapping")),
-    "inventory-dir-with-binary": lambda t, f: (
-        ["inspect", "-i", str(_w(f / "extra", b"\x00\x01").parent)], ("extra", "binary")),
-    "inventory-script-fails": lambda t, f: (
-        ["inspect", "-i", str(_script(t / "inv.sh", "echo broken >&2\nexit 1\n"))], ("inv.sh", "not a usable inventory")),
-    "inventory-script-garbage": lambda t, f: (
-        ["inspect", "-i", str(_script(t / "inv.sh", "echo '{{{'\n"))], ("inv.sh", "not a usable inventory")),
+    "inventory-binary": (inventory("i.yml", b"\x7fELF\x02\x01\x00\x00"), ("i.yml", "binary")),
+    "inventory-binary-ini": (inventory("hosts", b"[web]\nweb-1\x00\n"), ("hosts", "binary")),
+    "inventory-latin1": (inventory("i.yml", "all:\n  hosts:\n    caf\xe9:\n".encode("latin-1")),
+                         ("i.yml", "not UTF-8")),
+    "inventory-latin1-ini": (inventory("hosts", "[web]\ncaf\xe9\n".encode("latin-1")),
+                             ("hosts", "not UTF-8", "line 2")),
+    "inventory-huge": (lambda t, f: ["inspect", "-i", str(_huge(t / "i.yml"))], ("i.yml", "over the limit")),
+    "inventory-alias-bomb": (with_fleet_var("  vars:\n", "".join(f"    {ln}\n" for ln in BOMB.splitlines())),
+                             ("i.yml", "alias")),
+    "inventory-int-host": (inventory("i.yml", "all:\n  hosts:\n    1:\n"), ("i.yml", "not a string")),
+    "inventory-a-list": (inventory("i.yml", "- web-1\n"), ("i.yml", "mapping")),
+    "inventory-dir-with-binary": (lambda t, f: ["inspect", "-i", str(_w(f / "extra", b"\x00\x01").parent)],
+                                  ("extra", "binary")),
+    "inventory-script-fails": (script("echo broken >&2\nexit 1\n"), ("inv.sh", "not a usable inventory")),
+    "inventory-script-garbage": (script("echo '{{{'\n"), ("inv.sh", "not a usable inventory")),
     # the inventory's own variables, checked per host with the role's checks
-    "group-vars-warn-above-critical": lambda t, f: (
-        _inv(_w(f / "group_vars" / "web.yml", "health_disk_warn_pct: 96\n").parents[1]),
-        ("group_vars/web", "health_disk_warn_pct")),
-    "host-vars-critical-below-group-warn": lambda t, f: (
-        _inv(_w(f / "group_vars" / "all.yml", "health_disk_warn_pct: 90\n").parents[1]
-             if _w(f / "host_vars" / "db-1.yml", "health_disk_critical_pct: 88\n") else f),
+    "group-vars-warn-above-critical": (beside_fleet({"group_vars/web.yml": "health_disk_warn_pct: 96\n"}),
+                                       ("group_vars/web", "health_disk_warn_pct")),
+    "host-vars-critical-below-group-warn": (
+        beside_fleet({"group_vars/all.yml": "health_disk_warn_pct: 90\n",
+                      "host_vars/db-1.yml": "health_disk_critical_pct: 88\n"}),
         ("host_vars/db-1", "health_disk_critical_pct", "88 < 90")),
-    "group-vars-nan": lambda t, f: (
-        _inv(_w(f / "group_vars" / "db" / "thresholds.yml", "health_inode_warn_pct: .nan\n").parents[2]),
-        ("group_vars/db", "health_inode_warn_pct", "finite")),
-    "group-vars-unprefixed-typo": lambda t, f: (
-        _inv(_w(f / "group_vars" / "all.yml", "disk_warn_pct: 80\n").parents[1]), ("group_vars/all", "did you mean")),
-    "group-vars-wrong-type": lambda t, f: (
-        _inv(_w(f / "group_vars" / "all.yml", "health_cert_warn_days: soon\n").parents[1]),
-        ("group_vars/all", "health_cert_warn_days")),
-    "group-vars-broken-yaml": lambda t, f: (
-        _inv(_w(f / "group_vars" / "all.yml", "health_units_ignore: [a,\n").parents[1]), ("all.yml", "YAML error")),
-    "group-vars-a-list": lambda t, f: (
-        _inv(_w(f / "group_vars" / "web.yml", "- health_disk_warn_pct\n").parents[1]), ("web.yml", "mapping")),
-    "group-vars-latin1": lambda t, f: (
-        _inv(_w(f / "group_vars" / "web.yml", "x: caf\xe9\n".encode("latin-1")).parents[1]), ("web.yml", "not UTF-8")),
-    "group-vars-alias-bomb": lambda t, f: (_inv(_w(f / "group_vars" / "all.yml", BOMB).parents[1]), ("all.yml", "alias")),
-    "host-vars-binary": lambda t, f: (_inv(_w(f / "host_vars" / "web-1", b"\x00" * 64).parents[1]), ("web-1", "binary")),
-    "host-vars-int-key": lambda t, f: (_inv(_w(f / "host_vars" / "web-1.yml", "22: ssh\n").parents[1]), ("web-1.yml", "'22'")),
-    "inline-group-var-out-of-range": lambda t, f: (
-        ["inspect", "-i", str(_w(t / "i.yml", FLEET.replace("    web:\n", "    web:\n      vars:\n"
-                                                              "        health_swap_critical_pct: 101\n")))],
+    "group-vars-dir-nan": (beside_fleet({"group_vars/db/thresholds.yml": "health_inode_warn_pct: .nan\n"}),
+                           ("group_vars/db", "health_inode_warn_pct", "finite")),
+    "group-vars-unprefixed-typo": (beside_fleet({"group_vars/all.yml": "disk_warn_pct: 80\n"}),
+                                   ("group_vars/all", "did you mean")),
+    "group-vars-wrong-type": (beside_fleet({"group_vars/all.yml": "health_cert_warn_days: soon\n"}),
+                              ("group_vars/all", "health_cert_warn_days")),
+    "group-vars-broken-yaml": (beside_fleet({"group_vars/all.yml": "health_units_ignore: [a,\n"}),
+                               ("all.yml", "YAML error")),
+    "group-vars-a-list": (beside_fleet({"group_vars/web.yml": "- health_disk_warn_pct\n"}), ("web.yml", "mapping")),
+    "group-vars-latin1": (beside_fleet({"group_vars/web.yml": LATIN1}), ("web.yml", "not UTF-8")),
+    "group-vars-alias-bomb": (beside_fleet({"group_vars/all.yml": BOMB}), ("all.yml", "alias")),
+    "host-vars-binary": (beside_fleet({"host_vars/web-1": b"\x00" * 64}), ("web-1", "binary")),
+    "host-vars-int-key": (beside_fleet({"host_vars/web-1.yml": "22: ssh\n"}), ("web-1.yml", "'22'")),
+    "inline-group-var-out-of-range": (
+        with_fleet_var("    web:\n", "      vars:\n        health_swap_critical_pct: 101\n"),
         ("i.yml", "group web", "health_swap_critical_pct")),
-    "inline-host-var-typo": lambda t, f: (
-        ["inspect", "-i", str(_w(t / "i.yml", FLEET.replace("        web-2:\n", "        web-2:\n"
-                                                              "          health_disk_wran_pct: 1\n")))],
-        ("i.yml", "host web-2", "did you mean health_disk_warn_pct?")),
-    "ini-group-vars": lambda t, f: (
-        ["inspect", "-i", str(_w(t / "hosts", "[web]\nweb-1 ansible_host=127.0.0.1 ansible_port=1\n\n"
-                                              "[web:vars]\nhealth_disk_warn_pct=96\n"))],
-        ("hosts", "group web", "health_disk_warn_pct")),
-    "script-inventory-vars": lambda t, f: (
-        ["inspect", "-i", str(_script(t / "inv.sh", "echo '{\"web\": {\"hosts\": [\"web-1\"], "
-                                                    "\"vars\": {\"health_mem_warn_pct\": 99}}}'\n"))],
-        ("inv.sh", "group web", "health_mem_warn_pct")),
+    "inline-host-var-typo": (with_fleet_var("        web-2:\n", "          health_disk_wran_pct: 1\n"),
+                             ("i.yml", "host web-2", "did you mean health_disk_warn_pct?")),
+    "ini-group-vars": (inventory("hosts", INI_VARS), ("hosts", "group web", "health_disk_warn_pct")),
+    "script-inventory-vars": (script(SCRIPT_VARS), ("inv.sh", "group web", "health_mem_warn_pct")),
     # the history database
-    "history-db-is-a-directory": lambda t, f: (
-        ["inspect", "-i", str(f / "hosts.yml"), "--db", str(t)], (str(t),)),
+    "history-db-is-a-directory": (lambda t, f: [*_inv(f), "--db", str(t)], ("history database",)),
 }
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bad_input_is_one_line_and_exit_2(name, capsys, tmp_path, fleet, trap, data_home):
-    argv, needles = CASES[name](tmp_path, fleet)
+    make_argv, needles = CASES[name]
+    argv = make_argv(tmp_path, fleet)
     before = files_outside(tmp_path, data_home)
     code = cli.main(argv)
     _, err = capsys.readouterr()
