@@ -374,7 +374,8 @@ def _view_in_child(path: Path, limit: str | None) -> dict[str, Any]:
     if child.returncode == 2 and err.strip():
         raise InputError(err.decode("utf-8", "replace").strip().splitlines()[-1])
     if child.returncode != 0:
-        tail = " ".join(err.decode("utf-8", "replace").split())[-300:]
+        lines = [ln.strip() for ln in err.decode("utf-8", "replace").splitlines() if ln.strip()]
+        tail = (lines[-1] if any(ln.startswith("Traceback") for ln in lines) else " ".join(lines))[-300:]
         raise InputError(f"{path}: not a usable inventory: {tail or f'exit {child.returncode}'}")
     try:
         return json.loads(out)

@@ -370,3 +370,18 @@ def test_a_bad_timeout_setting_is_one_line(capsys, tmp_path, monkeypatch, trap):
     monkeypatch.setenv(inputs.TIMEOUT_ENV, "soon")
     code = cli.main(["inspect", "-i", str(_script(tmp_path / "inv.sh", "echo '{}'\n"))])
     assert code == 2 and inputs.TIMEOUT_ENV in one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("error", [UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+                                   RecursionError("maximum recursion depth exceeded"), MemoryError()],
+                         ids=lambda e: type(e).__name__)
+def test_an_unforeseen_input_error_is_still_one_line(capsys, monkeypatch, trap, error):
+    """The last net in cli.main: errors a bad file can cause where fleetcare.inputs did not look."""
+    from fleetcare import jobs
+
+    def build(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(jobs, "build", build)
+    assert cli.main(["inspect"]) == 2
+    assert type(error).__name__ in one_line(capsys.readouterr().err)
