@@ -43,8 +43,8 @@ TIMEOUT_ENV = "FLEETCARE_INVENTORY_TIMEOUT"
 _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _YAML_SUFFIXES = (".yml", ".yaml", ".json")
-# what Ansible skips in inventory directories and in group_vars/host_vars
-_IGNORED_SUFFIXES = ("~", ".orig", ".bak", ".cfg", ".retry", ".pyc", ".pyo", ".ini.bak", ".rpm", ".rst")
+# what Ansible skips in inventory directories (INVENTORY_IGNORE_EXTS) and in group_vars/host_vars
+_IGNORED_SUFFIXES = ("~", ".orig", ".bak", ".cfg", ".retry", ".pyc", ".pyo", ".swp", ".rpm", ".md", ".txt", ".rst")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
