@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple, NoReturn
 
-from fleetcare import __version__, commands
+from fleetcare import __version__, commands, inputs
 from fleetcare.errors import InputError
-from fleetcare.results import EXIT_USAGE, SEVERITIES
+from fleetcare.results import EXIT_INTERRUPTED, EXIT_USAGE, SEVERITIES
 
 EXIT_HELP = commands.exit_help()
 _RAW = argparse.RawDescriptionHelpFormatter
@@ -130,6 +130,7 @@ def _lab_arguments(lab: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        inputs.check_locale()
         return _dispatch(args)
     except BrokenPipeError:
         # `fleetcare explain ID | head`: the reader left; no traceback, and no
@@ -138,6 +139,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except InputError as exc:
         print(f"fleetcare: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM before a run started (a slow inventory): nothing ran, nothing is left
+        print("fleetcare: interrupted before any host was contacted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (UnicodeError, RecursionError, MemoryError) as exc:
+        # input fleetcare.inputs did not foresee; still one line, never a traceback
+        print(f"fleetcare: unusable input: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}",
+              file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:
         # errors that carry a user-facing line (history, lab) end the same way

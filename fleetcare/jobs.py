@@ -11,6 +11,7 @@ Ansible starts, with one line naming the file and the key.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from fleetcare import commands
+from fleetcare import commands, inputs
 from fleetcare.errors import InputError
 
 
@@ -101,6 +102,7 @@ def build(command: str, inventory: str | None = None, limit: str | None = None,
         hosts = inventory_hosts(inv, limit)
     if forks < 1:
         raise InputError(f"--forks: must be at least 1, not {forks}")
+    check_job_vars(roles, extravars, vars_files, var_pairs, None if local else inv, limit)
     return Job(command, ROOT / spec.playbook, roles, inv, hosts, limit, extravars, forks=forks, local=local,
                **fields)
 
@@ -111,10 +113,7 @@ def parse_var(pair: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not key.isidentifier():
         raise InputError(f"-e {pair!r}: expected KEY=VALUE with a variable name as KEY")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+    value = inputs.load_value(raw, f"-e {key}") if raw.strip() else ""
     return key, value
 
 
@@ -137,19 +136,58 @@ def argument_spec(role: str) -> dict[str, dict[str, Any]]:
     return doc["argument_specs"]["main"].get("options") or {}
 
 
+@cache
+def _unprefixed_match(key: str, role: str) -> str | None:
+    """The role variable an unprefixed name stands for (``disk_warn_pct``), if it is that name
+    or very close to it (``disk_wran_pct``); other names are the user's own and pass."""
+    if key.startswith(role + "_"):
+        return None
+    spec = argument_spec(role)
+    near = difflib.get_close_matches(f"{role}_{key}", list(spec), n=1, cutoff=0.9)
+    return near[0] if near else None
+
+
+@cache
+def roles_with_spec() -> tuple[str, ...]:
+    return tuple(sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "meta" / "argument_specs.yml").is_file()))
+
+
+def role_var_candidate(key: str, roles: tuple[str, ...] | None = None) -> bool:
+    """True for a name that :func:`check_role_vars` judges: a role's variable or a near miss."""
+    return any(key.startswith(r + "_") or _unprefixed_match(key, r) for r in roles or roles_with_spec())
+
+
+def _templated(value: Any) -> bool:
+    # Ansible renders it at run time; only the module can judge the result
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
 def check_role_vars(data: Mapping[str, Any], roles: tuple[str, ...], source: str) -> None:
-    """Variables named after a role (``health_*``) must exist in that role's
-    argument spec and have the right type. Other variables pass through."""
+    """Variables named after a role (``health_*``) must exist in that role's argument spec and have
+    the right type, and numbers must be finite; a role's variable without its prefix is refused with
+    the right name. Other variables pass through."""
+    _typed(data, roles, source)
+
+
+def _typed(data: Mapping[str, Any], roles: tuple[str, ...], source: str) -> dict[str, dict[str, Any]]:
+    """role -> its variables in ``data`` converted to their spec types (templated ones left out)."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+    typed: dict[str, dict[str, Any]] = {}
     for role in roles:
         spec = argument_spec(role)
+        for key in data:
+            meant = _unprefixed_match(str(key), role)
+            if meant:
+                raise InputError(f"{source}: {key}: not a variable of role {role} (did you mean {meant}?)")
         mine = {k: v for k, v in data.items() if k.startswith(role + "_")}
         for key in mine:
             if key not in spec:
                 near = difflib.get_close_matches(key, list(spec), n=1)
                 hint = f" (did you mean {near[0]}?)" if near else ""
                 raise InputError(f"{source}: {key}: not a variable of role {role}{hint}")
+        mine = {k: v for k, v in mine.items() if not _templated(v)}
+        typed[role] = {}
         if not mine:
             continue
         sub = {k: {kk: vv for kk, vv in spec[k].items() if kk not in ("description", "default")}
@@ -160,74 +198,73 @@ def check_role_vars(data: Mapping[str, Any], roles: tuple[str, ...], source: str
             raise InputError(f"{source}: {key}: {result.error_messages[0]}")
         for key, value in result.validated_parameters.items():
             _check_range(source, key, value)
-
-
-# Ranges follow from the variable's name, the convention every role keeps:
-# *_pct is a percentage, *_days/_minutes/_seconds/_per_core are never negative.
-_RANGES = {"_pct": (0.0, 100.0), "_days": (0.0, None), "_minutes": (0.0, None),
-           "_seconds": (0.0, None), "_per_core": (0.0, None)}
+        typed[role] = dict(result.validated_parameters)
+    return typed
 
 
 def _check_range(source: str, key: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return
-    for suffix, (low, high) in _RANGES.items():
-        if key.endswith(suffix) and (value < low or (high is not None and value > high)):
-            span = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-            raise InputError(f"{source}: {key}: must be {span}, not {value:g}")
+    """Every number is finite, for every role (ranges and pairs are the role's own checks)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"{source}: {key}: must be a finite number, not {value}")
+
+
+def check_job_vars(roles: tuple[str, ...], extravars: Mapping[str, Any], vars_files: tuple[str, ...],
+                   var_pairs: tuple[str, ...], inventory: Path | None, limit: str | None) -> None:
+    """Run each role's own checks (plugins/module_utils/validation.py, as its module does) on the
+    values every host will get: role defaults, then the inventory's vars for that host, then the
+    extra variables. One line names where the offending key was set."""
+    from fleetcare.collection import module_utils
+
+    checks = module_utils("validation").CHECKS
+    where: dict[str, str] = {}  # extra variable -> the source that set it last
+    for path in vars_files:
+        where.update(dict.fromkeys(load_vars_file(path, ()), path))
+    for pair in var_pairs:
+        where[parse_var(pair)[0]] = "-e"
+    extra = _typed(extravars, roles, "-e")
+    view: dict[str, Any] = {"layers": {}}
+    layers: dict[str, dict[str, dict[str, Any]]] = {}
+    if inventory is None:
+        per_host: list[tuple[dict[str, str], tuple[str, ...]]] = [({}, ())]
+    else:
+        view = inputs.load_inventory(inventory, limit)
+        layers = {label: _typed(data, roles, f"{inventory}: {label}") for label, data in view["layers"].items()}
+        per_host = []
+        for labels in {tuple(v) for v in view["order"].values()}:
+            origin = {k: label for label in labels for k in view["layers"][label]}  # the last one wins
+            per_host.append((origin, labels))
+    for role in (r for r in roles if r in checks):
+        prefix = role + "_"
+        defaults = {k[len(prefix):]: v.get("default") for k, v in argument_spec(role).items()}
+        for origin, labels in per_host:
+            params, unknown = dict(defaults), set()
+            for raw, layer in [*((view["layers"][lb], layers[lb]) for lb in labels), (extravars, extra)]:
+                params.update((k[len(prefix):], v) for k, v in layer[role].items())
+                unknown = (unknown | {k for k, v in raw.items() if _templated(v)}) - set(layer[role])
+            problems = [(options, message) for options, message in
+                        checks[role](params, name=lambda option, p=prefix: p + option)
+                        if not unknown.intersection(prefix + o for o in options)]
+            if not problems:
+                continue
+            options, message = problems[0]
+            named = [prefix + o for o in options]
+            # the key to name: one the user set, from the most specific place
+            key = next((k for k in named if k in extra[role]), None) or max(
+                (k for k in named if k in origin), key=lambda k: labels.index(origin[k]), default=named[0])
+            source = where.get(key, "-e") if key in extra[role] else (
+                f"{inventory}: {origin[key]}" if key in origin else f"roles/{role}/defaults/main.yml")
+            unset = [k for k in named if k != key and k not in extra[role] and k not in origin]
+            note = f"; {', '.join(unset)} is the role default" if unset else ""
+            raise InputError(f"{source}: {key}: {message}{note}")
 
 
 # -- inventories --------------------------------------------------------------------
 def _load_yaml(path: Path, what: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise InputError(f"{path}: {what} not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: {what} is a directory, expected a file") from None
-    except PermissionError:
-        raise InputError(f"{path}: {what} is not readable") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        raise InputError(f"{path}: {where}: YAML error: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: YAML error: {exc}") from None
+    return inputs.load_yaml(path, what)
 
 
 def inventory_hosts(path: Path, limit: str | None) -> tuple[str, ...]:
-    """Parse an inventory the way Ansible will, and return the hosts a run covers."""
-    if not path.exists():
-        raise InputError(f"{path}: inventory not found")
-    if path.is_file() and path.suffix in (".yml", ".yaml"):
-        data = _load_yaml(path, "inventory")
-        if not isinstance(data, dict):
-            raise InputError(f"{path}: an inventory must be a mapping of groups (e.g. 'all:')")
+    """Parse an inventory the way Ansible will (a dynamic one in a bounded child process; see
+    fleetcare.inputs), and return the hosts a run covers."""
     os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
-    os.environ["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "true"
-    from ansible.errors import AnsibleError
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.utils.display import Display
-
-    # Ansible prints inventory problems as warnings; keep them for our one line.
-    display, warnings = Display(), []
-    saved = display.warning
-    display.warning = lambda msg, *a, **kw: warnings.append(" ".join(str(msg).split()))
-    try:
-        manager = InventoryManager(loader=DataLoader(), sources=[str(path)])
-        if limit:
-            manager.subset(limit)
-        hosts = tuple(h.name for h in manager.get_hosts("all"))
-    except AnsibleError as exc:
-        first = " ".join(str(exc).split())
-        raise InputError(f"{path}: not a usable inventory: {first[:300]}") from None
-    finally:
-        display.warning = saved
-    if not hosts:
-        if limit:
-            raise InputError(f"--limit {limit!r}: matches no host of {path}")
-        why = f" ({warnings[0]})" if warnings else ""
-        raise InputError(f"{path}: the inventory has no hosts{why}")
-    return hosts
+    return tuple(inputs.load_inventory(path, limit)["hosts"])

@@ -281,6 +281,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import finding, metric, payload
+from ansible_collections.fleetcare.ops.plugins.module_utils.validation import health_problems
 
 ROLE = "health"
 # Below this many packets in the window a percentage of errors means nothing.
@@ -1267,36 +1268,10 @@ def run_check(ctx, fid, title, base_severity, func):
     return finding(fid, title, severity, status, evidence, REMEDIATION[fid]), metrics
 
 
-PAIRS = (("load_warn_per_core", "load_critical_per_core", None),
-         ("cpu_steal_warn_pct", "cpu_steal_critical_pct", 100),
-         ("cpu_iowait_warn_pct", "cpu_iowait_critical_pct", 100),
-         ("mem_warn_pct", "mem_critical_pct", 100), ("swap_warn_pct", "swap_critical_pct", 100),
-         ("disk_warn_pct", "disk_critical_pct", 100), ("inode_warn_pct", "inode_critical_pct", 100),
-         ("disk_io_warn_pct", "disk_io_critical_pct", 100), ("net_error_warn_pct", None, 100),
-         ("net_error_critical_pct", None, 100), ("log_warn_count", "log_critical_count", None))
-
-
 def validate(params):
-    """Messages for thresholds out of range or out of order (role variable = health_ + option)."""
-    errors = []
-    for warn, crit, top in PAIRS:
-        for name in (warn, crit):
-            if name is None:
-                continue
-            if params[name] < 0 or (top is not None and params[name] > top):
-                errors.append("%s (health_%s) must be between 0 and %s, got %s"
-                              % (name, name, top if top is not None else "infinity", params[name]))
-        if crit is not None and params[crit] < params[warn]:
-            errors.append("%s (health_%s) must not be below %s (health_%s)"
-                          % (crit, crit, warn, warn))
-    if params["cert_critical_days"] > params["cert_warn_days"]:
-        errors.append("cert_critical_days (health_cert_critical_days) must not exceed "
-                      "cert_warn_days (health_cert_warn_days)")
-    if not 0 <= params["sample_seconds"] <= 5:
-        errors.append("sample_seconds (health_sample_seconds) must be between 0 and 5")
-    if params["log_window_minutes"] < 1:
-        errors.append("log_window_minutes (health_log_window_minutes) must be at least 1")
-    return errors
+    """Messages for thresholds out of range or out of order (role variable = health_ + option);
+    the wrapper runs the same checks before Ansible starts."""
+    return [message for _, message in health_problems(params)]
 
 
 def inspect(params, root="/"):

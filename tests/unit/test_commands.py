@@ -55,18 +55,18 @@ def probe(monkeypatch):
     entry = Command("probe", "probe the hosts for the test", "Probe every host.",
                     playbook="playbooks/inspect.yml", roles=("health",), title="Probe report",
                     example="health_disk_warn_pct=85",
-                    options=(Option("--depth", "how deep", metavar="N", var="health_probe_depth"),))
+                    options=(Option("--depth", "how deep", metavar="N", var="health_units_ignore"),))
     monkeypatch.setitem(commands.COMMANDS, "probe", entry)
     return entry
 
 
 def test_one_registry_entry_is_a_whole_command(probe, capsys, fake_runner, tmp_path):
     fake = fake_runner([ok_event("localhost", [finding()]), stats_event(["localhost"])])
-    assert cli.main(["probe", "--depth", "3", "--depth", "4"]) == 1
+    assert cli.main(["probe", "--depth", "cron.service", "--depth", "ssh.service"]) == 1
     out = capsys.readouterr().out
     job = fake.jobs[0]
     assert job.playbook == jobs.ROOT / "playbooks" / "inspect.yml" and job.roles == ("health",)
-    assert job.extravars == {"health_probe_depth": ["3", "4"]}
+    assert job.extravars == {"health_units_ignore": ["cron.service", "ssh.service"]}
     assert out.splitlines()[0].startswith("probe · this machine")
     with History() as h:
         run = h.load("latest")
@@ -74,7 +74,7 @@ def test_one_registry_entry_is_a_whole_command(probe, capsys, fake_runner, tmp_p
     assert "<title>Probe report" in html.render(run)
     assert "probe the hosts for the test" in cli.build_parser().format_help()
     assert "| `fleetcare probe` | probe the hosts for the test | `playbooks/inspect.yml` (role `health`) " \
-           "| `--depth N` sets `health_probe_depth` |" in gen.render_commands()
+           "| `--depth N` sets `health_units_ignore` |" in gen.render_commands()
     assert not gen.process(ROOT / "README.md", check=True)  # the README now lags behind the registry
 
 
@@ -85,7 +85,7 @@ def test_option_values_are_checked_before_any_host(probe, monkeypatch, capsys, f
         if "9" in values:
             raise InputError("too deep: 9")
 
-    option = Option("--depth", "how deep", metavar="N", var="health_probe_depth", check=no_deep)
+    option = Option("--depth", "how deep", metavar="N", var="health_units_ignore", check=no_deep)
     monkeypatch.setitem(commands.COMMANDS, "probe", Command(**{**probe.__dict__, "options": (option,)}))
     fake = fake_runner([])
     assert cli.main(["probe", "--depth", "9"]) == 2

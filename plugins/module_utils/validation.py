@@ -1,0 +1,97 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetcare engineers
+# Apache-2.0
+
+"""What a role's options must satisfy beyond their types, written once.
+
+The module runs these checks before it measures anything, and the fleetcare
+wrapper runs the same functions on the merged role variables (defaults, the
+inventory's vars, ``-e`` and ``--vars-file``) before Ansible starts, so a bad
+threshold is refused once, with the key, instead of failing on every host.
+
+Pure Python without imports from Ansible: it runs on the managed hosts'
+Python (3.9+) and is imported by the wrapper as a plain module.
+
+A check function takes the options by their module names (the role variable
+is ``<role>_<option>``) and returns a list of problems, each a pair
+``(options, message)``: the options the problem involves, the first one
+the one it is about, and a sentence that names them through ``name``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import math
+
+# (warn, critical, upper bound): warn and critical thresholds of one check; None = no bound / no pair
+HEALTH_PAIRS = (
+    ("load_warn_per_core", "load_critical_per_core", None),
+    ("cpu_steal_warn_pct", "cpu_steal_critical_pct", 100),
+    ("cpu_iowait_warn_pct", "cpu_iowait_critical_pct", 100),
+    ("mem_warn_pct", "mem_critical_pct", 100),
+    ("swap_warn_pct", "swap_critical_pct", 100),
+    ("disk_warn_pct", "disk_critical_pct", 100),
+    ("inode_warn_pct", "inode_critical_pct", 100),
+    ("disk_io_warn_pct", "disk_io_critical_pct", 100),
+    ("net_error_warn_pct", None, 100),
+    ("net_error_critical_pct", None, 100),
+    ("log_warn_count", "log_critical_count", None),
+)
+# (option, lowest, highest) for the options outside a pair
+HEALTH_BOUNDS = (
+    ("sample_seconds", 0, 5),
+    ("log_window_minutes", 1, None),
+    ("cert_warn_days", 0, None),
+    ("cert_critical_days", 0, None),
+    ("oom_warn_count", 0, None),
+    ("backup_max_age_hours", 0, None),
+)
+
+
+def module_name(role):
+    """How a module names an option in its messages: ``disk_warn_pct (health_disk_warn_pct)``."""
+    return lambda option: "%s (%s_%s)" % (option, role, option)
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _bounds(params, option, low, high, name):
+    value = params[option]
+    if not _number(value):
+        return []
+    if isinstance(value, float) and not math.isfinite(value):
+        return [((option,), "%s must be a finite number, got %s" % (name(option), value))]
+    if value < low or (high is not None and value > high):
+        span = "between %g and %g" % (low, high) if high is not None else "at least %g" % low
+        return [((option,), "%s must be %s, got %g" % (name(option), span, value))]
+    return []
+
+
+def health_problems(params, name=None):
+    """Problems of the health_inspect options; [] when they are all usable."""
+    name = name or module_name("health")
+    problems = []
+    for warn, crit, top in HEALTH_PAIRS:
+        found = []
+        for option in (warn, crit):
+            if option is not None:
+                found.extend(_bounds(params, option, 0, top, name))
+        problems.extend(found)
+        if crit is not None and not found and params[crit] < params[warn]:
+            problems.append(((crit, warn), "%s must not be below %s (%g < %g)"
+                             % (name(crit), name(warn), params[crit], params[warn])))
+    for option, low, high in HEALTH_BOUNDS:
+        problems.extend(_bounds(params, option, low, high, name))
+    days = ("cert_critical_days", "cert_warn_days")
+    if not any(o in options for options, _ in problems for o in days) \
+            and params["cert_critical_days"] > params["cert_warn_days"]:
+        problems.append((days, "%s must not exceed %s (%g > %g)"
+                         % (name(days[0]), name(days[1]), params[days[0]], params[days[1]])))
+    return problems
+
+
+# role -> its check; a role without an entry has only the type checks of its argument spec
+CHECKS = {"health": health_problems}
