@@ -177,11 +177,12 @@ def parse_mounts(text):
     return out
 
 
-def parse_properties(text):
-    """``Key=value`` lines (systemctl show, timedatectl show) -> {key: value}."""
+def parse_properties(text, separator="="):
+    """``Key=value`` lines (systemctl show, timedatectl show; ``Key : value`` for chronyc with
+    separator ':') -> {key: value}, both stripped."""
     out = {}
     for line in text.splitlines():
-        if "=" in line:
-            key, value = line.split("=", 1)
+        if separator in line:
+            key, value = line.split(separator, 1)
             out[key.strip()] = value.strip()
     return out

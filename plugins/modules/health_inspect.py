@@ -220,6 +220,20 @@ changed:
   returned: always
   type: bool
   sample: false
+host:
+  description:
+    - The host probe of the C(host) module utility, the same answers every fleetcare module gets.
+    - C(container) is the container engine, empty on a VM or bare metal.
+  returned: always
+  type: dict
+  sample:
+    container: ""
+    container_detected_by: "systemd-detect-virt -c: none"
+    systemd: true
+    os_id: debian
+    os_version_id: "12"
+    os_codename: bookworm
+    proc_sys_writable: true
 fleetcare:
   description:
     - The findings contract payload, built by the C(findings) module utility.
@@ -491,15 +505,6 @@ def parse_failed_units(text):
             name = parts[1]
         units.append(name)
     return units
-
-
-def parse_chronyc_tracking(text):
-    out = {}
-    for line in text.splitlines():
-        if ":" in line:
-            key, value = line.split(":", 1)
-            out[key.strip()] = value.strip()
-    return out
 
 
 def adjtimex_state():
@@ -829,7 +834,7 @@ def check_time(ctx):
     try:
         rc, out, _err = run_cmd(["chronyc", "-n", "tracking"], timeout=5)
         if rc == 0:
-            info = parse_chronyc_tracking(out)
+            info = parse_properties(out, ":")
             services["chronyc"] = {"leap_status": info.get("Leap status"),
                                    "system_time": info.get("System time")}
             if synced is None and info.get("Leap status"):
@@ -1105,7 +1110,7 @@ def main():
     errors = validate(module.params)
     if errors:
         module.fail_json(msg="; ".join(errors))
-    module.exit_json(changed=False, **inspect(module.params))
+    module.exit_json(changed=False, host=probe().as_dict(), **inspect(module.params))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import base64
 import calendar
 import importlib.util
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -19,11 +18,7 @@ ROLE = ROOT / "roles" / "health"
 
 
 def _load_module():
-    # The module imports its module_utils by collection name; the in-place
-    # collections path (.collections -> repository root) makes that resolvable.
-    collections = str(ROOT / ".collections")
-    if collections not in sys.path:
-        sys.path.insert(0, collections)
+    # The module imports its module_utils by collection name (conftest.py puts the collection on the path).
     spec = importlib.util.spec_from_file_location("fleetcare_health_inspect", MODULE_PATH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -331,7 +326,7 @@ def test_units_counts_failures_but_not_ignored_ones(tmp_path, monkeypatch):
 def test_timedatectl_and_chronyc_parsers():
     props = host.parse_properties("Timezone=UTC\nNTP=yes\nNTPSynchronized=no\n")
     assert props["NTPSynchronized"] == "no"
-    tracking = hi.parse_chronyc_tracking("Reference ID : 00000000 ()\nLeap status  : Not synchronised\n")
+    tracking = host.parse_properties("Reference ID : 00000000 ()\nLeap status  : Not synchronised\n", ":")
     assert tracking["Leap status"] == "Not synchronised"
 
 

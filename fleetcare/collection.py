@@ -1,0 +1,27 @@
+"""The collection fleetcare.ops as the wrapper imports it (``ansible_collections.fleetcare.ops``).
+
+Installed, the collection is a package on the path. In a checkout it is the repository itself,
+reached through ``.collections/ansible_collections/fleetcare/ops`` (a link to the root): this is
+the one place that puts that folder on ``sys.path``, so the wrapper, the docs generator and the
+tests import the collection's controller code (``plugins/plugin_utils``) and its host data
+(``plugins/module_utils``) the way Ansible does, never by file path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+CHECKOUT_COLLECTIONS = Path(__file__).resolve().parent.parent / ".collections"
+
+
+def _installed() -> bool:
+    try:
+        return importlib.util.find_spec("ansible_collections.fleetcare.ops") is not None
+    except ImportError:
+        return False
+
+
+if not _installed() and CHECKOUT_COLLECTIONS.is_dir() and str(CHECKOUT_COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(CHECKOUT_COLLECTIONS))
