@@ -25,3 +25,9 @@ def _installed() -> bool:
 
 if not _installed() and CHECKOUT_COLLECTIONS.is_dir() and str(CHECKOUT_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(CHECKOUT_COLLECTIONS))
+
+# What the wrapper uses of the collection, imported once the path is set.
+from ansible_collections.fleetcare.ops.plugins.module_utils import health_checks  # noqa: E402
+from ansible_collections.fleetcare.ops.plugins.plugin_utils import controls  # noqa: E402
+
+__all__ = ["CHECKOUT_COLLECTIONS", "controls", "health_checks"]

@@ -84,8 +84,8 @@ options:
     default: []
   skip:
     description:
-      - Without O(controls), IDs, tags or shell patterns of controls switched off (the role's
-        C(hardening_controls_skip)).
+      - Without O(controls), IDs, tags, kinds or shell patterns (matched ignoring case) of
+        controls switched off (the role's C(hardening_controls_skip)).
       - Applied on the controller; a pattern that matches no control of the catalog fails the task.
     type: list
     elements: str
@@ -117,6 +117,22 @@ options:
       - A relative path is searched like C(include_vars) does (the role's C(vars/) first).
       - Defaults to the collection's C(roles/hardening/vars/catalog.yml).
     type: str
+  tags:
+    description:
+      - Without O(controls), the run's C(--tags) (pass C(ansible_run_tags)); when they name
+        anything but V(all), only the controls whose ID, tag or kind one of them names are
+        audited, the others are switched off.
+      - A tag that names no control is not an error (it may be another role's).
+    type: list
+    elements: str
+    default: []
+  skip_tags:
+    description:
+      - Without O(controls), the run's C(--skip-tags) (pass C(ansible_skip_tags)); the controls
+        they name are switched off.
+    type: list
+    elements: str
+    default: []
   in_container:
     description:
       - Whether the host is a container.
@@ -1254,7 +1270,7 @@ def audit(controls, skipped=(), in_container=False, root="/", runner=run_cmd):
     return findings, metrics
 
 
-# skip/only/enable_disruptive/overrides/catalog are consumed on the controller by the action
+# skip/only/enable_disruptive/overrides/catalog/tags/skip_tags are consumed on the controller by the action
 # plugin (plugins/action/hardening_audit.py), which always sends `controls`; they are listed so
 # the spec and DOCUMENTATION describe the same options.
 ARGUMENT_SPEC = dict(
@@ -1266,6 +1282,8 @@ ARGUMENT_SPEC = dict(
     enable_disruptive=dict(type="list", elements="str", default=[]),
     overrides=dict(type="dict", default={}),
     catalog=dict(type="str"),
+    tags=dict(type="list", elements="str", default=[]),
+    skip_tags=dict(type="list", elements="str", default=[]),
 )
 
 
