@@ -127,6 +127,13 @@ def _yes(value: Any) -> str:
     return "yes" if value else "no"
 
 
+def _prose(r: dict[str, Any]) -> list[str]:
+    """The part of an explanation every role's records have: why, how to fix, references."""
+    refs = r.get("references") or []
+    return ["", "Why", *_wrap(r.get("rationale", "")), "", "How to fix", *_wrap(r.get("remediation", "")),
+            "", "References", *([f"  - {ref}" for ref in refs] or ["  (none)"])]
+
+
 def _explain_health(r: dict[str, Any]) -> str:
     options = ", ".join(f"health_{o}" for o in r["options"]) or "(none)"
     return "\n".join([
@@ -135,15 +142,7 @@ def _explain_health(r: dict[str, Any]) -> str:
         "  role          health",
         f"  severity      {r['severity']}",
         f"  tuned by      {options}",
-        "",
-        "Why",
-        *_wrap(r["rationale"]),
-        "",
-        "How to fix",
-        *_wrap(r["remediation"]),
-        "",
-        "References",
-        *([f"  - {ref}" for ref in r["references"]] or ["  (none)"]),
+        *_prose(r),
     ])
 
 
@@ -175,17 +174,8 @@ def explain(control_id: str, path: str | Path | None = None) -> str:
         f"  disruptive    {_yes(r.get('disruptive'))}"
         + ("  (off by default: enable with hardening_controls_enable_disruptive)" if r.get("disruptive") else ""),
         f"  tags          {', '.join(r.get('tags') or [])}",
-        "",
-        "Why",
-        *_wrap(r.get("rationale", "")),
-        "",
-        "How to fix",
-        *_wrap(r.get("remediation", "")),
-        "",
-        "References",
+        *_prose(r),
     ]
-    refs = r.get("references") or []
-    lines += [f"  - {ref}" for ref in refs] if refs else ["  (none)"]
     return "\n".join(lines)
 
 
