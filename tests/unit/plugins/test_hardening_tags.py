@@ -55,7 +55,6 @@ SELECT = [
     (("--tags", "ssh"), lambda i: i in SSH),
     (("--tags", "enforce,ssh"), lambda i: i in SSH),  # harden.yml's own tag beside a control tag
     (("--skip-tags", "ssh"), lambda i: i not in SSH),
-    ((), lambda i: True),
 ])
 def test_tags_select_the_controls_of_enforcement(tmp_path, args, wanted):
     enabled = task_result(playbook(tmp_path, SELECT, *args), "Show")["msg"]
