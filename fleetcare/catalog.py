@@ -1,46 +1,37 @@
-"""The hardening control catalog, read on the controller.
+"""Every finding ID the roles emit, read on the controller: hardening's controls and health's checks.
 
-The catalog is data (``roles/hardening/vars/catalog.yml``, the list ``__hardening_catalog``; the
-record is described in ``docs/controls.md``). The role's two engines read it on the hosts' side;
-this module reads the same file for the wrapper: ``fleetcare explain ID``, validation of
-``--controls``/``--skip`` patterns before a run starts, and the README's control table.
+The hardening catalog is data (``roles/hardening/vars/catalog.yml``, the list
+``__hardening_catalog``; the record is described in ``docs/controls.md``), read and validated by
+the collection's one loader (``plugins/plugin_utils/controls.py``, with the schema beside it),
+which the role's audit action plugin uses too. Health's checks are data as well
+(``plugins/module_utils/health_checks.py``, where the health module takes its texts from).
+This module serves the wrapper: ``fleetcare explain ID`` for both, validation of
+``--controls``/``--skip`` patterns before a run starts (with the collection's one matcher), and
+the README's control table.
 """
 
 from __future__ import annotations
 
 import difflib
-import fnmatch
 from collections.abc import Iterable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from fleetcare.collection import controls, health_checks
 from fleetcare.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG_PATH = ROOT / "roles" / "hardening" / "vars" / "catalog.yml"
-CATALOG_KEY = "__hardening_catalog"
-
-
-@lru_cache(maxsize=8)
-def _load(path: Path) -> tuple[dict[str, Any], ...]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the control catalog: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML: {exc}") from None
-    records = (data or {}).get(CATALOG_KEY) if isinstance(data, dict) else None
-    if not isinstance(records, list):
-        raise InputError(f"{path}: {CATALOG_KEY} is missing or not a list")
-    return tuple(records)
+CATALOG_KEY = controls.CATALOG_KEY
 
 
 def load(path: str | Path | None = None) -> list[dict[str, Any]]:
-    """The catalog's records in file order (read once per path, then cached)."""
-    return list(_load(Path(path) if path else CATALOG_PATH))
+    """The catalog's records in file order, validated against the schema (read once per file
+    version, then cached)."""
+    try:
+        return list(controls.load_catalog(str(path or CATALOG_PATH)))
+    except controls.SelectionError as exc:
+        raise InputError(str(exc)) from None
 
 
 def ids(path: str | Path | None = None) -> list[str]:
@@ -61,6 +52,16 @@ def get(control_id: str, path: str | Path | None = None) -> dict[str, Any]:
         if str(record.get("id", "")).upper() == wanted:
             return record
     raise InputError(f"unknown control {control_id!r}{_suggestion(wanted, ids(path))}")
+
+
+def health_check(check_id: str) -> dict[str, Any] | None:
+    """A health check's record by ID (case-insensitive), or None."""
+    return health_checks.BY_ID.get(check_id.strip().upper())
+
+
+def finding_ids() -> list[str]:
+    """Every finding ID a role of the collection can emit: health's checks, then hardening's controls."""
+    return [c["id"] for c in health_checks.CHECKS] + ids()
 
 
 def expected(record: dict[str, Any]) -> str:
@@ -126,9 +127,38 @@ def _yes(value: Any) -> str:
     return "yes" if value else "no"
 
 
+def _prose(r: dict[str, Any]) -> list[str]:
+    """The part of an explanation every role's records have: why, how to fix, references."""
+    refs = r.get("references") or []
+    return ["", "Why", *_wrap(r.get("rationale", "")), "", "How to fix", *_wrap(r.get("remediation", "")),
+            "", "References", *([f"  - {ref}" for ref in refs] or ["  (none)"])]
+
+
+def _explain_health(r: dict[str, Any]) -> str:
+    options = ", ".join(f"health_{o}" for o in r["options"]) or "(none)"
+    return "\n".join([
+        f"{r['id']}  {r['title']}",
+        "",
+        "  role          health",
+        f"  severity      {r['severity']}",
+        f"  tuned by      {options}",
+        *_prose(r),
+    ])
+
+
 def explain(control_id: str, path: str | Path | None = None) -> str:
-    """A control's record as readable text: what, why, how to fix, references."""
-    r = get(control_id, path)
+    """A finding ID's record as readable text (a hardening control or a health check): what,
+    why, how to fix, references. InputError naming a close match when no role knows the ID."""
+    check = None if path else health_check(control_id)
+    if check is not None:
+        return _explain_health(check)
+    try:
+        r = get(control_id, path)
+    except InputError:
+        if path:
+            raise
+        wanted = control_id.strip().upper()
+        raise InputError(f"unknown finding ID {control_id!r}{_suggestion(wanted, finding_ids())}") from None
     params = r.get("params") or {}
     lines = [
         f"{r['id']}  {r.get('title', '')}",
@@ -144,17 +174,8 @@ def explain(control_id: str, path: str | Path | None = None) -> str:
         f"  disruptive    {_yes(r.get('disruptive'))}"
         + ("  (off by default: enable with hardening_controls_enable_disruptive)" if r.get("disruptive") else ""),
         f"  tags          {', '.join(r.get('tags') or [])}",
-        "",
-        "Why",
-        *_wrap(r.get("rationale", "")),
-        "",
-        "How to fix",
-        *_wrap(r.get("remediation", "")),
-        "",
-        "References",
+        *_prose(r),
     ]
-    refs = r.get("references") or []
-    lines += [f"  - {ref}" for ref in refs] if refs else ["  (none)"]
     return "\n".join(lines)
 
 
@@ -167,16 +188,14 @@ def _wrap(text: str, width: int = 96) -> list[str]:
 def match(patterns: Iterable[str], path: str | Path | None = None) -> list[str]:
     """IDs (in catalog order) matching any of the shell-style patterns.
 
-    A pattern matches a control's ID or one of its tags, the way the role's switches do
-    (``HARD-SSH-*``, ``HARD-PAM-00[1-3]``, ``pam``). A pattern that matches nothing is an InputError,
-    so a mistyped ID stops a run before anything changes.
+    A pattern matches a control's ID, one of its tags or its kind, ignoring case, with the very
+    function the role's switches use (``HARD-SSH-*``, ``HARD-PAM-00[1-3]``, ``pam``). A pattern
+    that matches nothing is an InputError, so a mistyped ID stops a run before anything changes.
     """
     records = load(path)
     chosen: set[str] = set()
     for pattern in patterns:
-        hits = {str(r["id"]) for r in records
-                if fnmatch.fnmatchcase(str(r.get("id", "")), pattern)
-                or any(fnmatch.fnmatchcase(str(t), pattern) for t in r.get("tags") or [])}
+        hits = {str(r["id"]) for r in records if controls.matches(r, [pattern])}
         if not hits:
             tags = {str(t) for r in records for t in r.get("tags") or []}
             candidates = ids(path) + sorted(tags)

@@ -1,24 +1,42 @@
-"""The collection ``fleetcare.ops`` as the wrapper sees it: where it lives and how the wrapper
-imports its host-side code (``plugins/module_utils``), so both sides run the same functions.
+"""The collection fleetcare.ops as the wrapper imports it (``ansible_collections.fleetcare.ops``).
 
-The one place that sets up ``sys.path`` for that: in a checkout the collection is the repository
-itself, reachable as ``ansible_collections.fleetcare.ops`` through ``.collections``.
+Installed, the collection is a package on the path. In a checkout it is the repository itself,
+reached through ``.collections/ansible_collections/fleetcare/ops`` (a link to the root): this is
+the one place that puts that folder on ``sys.path``, so the wrapper, the docs generator and the
+tests import the collection's controller code (``plugins/plugin_utils``) and its host data
+(``plugins/module_utils``) the way Ansible does, never by file path.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parent.parent  # the collection root (the repository in a checkout)
-COLLECTIONS_PATH = ROOT / ".collections"
+CHECKOUT_COLLECTIONS = Path(__file__).resolve().parent.parent / ".collections"
 PACKAGE = "ansible_collections.fleetcare.ops"
+
+
+def _installed() -> bool:
+    try:
+        return importlib.util.find_spec(PACKAGE) is not None
+    except ImportError:
+        return False
+
+
+if not _installed() and CHECKOUT_COLLECTIONS.is_dir() and str(CHECKOUT_COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(CHECKOUT_COLLECTIONS))
+
+# What the wrapper uses of the collection, imported once the path is set.
+from ansible_collections.fleetcare.ops.plugins.module_utils import health_checks  # noqa: E402
+from ansible_collections.fleetcare.ops.plugins.plugin_utils import controls  # noqa: E402
 
 
 def module_utils(name: str) -> ModuleType:
     """``plugins/module_utils/<name>.py`` of this collection, imported by its collection name."""
-    if str(COLLECTIONS_PATH) not in sys.path:
-        sys.path.append(str(COLLECTIONS_PATH))
     return importlib.import_module(f"{PACKAGE}.plugins.module_utils.{name}")
+
+
+__all__ = ["CHECKOUT_COLLECTIONS", "PACKAGE", "controls", "health_checks", "module_utils"]

@@ -198,11 +198,12 @@ class Run:
             payload = res.get(RESULT_KEY)
             if payload is not None:
                 self._take(key, payload)
-            elif key not in self._delivered and "censored" not in res and str(
+            elif key not in self._delivered and not res and str(
                     data.get("resolved_action") or data.get("task_action") or "").startswith(MODULE_PREFIX):
-                # the result came without its payload (over the event size limit):
-                # it is owed by the findings channel. A no_log result (censored) keeps
-                # its payload to the play on purpose: nothing is owed.
+                # ansible-runner empties a result over its event size limit: the payload
+                # is owed by the findings channel. (A module asked only for facts, like the
+                # hardening role's container probe, or a no_log result, comes back with
+                # other keys and owes nothing.)
                 self._awaiting[key] = str(data.get("task") or "a fleetcare task")
             if res.get("changed"):
                 self.host(name).changes.extend(_changes(data.get("task") or "task", res))
@@ -295,6 +296,10 @@ class Run:
                                                 "(result dropped on the way, e.g. over the runner's event "
                                                 "size limit)")
         self._awaiting.clear()
+        for h in list(self.hosts.values()):
+            if h.status == "ok" and not h.findings:
+                # every command ends in checks: a host that answered with none is not clean
+                self.set_status(h.name, "failed", "the host answered but no finding arrived from it")
         if interrupted:
             self.exit_code = EXIT_INTERRUPTED
         elif any(h.status in ("unreachable", "failed") for h in self.hosts.values()):

@@ -24,7 +24,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.fleetcare.ops.plugins.plugin_utils import controls
 
 MODULE = "fleetcare.ops.hardening_audit"
-SWITCHES = ("skip", "only", "enable_disruptive", "overrides", "catalog")
+SWITCHES = ("skip", "only", "enable_disruptive", "overrides", "catalog", "tags", "skip_tags")
 # The collection's own catalog: <collection>/roles/hardening/vars/catalog.yml.
 DEFAULT_CATALOG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                "roles", "hardening", "vars", "catalog.yml")
@@ -38,6 +38,8 @@ ARGUMENT_SPEC = dict(
     enable_disruptive=dict(type="list", elements="str"),
     overrides=dict(type="dict"),
     catalog=dict(type="str"),
+    tags=dict(type="list", elements="str"),
+    skip_tags=dict(type="list", elements="str"),
 )
 
 
@@ -61,7 +63,8 @@ class ActionModule(ActionBase):
         try:
             module_args = controls.audit_selection(controls.load_catalog(path), skip=args["skip"],
                                                    only=args["only"], enable_disruptive=args["enable_disruptive"],
-                                                   overrides=args["overrides"])
+                                                   overrides=args["overrides"], tags=args["tags"],
+                                                   skip_tags=args["skip_tags"])
         except controls.SelectionError as exc:
             raise AnsibleActionFail("hardening_audit: %s" % exc) from None
         module_args["in_container"] = args["in_container"]

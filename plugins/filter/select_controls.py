@@ -18,8 +18,10 @@ description:
     order of the catalog.
   - A control is switched off when it matches O(skip), when O(only) is not empty and it matches none
     of its patterns, or when it is disruptive and matches none of O(enable_disruptive).
-  - Patterns are shell globs (C(HARD-SSH-*)), matched case-sensitively against the control IDs and
-    against each control's C(tags) (so C(pam) names every control tagged C(pam)).
+  - Patterns are shell globs (C(HARD-SSH-*)), matched ignoring case against the control IDs, each
+    control's C(tags) (so C(pam) names every control tagged C(pam)) and its C(kind).
+  - O(tags) and O(skip_tags) take the run's C(ansible_run_tags) and C(ansible_skip_tags), so
+    C(--tags ssh) runs the controls tagged C(ssh) and C(--skip-tags ssh) leaves them out.
   - A pattern in O(skip), O(only) or O(enable_disruptive), or a key of O(overrides), that matches no
     control of the catalog is an error, so a mistyped ID fails the run before anything changes.
   - Each enabled control's C(params) are the record's merged with O(overrides) for its ID (a shallow
@@ -49,6 +51,16 @@ options:
     description: Mapping of control ID to params merged over the record's C(params).
     type: dict
     default: {}
+  tags:
+    description: The run's C(--tags); unless they are V(all), only the controls they name run.
+    type: list
+    elements: str
+    default: []
+  skip_tags:
+    description: The run's C(--skip-tags); the controls they name are switched off.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -58,7 +70,7 @@ EXAMPLES = r"""
       {{ __hardening_catalog | fleetcare.ops.select_controls(
            skip=hardening_controls_skip, only=hardening_controls_only,
            enable_disruptive=hardening_controls_enable_disruptive,
-           overrides=hardening_overrides) }}
+           overrides=hardening_overrides, tags=ansible_run_tags, skip_tags=ansible_skip_tags) }}
 """
 
 RETURN = r"""
@@ -80,14 +92,14 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.fleetcare.ops.plugins.plugin_utils import controls
 
 
-def select_controls(catalog, skip=None, only=None, enable_disruptive=None, overrides=None):
+def select_controls(catalog, skip=None, only=None, enable_disruptive=None, overrides=None, tags=None, skip_tags=None):
     """Return ``{"enabled": [...], "skipped": [...]}`` for the switches given.
 
     The selection itself is plugin_utils/controls.py, shared with the action plugin
     fleetcare.ops.hardening_audit, so enforcement and audit switch controls off alike."""
     try:
         return controls.select_controls(catalog, skip=skip, only=only, enable_disruptive=enable_disruptive,
-                                        overrides=overrides)
+                                        overrides=overrides, tags=tags, skip_tags=skip_tags)
     except controls.SelectionError as exc:
         raise AnsibleFilterError("select_controls: %s" % exc) from None
 

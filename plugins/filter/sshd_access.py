@@ -81,6 +81,8 @@ import ipaddress
 import posixpath
 from fnmatch import fnmatchcase
 
+from ansible_collections.fleetcare.ops.plugins.module_utils.sshd import list_separator, list_words, parse_sshd_t
+
 NAMES = {
     "permitrootlogin": "PermitRootLogin",
     "pubkeyauthentication": "PubkeyAuthentication",
@@ -96,28 +98,9 @@ NAMES = {
 }
 
 
-def _parse(text):
-    config = {}
-    for line in (text or "").splitlines():
-        parts = line.strip().split(None, 1)
-        if not parts:
-            continue
-        key = parts[0].lower()
-        value = parts[1] if len(parts) > 1 else ""
-        config.setdefault(key, []).append(value)
-    return config
-
-
 def _first(config, key, default=""):
     values = config.get(key)
     return values[0].strip().lower() if values else default
-
-
-def _words(config, key):
-    words = []
-    for value in config.get(key, []):
-        words.extend(value.split())
-    return [w for w in words if w.lower() != "none"]
 
 
 def _host_matches(pattern, addr):
@@ -146,7 +129,7 @@ def _expand(path, user, home):
 def sshd_lockout_reasons(text, user, method, groups=None, addr=None, port=None, home=None,
                          key_files=None, controls=None):
     """Reasons (sentences) why ``user`` logging in with ``method`` would be refused."""
-    config = _parse(text)
+    config = parse_sshd_t(text)
     groups = list(groups or [])
     found = []  # (option, sentence)
 
@@ -174,17 +157,17 @@ def sshd_lockout_reasons(text, user, method, groups=None, addr=None, port=None, 
             found.append(("authenticationmethods",
                           "AuthenticationMethods %s cannot be satisfied by %s alone" % (methods, method)))
 
-    allow_users = _words(config, "allowusers")
+    allow_users = list_words(config, "allowusers")
     if allow_users and not any(_user_matches(e, user, addr) for e in allow_users):
         found.append(("allowusers", "AllowUsers %s does not name %s" % (" ".join(allow_users), user)))
-    deny_users = _words(config, "denyusers")
+    deny_users = list_words(config, "denyusers")
     if any(_user_matches(e, user, addr) for e in deny_users):
         found.append(("denyusers", "DenyUsers %s names %s" % (" ".join(deny_users), user)))
-    allow_groups = _words(config, "allowgroups")
+    allow_groups = list_words(config, "allowgroups")
     if allow_groups and not any(fnmatchcase(g, p) for g in groups for p in allow_groups):
         found.append(("allowgroups", "AllowGroups %s names none of %s's groups (%s)"
                       % (" ".join(allow_groups), user, " ".join(groups) or "none")))
-    deny_groups = _words(config, "denygroups")
+    deny_groups = list_words(config, "denygroups")
     denied = sorted(g for g in groups if any(fnmatchcase(g, p) for p in deny_groups))
     if denied:
         found.append(("denygroups", "DenyGroups %s names %s's group %s"
@@ -195,11 +178,11 @@ def sshd_lockout_reasons(text, user, method, groups=None, addr=None, port=None, 
         found.append(("port", "Port %s leaves out %s, the port this run came in on" % (" ".join(ports), port)))
 
     if method == "publickey" and key_files and "authorizedkeysfile" in config:
-        wanted = set(_expand(p, user, home) for p in _words(config, "authorizedkeysfile"))
+        wanted = set(_expand(p, user, home) for p in list_words(config, "authorizedkeysfile"))
         holders = [posixpath.normpath(k) for k in key_files]
         if not any(k in wanted for k in holders):
             found.append(("authorizedkeysfile", "AuthorizedKeysFile %s leaves out %s, where %s's key is"
-                          % (" ".join(_words(config, "authorizedkeysfile")) or "none", holders[0], user)))
+                          % (" ".join(list_words(config, "authorizedkeysfile")) or "none", holders[0], user)))
 
     by_option = {}
     for control in controls or []:
@@ -212,13 +195,6 @@ def sshd_lockout_reasons(text, user, method, groups=None, addr=None, port=None, 
     return reasons
 
 
-# sshd options whose list values are comma-separated; other lists are
-# space-separated (AllowUsers, AuthorizedKeysFile, ...).
-COMMA_LISTS = frozenset(("ciphers", "macs", "kexalgorithms", "hostkeyalgorithms", "pubkeyacceptedalgorithms",
-                         "pubkeyacceptedkeytypes", "casignaturealgorithms", "hostbasedacceptedalgorithms",
-                         "authenticationmethods"))
-
-
 def sshd_value(params):
     """The value of an C(sshd_option) record as sshd_config spells it."""
     option = str(params.get("option", ""))
@@ -226,8 +202,7 @@ def sshd_value(params):
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
-        sep = "," if option.lower() in COMMA_LISTS else " "
-        return sep.join(str(v) for v in value)
+        return list_separator(option).join(str(v) for v in value)
     return str(value)
 
 

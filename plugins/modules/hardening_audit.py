@@ -84,8 +84,8 @@ options:
     default: []
   skip:
     description:
-      - Without O(controls), IDs, tags or shell patterns of controls switched off (the role's
-        C(hardening_controls_skip)).
+      - Without O(controls), IDs, tags, kinds or shell patterns (matched ignoring case) of
+        controls switched off (the role's C(hardening_controls_skip)).
       - Applied on the controller; a pattern that matches no control of the catalog fails the task.
     type: list
     elements: str
@@ -117,11 +117,28 @@ options:
       - A relative path is searched like C(include_vars) does (the role's C(vars/) first).
       - Defaults to the collection's C(roles/hardening/vars/catalog.yml).
     type: str
+  tags:
+    description:
+      - Without O(controls), the run's C(--tags) (pass C(ansible_run_tags)); when they name
+        anything but V(all), only the controls whose ID, tag or kind one of them names are
+        audited, the others are switched off.
+      - A tag that names no control is not an error (it may be another role's).
+    type: list
+    elements: str
+    default: []
+  skip_tags:
+    description:
+      - Without O(controls), the run's C(--skip-tags) (pass C(ansible_skip_tags)); the controls
+        they name are switched off.
+    type: list
+    elements: str
+    default: []
   in_container:
     description:
       - Whether the host is a container.
-      - V(auto) looks at C(/run/systemd/container), C(/run/.containerenv), C(/.dockerenv), the
-        C(container=) variable of PID 1 and then C(systemd-detect-virt -c).
+      - V(auto) asks the host probe shared by every fleetcare module (C(/run/systemd/container),
+        C(/run/.containerenv), C(/.dockerenv), the C(container=) variable and the cgroup of PID 1,
+        then C(systemd-detect-virt -c)).
     type: str
     choices: [auto, 'yes', 'no']
     default: auto
@@ -178,6 +195,20 @@ in_container:
   returned: always
   type: dict
   sample: {container: true, detected_by: /run/.containerenv}
+host:
+  description:
+    - The host probe of the C(host) module utility, the same answers every fleetcare module gets.
+    - C(container) is the container engine, empty on a VM or bare metal.
+  returned: always
+  type: dict
+  sample:
+    container: podman
+    container_detected_by: /run/.containerenv
+    systemd: true
+    os_id: debian
+    os_version_id: "12"
+    os_codename: bookworm
+    proc_sys_writable: false
 fleetcare:
   description:
     - The findings contract payload, built by the C(findings) module utility.
@@ -223,22 +254,25 @@ import fnmatch
 import glob
 import os
 import re
-import shutil
 import stat
-import subprocess
 import time
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.fleetcare.ops.plugins.module_utils.findings import finding, metric, payload
+from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
+    parse_apt_sources, parse_dpkg_status, read_apt_sources)
+from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
+    CheckError, NotApplicable, ToolMissing, finding, metric, payload, run_check)
+from ansible_collections.fleetcare.ops.plugins.module_utils.host import (
+    parse_mounts, parse_properties, probe, read_text, run_cmd)
+from ansible_collections.fleetcare.ops.plugins.module_utils.sshd import (
+    COMMA_LIST_OPTIONS, FIRST_VALUE_OPTIONS, LIST_LINE_OPTIONS, canonical_value, parse_sshd_t)
 
 ROLE = "hardening"
-CMD_TIMEOUT = 20
-SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SWITCHED_OFF = "switched off"
 
-# Why a control that needs the host itself does not apply in a container, by area of its ID,
-# then by kind. Kernel-wide settings there belong to the host kernel and are never written.
+# Why a control that needs the host itself does not apply in a container, by area of its ID
+# (the kinds say it for themselves, in KINDS below). Kernel-wide settings there belong to the
+# host kernel and are never written.
 CONTAINER_REASONS_BY_AREA = {
     "AUDIT": "auditd cannot run in a container: the kernel audit interface belongs to the host",
     "AA": "AppArmor policy is loaded by the host kernel; a container is confined by the host's profile",
@@ -246,65 +280,10 @@ CONTAINER_REASONS_BY_AREA = {
     "MNT": "a container's mounts and their options are set by the container engine",
     "MOD": "kernel modules belong to the host kernel; a container cannot load or block them",
 }
-CONTAINER_REASONS_BY_KIND = {
-    "sysctl": "kernel-wide sysctl: in a container it belongs to the host kernel",
-    "module_blacklist": CONTAINER_REASONS_BY_AREA["MOD"],
-    "mount_option": CONTAINER_REASONS_BY_AREA["MNT"],
-    "audit_rule": CONTAINER_REASONS_BY_AREA["AUDIT"],
-}
 NET_SYSCTL_REASON = ("network sysctl: this container's /proc/sys/net is read-only, so its network namespace is "
                      "configured by the container engine (podman run --sysctl); a system container (user "
                      "namespace, /proc/sys writable) sets it from inside")
-
-# Parameters each kind needs (the rest are optional).
-REQUIRED_PARAMS = {
-    "sshd_option": ("option", "value"),
-    "sysctl": ("key", "value"),
-    "file_mode": ("path", "mode"),
-    "config_line": ("path", "key", "value"),
-    "ini_option": ("path", "section", "option", "value"),
-    "file_content": ("path", "content"),
-    "file_absent": ("path",),
-    "package_absent": ("package",),
-    "package_present": ("package",),
-    "service_disabled": ("service",),
-    "service_enabled": ("service",),
-    "module_blacklist": ("module",),
-    "mount_option": ("mount", "option"),
-    "audit_rule": ("rule",),
-    "pam_module": ("service", "type", "module"),
-    "account": ("check",),
-    "apt_source": ("suite", "uri", "components"),
-}
-
-
-class CheckError(Exception):
-    """A control could not read what it needs; becomes status error."""
-
-
-class ToolMissing(CheckError):
-    """The program a check runs is not on the host."""
-
-
-class NotApplicable(Exception):
-    """A control does not apply on this host; becomes status not_applicable."""
-
-
-def read_text(path):
-    with open(path, "r") as handle:
-        return handle.read()
-
-
-def run_cmd(argv, timeout=CMD_TIMEOUT):
-    """Run a command in the C locale; returns (rc, stdout, stderr)."""
-    exe = shutil.which(argv[0], path=SEARCH_PATH)
-    if exe is None:
-        raise ToolMissing("%s is not installed" % argv[0])
-    env = dict(os.environ, LC_ALL="C", LANG="C", SYSTEMD_PAGER="", SYSTEMD_COLORS="0")
-    proc = subprocess.run([exe] + list(argv[1:]), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env=env, timeout=timeout, universal_newlines=True)
-    return proc.returncode, proc.stdout, proc.stderr
-
+KERNEL_SYSCTL_REASON = "kernel-wide sysctl: in a container it belongs to the host kernel"
 
 def norm(value):
     """Whitespace-normalised text of a scalar."""
@@ -317,90 +296,7 @@ def octal(mode):
     return "%04o" % mode
 
 
-# --------------------------------------------------------------------------- container
-
-
-def detect_container(root="/", runner=run_cmd):
-    """(is_container, what_said_so)."""
-    def _read(rel):
-        try:
-            return read_text(os.path.join(root, rel))
-        except (IOError, OSError):
-            return None
-
-    marker = _read("run/systemd/container")
-    if marker and marker.strip():
-        return True, "/run/systemd/container: %s" % marker.strip()
-    for rel in ("run/.containerenv", ".dockerenv"):
-        if os.path.exists(os.path.join(root, rel)):
-            return True, "/" + rel
-    environ = _read("proc/1/environ")
-    if environ:
-        for item in environ.split("\0"):
-            if item.startswith("container="):
-                return True, "PID 1 environment: %s" % item
-    if root != "/":
-        return False, "no container marker"
-    try:
-        rc, out, _err = runner(["systemd-detect-virt", "-c"])
-    except (CheckError, OSError, subprocess.SubprocessError):
-        return False, "no container marker"
-    if rc == 0 and out.strip() and out.strip() != "none":
-        return True, "systemd-detect-virt -c: %s" % out.strip()
-    return False, "systemd-detect-virt -c: none"
-
-
-def container_reason(control):
-    area = str(control.get("id", "")).split("-")[1] if str(control.get("id", "")).count("-") >= 2 else ""
-    if control.get("kind") == "sysctl":
-        if str((control.get("params") or {}).get("key", "")).startswith("net."):
-            return NET_SYSCTL_REASON
-        return CONTAINER_REASONS_BY_KIND["sysctl"]
-    if area in CONTAINER_REASONS_BY_AREA:
-        return CONTAINER_REASONS_BY_AREA[area]
-    if control.get("kind") in CONTAINER_REASONS_BY_KIND:
-        return CONTAINER_REASONS_BY_KIND[control["kind"]]
-    return "the control needs the host itself and does not apply in a container"
-
-
 # --------------------------------------------------------------------------- parsers
-
-LIST_LINE_OPTIONS = ("allowgroups", "allowusers", "denygroups", "denyusers", "acceptenv", "hostkey",
-                     "listenaddress", "authorizedkeysfile", "subsystem", "setenv", "permitopen", "permitlisten")
-COMMA_LIST_OPTIONS = ("ciphers", "macs", "kexalgorithms", "hostkeyalgorithms", "pubkeyacceptedalgorithms",
-                      "pubkeyacceptedkeytypes", "hostbasedacceptedalgorithms", "hostbasedacceptedkeytypes",
-                      "casignaturealgorithms", "gssapikexalgorithms", "authenticationmethods")
-SSHD_VALUE_ALIASES = {"permitrootlogin": {"without-password": "prohibit-password"}}
-
-
-def parse_sshd_t(text):
-    """`sshd -T` output: lower-case option -> list of values (one per line)."""
-    out = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        key, _sep, value = line.partition(" ")
-        out.setdefault(key.lower(), []).append(value.strip())
-    return out
-
-
-def parse_dpkg_status(text):
-    """package name -> dpkg state word (installed, config-files, unpacked, ...)."""
-    out = {}
-    for para in text.split("\n\n"):
-        name = state = None
-        for line in para.splitlines():
-            if line.startswith("Package:"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("Status:"):
-                words = line.split(":", 1)[1].split()
-                state = words[-1] if words else None
-        # Multi-arch: an installed instance of any architecture counts.
-        if name and state and out.get(name) != "installed":
-            out[name] = state
-    return out
-
 
 UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "UnitFileState")
 
@@ -412,10 +308,7 @@ def parse_systemctl_show(text, names):
     out = {}
     for index, block in enumerate(blocks[:len(names)]):
         name = names[index]
-        props = {}
-        for line in block.splitlines():
-            key, _sep, value = line.partition("=")
-            props[key.strip()] = value.strip()
+        props = parse_properties(block)
         out[name] = {"load": props.get("LoadState") or "not-found", "active": props.get("ActiveState") or "inactive",
                      "sub": props.get("SubState") or "dead", "file_state": props.get("UnitFileState") or None}
     return out
@@ -450,20 +343,9 @@ def parse_proc_modules(text):
     return set(line.split()[0] for line in text.splitlines() if line.strip())
 
 
-def unescape_mount(field):
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def parse_mounts(text):
-    """/proc/mounts -> mount point -> {fstype, options}; the last (top) mount of a point wins."""
-    out = {}
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 4:
-            continue
-        out[unescape_mount(fields[1])] = {"source": unescape_mount(fields[0]), "fstype": fields[2],
-                                          "options": fields[3].split(",")}
-    return out
+def mount_table(text):
+    """/proc/mounts -> mount point -> {source, fstype, options}; the last (top) mount of a point wins."""
+    return dict((m["mount"], m) for m in parse_mounts(text))
 
 
 def parse_kv_lines(text, separator=" "):
@@ -640,7 +522,7 @@ def eval_sshd_option(params, effective):
         actual = sorted(set(" ".join(values).split()))
         evidence["actual"] = " ".join(actual)
         return ("pass" if actual == sorted(set(expected.split())) else "fail"), evidence
-    actual = norm(values[-1] if option not in ("ciphers", "macs", "kexalgorithms") else values[0])
+    actual = norm(values[0] if option in FIRST_VALUE_OPTIONS else values[-1])
     evidence["actual"] = actual
     if option in COMMA_LIST_OPTIONS:
         items = [a for a in actual.split(",") if a]
@@ -650,10 +532,7 @@ def eval_sshd_option(params, effective):
             evidence["offenders"] = offenders
             return ("fail" if offenders else "pass"), evidence
         return ("pass" if set(items) == set(e for e in expected.split(",") if e) else "fail"), evidence
-    aliases = SSHD_VALUE_ALIASES.get(option, {})
-    got = aliases.get(actual.lower(), actual.lower())
-    want = aliases.get(expected.lower(), expected.lower())
-    return ("pass" if got == want else "fail"), evidence
+    return ("pass" if canonical_value(option, actual) == canonical_value(option, expected) else "fail"), evidence
 
 
 def eval_sysctl(params, text):
@@ -766,38 +645,6 @@ def apt_suite(params, codename):
                                 {"suite": suite})
         suite = suite.replace("{codename}", codename)
     return suite
-
-
-def parse_apt_sources(files):
-    """Enabled `deb` entries of one-line (.list) and deb822 (.sources) files: [(file, uri, suite)]."""
-    entries = []
-    for name, text in files:
-        if name.endswith(".sources"):
-            for stanza in re.split(r"\n\s*\n", text):
-                fields = {}
-                for line in stanza.splitlines():
-                    if line.startswith("#") or ":" not in line or line[:1].isspace():
-                        continue
-                    key, _, value = line.partition(":")
-                    fields[key.strip().lower()] = value.strip()
-                if fields.get("enabled", "yes").lower() == "no" or "deb" not in fields.get("types", "").split():
-                    continue
-                for uri in fields.get("uris", "").split():
-                    for suite in fields.get("suites", "").split():
-                        entries.append((name, uri, suite))
-            continue
-        for line in text.splitlines():
-            words = line.split("#", 1)[0].split()
-            if not words or words[0] != "deb":
-                continue
-            words = words[1:]
-            if words and words[0].startswith("["):  # [arch=amd64 signed-by=...]
-                while words and not words[0].endswith("]"):
-                    words = words[1:]
-                words = words[1:]
-            if len(words) >= 2:
-                entries.append((name, words[0], words[1]))
-    return entries
 
 
 def eval_apt_source(params, codename, entries):
@@ -1143,23 +990,10 @@ class Host:
         return self.cached("dpkg", lambda: parse_dpkg_status(self.must_text("/var/lib/dpkg/status")))
 
     def codename(self):
-        def _read():
-            text = self.text("/etc/os-release") or ""
-            match = re.search(r'^VERSION_CODENAME="?([^"\n]*)"?\s*$', text, re.M)
-            return match.group(1).strip() if match else ""
-        return self.cached("codename", _read)
+        return probe(self.root, self.runner).codename
 
     def apt_sources(self):
-        def _read():
-            files = []
-            main = self.text("/etc/apt/sources.list")
-            if main is not None:
-                files.append(("/etc/apt/sources.list", main))
-            for path in sorted(glob.glob(self.path("/etc/apt/sources.list.d/*"))):
-                if path.endswith((".list", ".sources")):
-                    files.append(("/etc/apt/sources.list.d/" + os.path.basename(path), read_text(path)))
-            return parse_apt_sources(files)
-        return self.cached("apt_sources", _read)
+        return self.cached("apt_sources", lambda: parse_apt_sources(read_apt_sources(self.root)))
 
     def sysctl_writable(self, key):
         """Whether this process may set the key: false in a container whose engine mounts /proc/sys read-only."""
@@ -1193,7 +1027,7 @@ class Host:
         return self.cached("modprobe", _read)
 
     def mounts(self):
-        return self.cached("mounts", lambda: parse_mounts(self.must_text("/proc/mounts")))
+        return self.cached("mounts", lambda: mount_table(self.must_text("/proc/mounts")))
 
     def sysctl(self, key):
         return self.text("/proc/sys/" + str(key).replace(".", "/"))
@@ -1292,87 +1126,120 @@ class Host:
         return out
 
 
-# --------------------------------------------------------------------------- dispatch
+# --------------------------------------------------------------------------- the kinds
+
+
+def sysctl_container_reason(control):
+    if str((control.get("params") or {}).get("key", "")).startswith("net."):
+        return NET_SYSCTL_REASON
+    return KERNEL_SYSCTL_REASON
+
+
+def _eval_sysctl_here(control, params, host):
+    text = host.sysctl(params["key"])
+    if text is not None and host.in_container and not host.sysctl_writable(params["key"]):
+        raise NotApplicable(container_reason(control), {"key": params["key"], "actual": norm(text)})
+    return eval_sysctl(params, text)
+
+
+def _eval_file_content_here(control, params, host):
+    mode = host.stat_owner(params["path"])
+    return eval_file_content(params, host.text(params["path"]), mode[0] if mode else None)
+
+
+class Kind(object):
+    """One kind of control: the params it needs, how it is judged on a host, and whether it can
+    apply in a container.
+
+    ``evaluate(control, params, host)`` returns (status, evidence). ``container`` is None when the
+    kind can apply in a container (the record's ``applies_in_container`` decides), a reason when
+    it never can, or a function of the record giving the reason (sysctl: network keys belong to
+    the container's own namespace, kernel-wide ones to the host).
+    """
+
+    def __init__(self, required, evaluate, container=None):
+        self.required = tuple(required)
+        self.evaluate = evaluate
+        self.container = container
+
+    def container_reason(self, control):
+        return self.container(control) if callable(self.container) else self.container
+
+
+# The registry: every kind the catalog schema (plugins/plugin_utils/catalog.schema.json) knows has
+# an entry here and a task file roles/hardening/tasks/kind_<kind>.yml (a unit test holds the three
+# together).
+KINDS = {
+    "sshd_option": Kind(("option", "value"), lambda c, p, h: eval_sshd_option(p, h.sshd())),
+    "sysctl": Kind(("key", "value"), _eval_sysctl_here, sysctl_container_reason),
+    "apt_source": Kind(("suite", "uri", "components"),
+                       lambda c, p, h: eval_apt_source(p, h.codename(), h.apt_sources())),
+    "file_mode": Kind(("path", "mode"), lambda c, p, h: eval_file_mode(p, h.lstat_entries(p["path"]))),
+    "config_line": Kind(("path", "key", "value"), lambda c, p, h: eval_config_line(p, h.text(p["path"]))),
+    "ini_option": Kind(("path", "section", "option", "value"), lambda c, p, h: eval_ini_option(p, h.text(p["path"]))),
+    "file_content": Kind(("path", "content"), _eval_file_content_here),
+    "file_absent": Kind(("path",), lambda c, p, h: eval_file_absent(p, os.path.lexists(h.path(p["path"])))),
+    "package_present": Kind(("package",), lambda c, p, h: eval_package_present(p, h.packages())),
+    "package_absent": Kind(("package",), lambda c, p, h: eval_package_absent(p, h.packages())),
+    "service_disabled": Kind(("service",), lambda c, p, h: eval_service_disabled(p, h.units())),
+    "service_enabled": Kind(("service",), lambda c, p, h: eval_service_enabled(p, h.units())),
+    "module_blacklist": Kind(("module",), lambda c, p, h: eval_module_blacklist(p, *h.modprobe()),
+                             CONTAINER_REASONS_BY_AREA["MOD"]),
+    "mount_option": Kind(("mount", "option"), lambda c, p, h: eval_mount_option(p, h.mounts()),
+                         CONTAINER_REASONS_BY_AREA["MNT"]),
+    "audit_rule": Kind(("rule",), lambda c, p, h: eval_audit_rule(p, h.audit_files(), h.audit_loaded()),
+                       CONTAINER_REASONS_BY_AREA["AUDIT"]),
+    "pam_module": Kind(("service", "type", "module"),
+                       lambda c, p, h: eval_pam_module(p, h.text("/etc/pam.d/" + str(p["service"])))),
+    "account": Kind(("check",), lambda c, p, h: eval_account(p, h.account_data(str(p["check"])))),
+}
+
+
+def container_reason(control):
+    """Why a control does not apply in a container: its kind's reason when the kind depends on the
+    record, else its area's, else its kind's, else a general one."""
+    kind = KINDS.get(control.get("kind"))
+    if kind is not None and callable(kind.container):
+        return kind.container_reason(control)
+    cid = str(control.get("id", ""))
+    area = cid.split("-")[1] if cid.count("-") >= 2 else ""
+    if area in CONTAINER_REASONS_BY_AREA:
+        return CONTAINER_REASONS_BY_AREA[area]
+    if kind is not None and kind.container:
+        return kind.container
+    return "the control needs the host itself and does not apply in a container"
 
 
 def evaluate(control, host):
     """(status, evidence) of one control on this host."""
-    kind = control.get("kind")
+    kind = KINDS.get(control.get("kind"))
     params = control.get("params") or {}
-    if kind not in REQUIRED_PARAMS:
-        raise CheckError("unknown kind %r" % kind)
-    missing = [p for p in REQUIRED_PARAMS[kind] if p not in params]
+    if kind is None:
+        raise CheckError("unknown kind %r" % control.get("kind"))
+    missing = [p for p in kind.required if p not in params]
     if missing:
         raise CheckError("the control's params lack %s" % ", ".join(missing))
     present = [path for path in params.get("unless_present") or [] if os.path.lexists(host.path(path))]
     if present:
         raise NotApplicable("%s is installed: this host does this on purpose" % present[0], {"unless_present": present})
-    if kind == "sshd_option":
-        return eval_sshd_option(params, host.sshd())
-    if kind == "sysctl":
-        text = host.sysctl(params["key"])
-        if text is not None and host.in_container and not host.sysctl_writable(params["key"]):
-            raise NotApplicable(container_reason(control), {"key": params["key"], "actual": norm(text)})
-        return eval_sysctl(params, text)
-    if kind == "apt_source":
-        return eval_apt_source(params, host.codename(), host.apt_sources())
-    if kind == "file_mode":
-        return eval_file_mode(params, host.lstat_entries(params["path"]))
-    if kind == "config_line":
-        return eval_config_line(params, host.text(params["path"]))
-    if kind == "ini_option":
-        return eval_ini_option(params, host.text(params["path"]))
-    if kind == "file_content":
-        text = host.text(params["path"])
-        mode = host.stat_owner(params["path"])
-        return eval_file_content(params, text, mode[0] if mode else None)
-    if kind == "file_absent":
-        return eval_file_absent(params, os.path.lexists(host.path(params["path"])))
-    if kind == "package_present":
-        return eval_package_present(params, host.packages())
-    if kind == "package_absent":
-        return eval_package_absent(params, host.packages())
-    if kind == "service_disabled":
-        return eval_service_disabled(params, host.units())
-    if kind == "service_enabled":
-        return eval_service_enabled(params, host.units())
-    if kind == "module_blacklist":
-        return eval_module_blacklist(params, *host.modprobe())
-    if kind == "mount_option":
-        return eval_mount_option(params, host.mounts())
-    if kind == "audit_rule":
-        return eval_audit_rule(params, host.audit_files(), host.audit_loaded())
-    if kind == "pam_module":
-        return eval_pam_module(params, host.text("/etc/pam.d/" + str(params["service"])))
-    return eval_account(params, host.account_data(str(params["check"])))
+    return kind.evaluate(control, params, host)
 
 
 def audit_one(control, host, in_container):
     """One finding; any failure to evaluate becomes an error finding."""
     fid = str(control.get("id", "?"))
-    title = str(control.get("title", fid))
     severity = control.get("severity", "minor")
-    kind = control.get("kind")
-    remediation = str(control.get("remediation", ""))
-    references = control.get("references") or []
-    if in_container and not control.get("applies_in_container", True):
-        return finding(fid, title, severity, "not_applicable", {"kind": kind, "reason": container_reason(control)},
-                       remediation, references)
-    try:
+
+    def check():
+        if in_container and not control.get("applies_in_container", True):
+            raise NotApplicable(container_reason(control))
         status, evidence = evaluate(control, host)
-    except (NotApplicable, CheckError) as exc:
-        status = "not_applicable" if isinstance(exc, NotApplicable) else "error"
-        evidence = dict(exc.args[1]) if len(exc.args) > 1 else {}
-        evidence["reason"] = str(exc.args[0])
-    except (IOError, OSError) as exc:
-        status = "error"
-        evidence = {"reason": "cannot read %s: %s" % (getattr(exc, "filename", "") or "", exc.strerror or exc)}
-    except Exception as exc:  # a bug in one kind must not cost the other controls
-        status = "error"
-        evidence = {"reason": "evaluation crashed: %s: %s" % (type(exc).__name__, exc),
-                    "traceback": traceback.format_exc().splitlines()[-3:]}
-    evidence = dict(evidence, kind=kind)
-    return finding(fid, title, severity, status, evidence, remediation, references)
+        return status, severity, evidence, []
+
+    found, _metrics = run_check(fid, str(control.get("title", fid)), severity, check,
+                                str(control.get("remediation", "")), control.get("references") or [],
+                                {"kind": control.get("kind")})
+    return found
 
 
 def safe_audit_one(control, host, in_container):
@@ -1403,7 +1270,7 @@ def audit(controls, skipped=(), in_container=False, root="/", runner=run_cmd):
     return findings, metrics
 
 
-# skip/only/enable_disruptive/overrides/catalog are consumed on the controller by the action
+# skip/only/enable_disruptive/overrides/catalog/tags/skip_tags are consumed on the controller by the action
 # plugin (plugins/action/hardening_audit.py), which always sends `controls`; they are listed so
 # the spec and DOCUMENTATION describe the same options.
 ARGUMENT_SPEC = dict(
@@ -1415,6 +1282,8 @@ ARGUMENT_SPEC = dict(
     enable_disruptive=dict(type="list", elements="str", default=[]),
     overrides=dict(type="dict", default={}),
     catalog=dict(type="str"),
+    tags=dict(type="list", elements="str", default=[]),
+    skip_tags=dict(type="list", elements="str", default=[]),
 )
 
 
@@ -1426,14 +1295,20 @@ def main():
     bad = [i for i, c in enumerate(module.params["controls"]) if not c.get("id") or not c.get("kind")]
     if bad:
         module.fail_json(msg="controls %s lack an id or a kind" % ", ".join(str(i) for i in bad))
+    here = probe()
     choice = module.params["in_container"]
     if choice == "auto":
-        container, said_by = detect_container()
+        container, said_by = bool(here.container), here.container_detected_by
     else:
         container, said_by = choice == "yes", "in_container=%s" % choice
+    facts = dict(in_container={"container": container, "detected_by": said_by}, host=here.as_dict())
+    asked = len(module.params["controls"]) + len(module.params["skipped"] or ())
+    if not asked:
+        # Only the host probe was asked for (the role's container question): no check ran, so
+        # there is no findings payload, which the wrapper would rightly count as a host failure.
+        module.exit_json(changed=False, **facts)
     findings, metrics = audit(module.params["controls"], module.params["skipped"], container)
-    module.exit_json(changed=False, in_container={"container": container, "detected_by": said_by},
-                     **payload(ROLE, findings, metrics))
+    module.exit_json(changed=False, **dict(facts, **payload(ROLE, findings, metrics, expected=asked)))
 
 
 if __name__ == "__main__":

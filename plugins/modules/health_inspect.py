@@ -220,6 +220,20 @@ changed:
   returned: always
   type: bool
   sample: false
+host:
+  description:
+    - The host probe of the C(host) module utility, the same answers every fleetcare module gets.
+    - C(container) is the container engine, empty on a VM or bare metal.
+  returned: always
+  type: dict
+  sample:
+    container: ""
+    container_detected_by: "systemd-detect-virt -c: none"
+    systemd: true
+    os_id: debian
+    os_version_id: "12"
+    os_codename: bookworm
+    proc_sys_writable: true
 fleetcare:
   description:
     - The findings contract payload, built by the C(findings) module utility.
@@ -266,7 +280,6 @@ fleetcare:
           labels: {mount: /var}
 """
 
-import calendar
 import contextlib
 import ctypes
 import ctypes.util
@@ -274,13 +287,18 @@ import fnmatch
 import glob
 import os
 import re
-import shutil
 import subprocess
 import time
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.fleetcare.ops.plugins.module_utils.findings import finding, metric, payload
+from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
+    newer_kernel_installed, reboot_required, running_kernel)
+from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
+    CheckError, NotApplicable, ToolMissing, metric, payload, run_check as run_finding)
+from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import CHECKS as CHECK_RECORDS
+from ansible_collections.fleetcare.ops.plugins.module_utils.host import (
+    parse_mounts, parse_properties, probe, read_text, run_cmd, user_name)
+from ansible_collections.fleetcare.ops.plugins.module_utils.x509 import certificate_info, pem_certificates
 from ansible_collections.fleetcare.ops.plugins.module_utils.validation import health_problems
 
 ROLE = "health"
@@ -288,24 +306,9 @@ ROLE = "health"
 NET_WINDOW_MIN_PACKETS = 100
 # Whole-disk names that never carry a workload worth judging.
 SKIP_DEVICE_PREFIXES = ("loop", "ram", "zram", "fd", "sr", "nbd")
-CMD_TIMEOUT = 15
-SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class CheckError(Exception):
-    """A check could not measure what it needs; becomes status error."""
-
-
-class NotApplicable(Exception):
-    """A check does not apply on this host; becomes status not_applicable."""
-
-
-def read_text(path):
-    with open(path, "r") as handle:
-        return handle.read()
 
 
 def rnd(value, digits=1):
@@ -319,58 +322,6 @@ def grade(value, warn, crit, warn_severity, crit_severity):
     if value >= warn:
         return "fail", warn_severity
     return "pass", warn_severity
-
-
-def run_cmd(argv, timeout=CMD_TIMEOUT):
-    """Run a command in the C locale; returns (rc, stdout, stderr)."""
-    exe = shutil.which(argv[0], path=SEARCH_PATH)
-    if exe is None:
-        raise FileNotFoundError("%s is not installed" % argv[0])
-    env = dict(os.environ, LC_ALL="C", LANG="C", SYSTEMD_PAGER="", SYSTEMD_COLORS="0")
-    proc = subprocess.run([exe] + list(argv[1:]), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env=env, timeout=timeout, universal_newlines=True)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def user_name(uid):
-    try:
-        import pwd
-
-        return pwd.getpwuid(uid).pw_name
-    except (ImportError, KeyError):
-        return str(uid)
-
-
-def systemd_booted(root="/"):
-    """Same test as sd_booted(3): systemd is PID 1."""
-    return os.path.isdir(os.path.join(root, "run/systemd/system"))
-
-
-def detect_container(root="/"):
-    """Name of the container technology, or '' on a VM or bare metal."""
-    def _read(rel):
-        try:
-            return read_text(os.path.join(root, rel))
-        except (IOError, OSError):
-            return None
-
-    marker = _read("run/systemd/container")
-    if marker and marker.strip():
-        return marker.strip()
-    if os.path.exists(os.path.join(root, "run/.containerenv")):
-        return "podman"
-    if os.path.exists(os.path.join(root, ".dockerenv")):
-        return "docker"
-    environ = _read("proc/1/environ")
-    if environ:
-        for item in environ.split("\0"):
-            if item.startswith("container="):
-                return item.split("=", 1)[1] or "container"
-    cgroup = _read("proc/1/cgroup") or ""
-    for hint in ("docker", "lxc", "kubepods", "libpod"):
-        if hint in cgroup:
-            return hint
-    return ""
 
 
 # --------------------------------------------------------------------------- parsers
@@ -520,27 +471,16 @@ def pct(part, whole):
     return 100.0 * part / whole if whole > 0 else 0.0
 
 
-def parse_mounts(text):
-    """[(device, mountpoint, fstype)] from /proc/self/mounts, octal escapes decoded."""
-    out = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        mount = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[1])
-        out.append((parts[0], mount, parts[2]))
-    return out
-
-
 def select_mounts(mounts, fstypes, exclude):
+    """[(device, mountpoint, fstype)] of the parsed mounts of the wanted types, excluded ones left out."""
     wanted = set(fstypes)
     out = []
-    for dev, mount, fstype in mounts:
-        if fstype not in wanted:
+    for entry in mounts:
+        if entry["fstype"] not in wanted:
             continue
-        if any(fnmatch.fnmatch(mount, pat) for pat in exclude):
+        if any(fnmatch.fnmatch(entry["mount"], pat) for pat in exclude):
             continue
-        out.append((dev, mount, fstype))
+        out.append((entry["source"], entry["mount"], entry["fstype"]))
     return out
 
 
@@ -566,142 +506,6 @@ def parse_failed_units(text):
             name = parts[1]
         units.append(name)
     return units
-
-
-def parse_properties(text):
-    out = {}
-    for line in text.splitlines():
-        if "=" in line:
-            key, value = line.split("=", 1)
-            out[key.strip()] = value.strip()
-    return out
-
-
-def parse_chronyc_tracking(text):
-    out = {}
-    for line in text.splitlines():
-        if ":" in line:
-            key, value = line.split(":", 1)
-            out[key.strip()] = value.strip()
-    return out
-
-
-def kernel_key(release):
-    """Sort key for kernel releases such as 6.1.0-18-amd64 or 5.10.0-28-cloud-amd64."""
-    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.\-+~]", release)]
-
-
-def newest_kernel(releases):
-    releases = [r for r in releases if r and r[0].isdigit()]
-    if not releases:
-        return None
-    return max(releases, key=kernel_key)
-
-
-def installed_kernels(root="/"):
-    found = set()
-    for path in glob.glob(os.path.join(root, "boot", "vmlinuz-*")):
-        found.add(os.path.basename(path)[len("vmlinuz-"):])
-    if not found:
-        moddir = os.path.join(root, "lib", "modules")
-        if os.path.isdir(moddir):
-            for name in os.listdir(moddir):
-                if os.path.exists(os.path.join(moddir, name, "modules.dep")):
-                    found.add(name)
-    return sorted(found)
-
-
-# ---- a tiny DER reader: enough of X.509 to find notAfter and the subject CN.
-
-PEM_RE = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
-OID_CN = b"\x55\x04\x03"
-
-
-def pem_certificates(text):
-    """DER bytes of every certificate block in a PEM text."""
-    import base64
-
-    out = []
-    for body in PEM_RE.findall(text):
-        out.append(base64.b64decode("".join(body.split())))
-    return out
-
-
-def der_tlv(data, pos):
-    """(tag, value_start, value_end) of the DER element at pos."""
-    if pos + 2 > len(data):
-        raise ValueError("truncated DER element")
-    tag = data[pos]
-    length = data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        count = length & 0x7F
-        if count == 0 or count > 4 or pos + count > len(data):
-            raise ValueError("bad DER length")
-        length = int.from_bytes(data[pos:pos + count], "big")
-        pos += count
-    if pos + length > len(data):
-        raise ValueError("DER element overruns its container")
-    return tag, pos, pos + length
-
-
-def der_children(data, start, end):
-    pos = start
-    while pos < end:
-        tag, vstart, vend = der_tlv(data, pos)
-        yield tag, vstart, vend
-        pos = vend
-
-
-def der_time(tag, raw):
-    text = raw.decode("ascii")
-    if not text.endswith("Z"):
-        raise ValueError("certificate time without Z: %r" % text)
-    text = text[:-1]
-    if tag == 0x17:  # UTCTime, YYMMDDHHMM[SS]
-        year = int(text[:2])
-        text = ("20" if year < 50 else "19") + text
-    elif tag != 0x18:  # GeneralizedTime
-        raise ValueError("not a time element (tag 0x%02x)" % tag)
-    if len(text) == 12:
-        text += "00"
-    parsed = time.strptime(text[:14], "%Y%m%d%H%M%S")
-    return calendar.timegm(parsed)
-
-
-def certificate_info(der):
-    """{'not_after': epoch seconds, 'subject_cn': str or None} of one DER certificate."""
-    tag, start, end = der_tlv(der, 0)
-    if tag != 0x30:
-        raise ValueError("certificate is not a SEQUENCE")
-    tag, tbs_start, tbs_end = der_tlv(der, start)
-    if tag != 0x30:
-        raise ValueError("tbsCertificate is not a SEQUENCE")
-    fields = [f for f in der_children(der, tbs_start, tbs_end)]
-    if fields and fields[0][0] == 0xA0:  # explicit version
-        fields = fields[1:]
-    # serialNumber, signature, issuer, validity, subject
-    if len(fields) < 5:
-        raise ValueError("tbsCertificate too short")
-    _tag, vstart, vend = fields[3]
-    times = list(der_children(der, vstart, vend))
-    if len(times) != 2:
-        raise ValueError("validity does not hold two times")
-    ttag, tstart, tend = times[1]
-    not_after = der_time(ttag, der[tstart:tend])
-    return {"not_after": not_after, "subject_cn": subject_cn(der, fields[4][1], fields[4][2])}
-
-
-def subject_cn(der, start, end):
-    for _stag, sstart, send in der_children(der, start, end):  # SET per RDN
-        for _atag, astart, aend in der_children(der, sstart, send):  # SEQUENCE {oid, value}
-            parts = list(der_children(der, astart, aend))
-            if len(parts) == 2 and parts[0][0] == 0x06 and der[parts[0][1]:parts[0][2]] == OID_CN:
-                raw = der[parts[1][1]:parts[1][2]]
-                if parts[1][0] == 0x1E:  # BMPString
-                    return raw.decode("utf-16-be", "replace")
-                return raw.decode("utf-8", "replace")
-    return None
 
 
 def adjtimex_state():
@@ -731,7 +535,8 @@ class Context(object):
     def __init__(self, params, root="/"):
         self.p = params
         self.root = root
-        self.container = detect_container(root)
+        self.host = probe(root)
+        self.container = self.host.container
         self.uid = os.geteuid()
         self.before = {}
         self.after = {}
@@ -980,13 +785,13 @@ def check_net(ctx):
 
 
 def check_units(ctx):
-    if not systemd_booted(ctx.root):
+    if not ctx.host.systemd:
         raise NotApplicable("systemd is not PID 1 on this host%s" % (
             " (a %s container)" % ctx.container if ctx.container else ""))
     try:
         rc, out, err = run_cmd(["systemctl", "list-units", "--state=failed", "--all",
                                 "--no-legend", "--plain", "--no-pager"])
-    except (OSError, subprocess.SubprocessError) as exc:
+    except (ToolMissing, OSError, subprocess.SubprocessError) as exc:
         raise CheckError("cannot run systemctl: %s" % exc) from exc
     if rc != 0:
         reason = "systemctl list-units failed (rc=%s): %s" % (rc, err.strip()[:200])
@@ -1025,12 +830,12 @@ def check_time(ctx):
                 evidence["source"] = "timedatectl"
         else:
             services["timedatectl"] = "unavailable (rc=%s)" % rc
-    except (OSError, subprocess.SubprocessError) as exc:
+    except (ToolMissing, OSError, subprocess.SubprocessError) as exc:
         services["timedatectl"] = "unavailable: %s" % exc
     try:
         rc, out, _err = run_cmd(["chronyc", "-n", "tracking"], timeout=5)
         if rc == 0:
-            info = parse_chronyc_tracking(out)
+            info = parse_properties(out, ":")
             services["chronyc"] = {"leap_status": info.get("Leap status"),
                                    "system_time": info.get("System time")}
             if synced is None and info.get("Leap status"):
@@ -1038,7 +843,7 @@ def check_time(ctx):
                 evidence["source"] = "chronyc"
         else:
             services["chronyc"] = "unavailable (rc=%s)" % rc
-    except (OSError, subprocess.SubprocessError) as exc:
+    except (ToolMissing, OSError, subprocess.SubprocessError) as exc:
         services["chronyc"] = "unavailable: %s" % exc
     evidence["services"] = services
     if ctx.container:
@@ -1115,15 +920,8 @@ def check_certs(ctx, now=None):
 
 
 def check_reboot(ctx):
-    flag = os.path.join(ctx.root, "var/run/reboot-required")
-    flagged = os.path.exists(flag)
-    packages = []
-    if flagged:
-        try:
-            packages = sorted(set(read_text(flag + ".pkgs").split()))
-        except (IOError, OSError):
-            packages = []
-    running = os.uname()[2]
+    flagged, packages = reboot_required(ctx.root)
+    running = running_kernel()
     evidence = {"reboot_required_flag": flagged, "packages": packages, "running_kernel": running,
                 "expected": "no reboot pending"}
     kernel_newer = False
@@ -1131,10 +929,7 @@ def check_reboot(ctx):
         evidence["note"] = ("in a %s container the running kernel is the host's; judged by "
                             "/var/run/reboot-required only" % ctx.container)
     else:
-        newest = newest_kernel(installed_kernels(ctx.root))
-        evidence["newest_installed_kernel"] = newest
-        if newest and newest != running and kernel_key(newest) > kernel_key(running):
-            kernel_newer = True
+        evidence["newest_installed_kernel"], kernel_newer = newer_kernel_installed(running, ctx.root)
     evidence["newer_kernel_installed"] = kernel_newer
     pending = flagged or kernel_newer
     return ("fail" if pending else "pass"), "major", evidence, [
@@ -1167,7 +962,7 @@ def check_log(ctx):
         rc, out, err = run_cmd(["journalctl", "--system", "--quiet", "--no-pager", "--priority=err",
                                 "--since=-%dmin" % window, "--output=cat",
                                 "--output-fields=PRIORITY"])
-    except FileNotFoundError:
+    except ToolMissing:
         raise NotApplicable("journalctl is not installed") from None
     except (OSError, subprocess.SubprocessError) as exc:
         raise CheckError("cannot run journalctl: %s" % exc) from exc
@@ -1192,80 +987,33 @@ def check_backup(ctx):
                         {"threshold_hours": ctx.p["backup_max_age_hours"]})
 
 
-REMEDIATION = {
-    "HLTH-LOAD-001": (
-        "Find what keeps the CPUs busy (top, pidstat) and spread or reduce the work, or add "
-        "CPUs."),
-    "HLTH-CPU-001": "The hypervisor is overcommitted: move the VM or ask the provider for dedicated CPU.",
-    "HLTH-CPU-002": (
-        "Find the process waiting on storage (iotop, pidstat -d) and check the disk's health "
-        "and latency."),
-    "HLTH-MEM-001": "Find the largest processes (ps aux --sort=-rss), fix leaks or add memory.",
-    "HLTH-SWAP-001": "The host is short of memory: reduce the workload, add memory, or tune vm.swappiness.",
-    "HLTH-DISK-001": "Free space on the listed filesystems (old logs, caches, packages) or grow the volumes.",
-    "HLTH-DISK-002": (
-        "Remove the many small files filling the filesystem (sessions, mail queues, caches) or "
-        "rebuild it with more inodes."),
-    "HLTH-DISK-003": (
-        "Find the process saturating the device (iotop) and spread the load or use faster "
-        "storage."),
-    "HLTH-NET-001": (
-        "Check the interface's cabling, duplex, driver and ring buffers (ip -s link, ethtool "
-        "-S)."),
-    "HLTH-UNIT-001": (
-        "Inspect each failed unit (systemctl status UNIT, journalctl -u UNIT), fix and restart "
-        "it, or reset it."),
-    "HLTH-TIME-001": (
-        "Run a time synchronisation service (systemd-timesyncd or chrony) that can reach an "
-        "NTP server."),
-    "HLTH-CERT-001": "Renew the listed certificates before they expire and reload the services using them.",
-    "HLTH-REBOOT-001": (
-        "Reboot the host in a maintenance window so the updated kernel and libraries are used."),
-    "HLTH-OOM-001": (
-        "Find the killed process (journalctl -k | grep -i oom), then add memory or limit the "
-        "workload."),
-    "HLTH-LOG-001": "Read the errors (journalctl -p err --since -1h) and fix their causes.",
-    "HLTH-BKUP-001": "Run a backup and check the backup schedule.",
+# The measuring function of each check; what the check is (title, severity, texts) is data in
+# module_utils/health_checks.py, in the order the findings are reported.
+CHECK_FUNCS = {
+    "HLTH-LOAD-001": check_load,
+    "HLTH-CPU-001": check_cpu_steal,
+    "HLTH-CPU-002": check_cpu_iowait,
+    "HLTH-MEM-001": check_memory,
+    "HLTH-SWAP-001": check_swap,
+    "HLTH-DISK-001": check_disk_space,
+    "HLTH-DISK-002": check_disk_inodes,
+    "HLTH-DISK-003": check_disk_io,
+    "HLTH-NET-001": check_net,
+    "HLTH-UNIT-001": check_units,
+    "HLTH-TIME-001": check_time,
+    "HLTH-CERT-001": check_certs,
+    "HLTH-REBOOT-001": check_reboot,
+    "HLTH-OOM-001": check_oom,
+    "HLTH-LOG-001": check_log,
+    "HLTH-BKUP-001": check_backup,
 }
-
-CHECKS = (
-    ("HLTH-LOAD-001", "Load average per core", "minor", check_load),
-    ("HLTH-CPU-001", "CPU steal time", "minor", check_cpu_steal),
-    ("HLTH-CPU-002", "CPU I/O wait", "minor", check_cpu_iowait),
-    ("HLTH-MEM-001", "Memory use", "major", check_memory),
-    ("HLTH-SWAP-001", "Swap use", "minor", check_swap),
-    ("HLTH-DISK-001", "Filesystem space", "major", check_disk_space),
-    ("HLTH-DISK-002", "Filesystem inodes", "major", check_disk_inodes),
-    ("HLTH-DISK-003", "Disk I/O utilisation", "minor", check_disk_io),
-    ("HLTH-NET-001", "Network interface errors and drops", "minor", check_net),
-    ("HLTH-UNIT-001", "Failed systemd units", "major", check_units),
-    ("HLTH-TIME-001", "Clock synchronisation", "major", check_time),
-    ("HLTH-CERT-001", "Certificate expiry", "major", check_certs),
-    ("HLTH-REBOOT-001", "Pending reboot", "major", check_reboot),
-    ("HLTH-OOM-001", "Out-of-memory kills", "major", check_oom),
-    ("HLTH-LOG-001", "Journal error rate", "minor", check_log),
-    ("HLTH-BKUP-001", "Last backup age", "major", check_backup),
-)
+CHECKS = tuple((record, CHECK_FUNCS[record["id"]]) for record in CHECK_RECORDS)
 
 
-def run_check(ctx, fid, title, base_severity, func):
+def run_check(ctx, record, func):
     """One finding and its metrics; any failure of the check becomes its own finding."""
-    try:
-        status, severity, evidence, metrics = func(ctx)
-    except (NotApplicable, CheckError) as exc:
-        status = "not_applicable" if isinstance(exc, NotApplicable) else "error"
-        evidence = dict(exc.args[1]) if len(exc.args) > 1 else {}
-        evidence["reason"] = str(exc.args[0])
-        severity, metrics = base_severity, []
-    except (IOError, OSError) as exc:
-        status, severity, metrics = "error", base_severity, []
-        evidence = {"reason": "cannot read %s: %s" % (getattr(exc, "filename", "") or "",
-                                                      exc.strerror or exc)}
-    except Exception as exc:  # a bug in one check must not cost the other fifteen
-        status, severity, metrics = "error", base_severity, []
-        evidence = {"reason": "check crashed: %s: %s" % (type(exc).__name__, exc),
-                    "traceback": traceback.format_exc().splitlines()[-3:]}
-    return finding(fid, title, severity, status, evidence, REMEDIATION[fid]), metrics
+    return run_finding(record["id"], record["title"], record["severity"], lambda: func(ctx),
+                       record["remediation"], record["references"])
 
 
 def validate(params):
@@ -1284,12 +1032,12 @@ def inspect(params, root="/"):
     _sample(ctx, ctx.after)
     ctx.elapsed = time.monotonic() - t0
     findings, metrics = [], []
-    for fid, title, severity, func in CHECKS:
-        one, more = run_check(ctx, fid, title, severity, func)
+    for record, func in CHECKS:
+        one, more = run_check(ctx, record, func)
         findings.append(one)
         metrics.extend(more)
     metrics.append(metric("health_inspect_seconds", time.time() - started, "seconds"))
-    return payload(ROLE, findings, metrics)
+    return payload(ROLE, findings, metrics, expected=len(CHECKS))
 
 
 ARGUMENT_SPEC = dict(
@@ -1337,7 +1085,7 @@ def main():
     errors = validate(module.params)
     if errors:
         module.fail_json(msg="; ".join(errors))
-    module.exit_json(changed=False, **inspect(module.params))
+    module.exit_json(changed=False, host=probe().as_dict(), **inspect(module.params))
 
 
 if __name__ == "__main__":

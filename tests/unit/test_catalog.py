@@ -1,11 +1,14 @@
-"""The hardening control catalog (roles/hardening/vars/catalog.yml) and fleetcare.catalog.
+"""The hardening control catalog (roles/hardening/vars/catalog.yml), health's checks and fleetcare.catalog.
 
-The catalog is data both engines trust, so its shape is checked here record by record against
-docs/controls.md: keys and types, known kinds, params that fit the kind, stable well-formed IDs.
+The catalog is data both engines trust, so its shape is checked here record by record: the
+collection's schema (plugins/plugin_utils/catalog.schema.json, one branch per kind) through its
+one loader, then what the schema cannot say (stable IDs numbered without gaps, no contradiction).
+The kinds of the schema, the audit module's registry and the role's task files are one set.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections import Counter
 from pathlib import Path
@@ -14,6 +17,7 @@ import pytest
 import yaml
 
 from fleetcare import catalog
+from fleetcare.collection import controls, health_checks
 from fleetcare.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,33 +30,25 @@ AREAS = {"SSH", "KERN", "NET", "PAM", "PASS", "PERM", "MOD", "CORE", "AUDIT", "S
 SEVERITIES = {"critical", "major", "minor", "info"}
 KEYS = {"id": str, "title": str, "severity": str, "rationale": str, "remediation": str, "references": list,
         "kind": str, "params": dict, "applies_in_container": bool, "disruptive": bool, "tags": list}
-# kind -> (required params, optional params), as docs/controls.md states them.
-KINDS = {
-    "sshd_option": ({"option", "value"}, set()),
-    "sysctl": ({"key", "value"}, {"unless_present"}),
-    "file_mode": ({"path", "mode"}, {"owner", "group"}),
-    "config_line": ({"path", "key", "value"}, {"separator", "create"}),
-    "ini_option": ({"path", "section", "option", "value"}, set()),
-    "file_content": ({"path", "content", "mode"}, set()),
-    "file_absent": ({"path"}, set()),
-    "package_absent": ({"package"}, set()),
-    "package_present": ({"package"}, set()),
-    "service_disabled": ({"service"}, set()),
-    "service_enabled": ({"service"}, set()),
-    "module_blacklist": ({"module"}, set()),
-    "mount_option": ({"mount", "option"}, {"optional"}),
-    "audit_rule": ({"rule"}, set()),
-    "pam_module": ({"service", "type", "module", "args"}, set()),
-    "account": ({"check"}, set()),
-    "apt_source": ({"suite", "uri", "components"}, set()),
-}
 ACCOUNT_CHECKS = {"empty_passwords", "uid0_only_root", "root_path", "no_legacy_plus", "system_accounts_nologin",
                   "home_permissions", "gid0_only_root", "duplicate_uids", "duplicate_gids", "duplicate_names",
                   "passwd_groups_exist", "shadow_group_empty"}
-# Kinds that touch the host kernel (or the audit subsystem, or mounts): never applied in a container.
-# Network sysctls (area NET) are the container's own network namespace's, so they do apply there.
-HOST_ONLY_KINDS = {"module_blacklist", "mount_option", "audit_rule"}
 HOST_ONLY_AREAS = {"AUDIT", "AA", "MOD", "MNT", "KERN"}
+TASKS = ROOT / "roles" / "hardening" / "tasks"
+
+
+def _module(name):
+    spec = importlib.util.spec_from_file_location("fleetcare_" + name, ROOT / "plugins" / "modules" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+AUDIT = _module("hardening_audit")
+SCHEMA_KINDS = controls.kinds()
+# Kinds that touch the host kernel (or the audit subsystem, or mounts) say so in the registry: they are
+# never applied in a container. Network sysctls are the container's own network namespace's, so they do.
+HOST_ONLY_KINDS = {k for k, kind in AUDIT.KINDS.items() if isinstance(kind.container, str)}
 ids = [r["id"] for r in RECORDS]
 
 
@@ -100,11 +96,8 @@ def test_record_shape(record):
 
 @pytest.mark.parametrize("record", RECORDS, ids=ids)
 def test_params_fit_the_kind(record):
-    assert record["kind"] in KINDS
-    required, optional = KINDS[record["kind"]]
+    controls.validate_record(record)  # the schema's branch for the kind: required and known params
     params = record["params"]
-    assert required <= set(params), f"missing params: {required - set(params)}"
-    assert set(params) <= required | optional, f"unknown params: {set(params) - required - optional}"
     for key in ("mode",):
         if key in params:
             assert isinstance(params[key], str) and re.fullmatch(r"0?[0-7]{3,4}", params[key])
@@ -134,8 +127,18 @@ def test_host_only_controls_never_apply_in_containers(record):
         assert record["applies_in_container"] is per_netns, record["params"]["key"]
 
 
+def test_schema_kinds_task_files_and_the_audit_registry_are_one_set():
+    task_files = {p.stem[len("kind_"):] for p in TASKS.glob("kind_*.yml")}
+    assert set(SCHEMA_KINDS) == task_files, "a kind without its tasks/kind_<kind>.yml, or a task file without a kind"
+    assert set(SCHEMA_KINDS) == set(AUDIT.KINDS), "a kind without its registry entry in hardening_audit, or too many"
+    assert sorted(SCHEMA_KINDS) == controls.schema()["properties"]["kind"]["enum"]
+    for name, kind in AUDIT.KINDS.items():
+        # The schema may ask more of a catalog record than the evaluation needs, never less.
+        assert set(kind.required) <= set(SCHEMA_KINDS[name]["required"]), name
+
+
 def test_every_kind_and_area_is_used():
-    assert {r["kind"] for r in RECORDS} == set(KINDS)
+    assert {r["kind"] for r in RECORDS} == set(SCHEMA_KINDS)
     assert {i.split("-")[1] for i in ids} == AREAS
 
 
@@ -248,3 +251,74 @@ def test_expected_summaries():
     assert catalog.expected(catalog.get("HARD-KERN-001")) == "kernel.randomize_va_space = 2"
     ciphers = next(r for r in RECORDS if r["kind"] == "sshd_option" and r["params"]["option"] == "ciphers")
     assert catalog.expected(ciphers).startswith("ciphers without ")
+
+
+def test_match_ignores_case_with_the_roles_own_matcher():
+    assert catalog.match(["hard-ssh-00[12]"]) == ["HARD-SSH-001", "HARD-SSH-002"]
+    assert catalog.match(["SSH"]) == catalog.match(["ssh"])
+    # The wrapper's --controls and the role's switches are one function: same patterns, same controls.
+    for pattern in ("hard-pam-*", "CORE", "sysctl", "HARD-SSH-00?"):
+        selected = controls.select_controls(RECORDS, only=[pattern], enable_disruptive=["*"])["enabled"]
+        assert [r["id"] for r in selected] == catalog.match([pattern]), pattern
+
+
+def test_a_record_off_the_schema_is_an_input_error_naming_file_id_and_key(tmp_path):
+    record = dict(RECORDS[0], params={"option": "permitrootlogin", "valeu": "no"})
+    path = tmp_path / "catalog.yml"
+    path.write_text(yaml.safe_dump({"__hardening_catalog": [record]}))
+    with pytest.raises(InputError) as err:
+        catalog.load(path)
+    message = str(err.value)
+    assert str(path) in message and "HARD-SSH-001" in message and "params" in message and "\n" not in message
+    path.write_text(yaml.safe_dump({"__hardening_catalog": [dict(RECORDS[0], kind="sshd_opiton")]}))
+    with pytest.raises(InputError, match="kind"):
+        catalog.load(path)
+    path.write_text(yaml.safe_dump({"__hardening_catalog": [RECORDS[0], RECORDS[0]]}))
+    with pytest.raises(InputError, match="used twice"):
+        catalog.load(path)
+
+
+# ---------------------------------------------------------------- health's checks, and every finding ID
+
+
+
+
+def test_explain_knows_health_checks():
+    text = catalog.explain("HLTH-DISK-001")
+    assert text.startswith("HLTH-DISK-001  Filesystem space")
+    for needle in ("role          health", "severity      major", "health_disk_warn_pct", "Why", "How to fix"):
+        assert needle in text
+    assert catalog.explain("hlth-disk-001") == text
+
+
+@pytest.mark.parametrize("check_id", [c["id"] for c in health_checks.CHECKS])
+def test_explain_works_for_every_health_check(check_id):
+    assert catalog.explain(check_id).startswith(check_id)
+
+
+def test_unknown_finding_id_suggests_from_every_role():
+    with pytest.raises(InputError, match=r"unknown finding ID 'HLTH-DSK-001'; did you mean HLTH-DISK-001\?"):
+        catalog.explain("HLTH-DSK-001")
+    with pytest.raises(InputError, match="did you mean HARD-SSH-001"):
+        catalog.explain("HARD-SSH-0001")
+
+
+def test_finding_ids_are_every_role_s_ids_once():
+    every = catalog.finding_ids()
+    assert len(every) == len(set(every)) == len(RECORDS) + 16
+    assert every[:16] == [c["id"] for c in health_checks.CHECKS]
+    assert set(every[16:]) == set(ids)
+
+
+def test_health_module_takes_its_texts_from_the_check_records():
+    module = _module("health_inspect")
+    assert list(module.CHECK_FUNCS) == [c["id"] for c in health_checks.CHECKS]
+    for check in health_checks.CHECKS:
+        assert check["title"] and check["rationale"] and check["remediation"]
+        assert check["severity"] in SEVERITIES
+        assert set(check["options"]) <= set(module.ARGUMENT_SPEC), check["id"]
+    findings = module.inspect(dict({k: v.get("default") for k, v in module.ARGUMENT_SPEC.items()},
+                                   sample_seconds=0.0))["fleetcare"]["findings"]
+    for found, check in zip(findings, health_checks.CHECKS, strict=True):
+        assert (found["id"], found["title"], found["remediation"]) == (check["id"], check["title"],
+                                                                       check["remediation"])

@@ -244,6 +244,14 @@ def test_a_no_log_fleetcare_task_owes_no_payload():
     findings are withheld on purpose and the host is not failed for it."""
     censored = module_ok("a", {"changed": False, "censored": "the output has been hidden due to the fact "
                                                              "that 'no_log: true' was specified for this result"})
-    run = build_run([censored, stats_event(["a"])], hosts=("a",))
+    audit = ok_event("a", [finding(status="pass")])  # the audit that ends every harden run
+    run = build_run([censored, audit, stats_event(["a"])], hosts=("a",))
     assert run.finish() == EXIT_OK
     assert run.hosts["a"].status == "ok"
+
+
+def test_a_host_that_answered_with_no_finding_at_all_is_not_clean():
+    run = build_run([module_ok("a", {"changed": False, "in_container": {"container": False}}),
+                     stats_event(["a"])], hosts=("a",))
+    assert run.finish() == EXIT_HOSTS
+    assert run.hosts["a"].status == "failed" and "no finding arrived" in run.hosts["a"].message

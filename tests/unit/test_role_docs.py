@@ -181,3 +181,11 @@ def test_hardening_readme_carries_the_controls_table():
     text = (ROOT / "roles" / "hardening" / "README.md").read_text()
     assert gen.CONTROLS_BEGIN in text and gen.CONTROLS_END in text
     assert "`HARD-SSH-001`" in text
+
+
+def test_a_catalog_record_off_the_schema_stops_the_generator(catalog_role, capsys):
+    catalog = catalog_role / "vars" / "catalog.yml"
+    catalog.write_text(catalog.read_text().replace("key: kernel.randomize_va_space", "kee: kernel.randomize_va_space"))
+    assert gen.main([str(catalog_role), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "HARD-KERN-001" in err and "params" in err and err.count("\n") == 1

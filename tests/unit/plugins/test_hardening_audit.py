@@ -10,7 +10,6 @@ import importlib.util
 import os
 import pwd
 import stat
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,6 @@ CATALOG = yaml.safe_load((ROOT / "roles" / "hardening" / "vars" / "catalog.yml")
 
 
 def _load_module():
-    collections = str(ROOT / ".collections")
-    if collections not in sys.path:
-        sys.path.insert(0, collections)
     spec = importlib.util.spec_from_file_location("fleetcare_hardening_audit", MODULE_PATH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -33,6 +29,8 @@ def _load_module():
 
 
 ha = _load_module()
+
+from ansible_collections.fleetcare.ops.plugins.module_utils import debian, host, sshd  # noqa: E402
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 MY_GROUP = grp.getgrgid(os.getgid()).gr_name
@@ -75,12 +73,12 @@ class FakeRunner:
 
 @pytest.fixture(scope="module")
 def sshd11():
-    return ha.parse_sshd_t((FIXTURES / "sshd-T-debian11.txt").read_text())
+    return sshd.parse_sshd_t((FIXTURES / "sshd-T-debian11.txt").read_text())
 
 
 @pytest.fixture(scope="module")
 def sshd13():
-    return ha.parse_sshd_t((FIXTURES / "sshd-T-debian13.txt").read_text())
+    return sshd.parse_sshd_t((FIXTURES / "sshd-T-debian13.txt").read_text())
 
 
 def test_sshd_simple_values(sshd13):
@@ -110,13 +108,13 @@ def test_sshd_removal_lists_with_wildcards(sshd11, sshd13):
 
 
 def test_sshd_full_lists_compare_as_sets():
-    effective = ha.parse_sshd_t("ciphers aes256-gcm@openssh.com,chacha20-poly1305@openssh.com\n")
+    effective = sshd.parse_sshd_t("ciphers aes256-gcm@openssh.com,chacha20-poly1305@openssh.com\n")
     wanted = {"option": "ciphers", "value": "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com"}
     assert ha.eval_sshd_option(wanted, effective)[0] == "pass"
 
 
 def test_sshd_multi_line_options_compare_as_sets():
-    effective = ha.parse_sshd_t("allowgroups sudo\nallowgroups root\n")
+    effective = sshd.parse_sshd_t("allowgroups sudo\nallowgroups root\n")
     assert ha.eval_sshd_option({"option": "allowgroups", "value": "root sudo"}, effective)[0] == "pass"
     assert ha.eval_sshd_option({"option": "allowgroups", "value": "root"}, effective)[0] == "fail"
     status, evidence = ha.eval_sshd_option({"option": "allowgroups", "value": "root"}, {})
@@ -130,7 +128,7 @@ def test_sshd_unknown_option_fails_with_reason(sshd11):
 
 def test_every_catalog_sshd_option_exists_on_debian_11_and_13(sshd11, sshd13):
     for record in CATALOG:
-        if record["kind"] == "sshd_option" and record["params"]["option"] not in ha.LIST_LINE_OPTIONS:
+        if record["kind"] == "sshd_option" and record["params"]["option"] not in sshd.LIST_LINE_OPTIONS:
             option = record["params"]["option"]
             assert option in sshd11 and option in sshd13, record["id"]
 
@@ -377,13 +375,13 @@ Status: install ok unpacked
 
 
 def test_dpkg_status_parsing():
-    states = ha.parse_dpkg_status(DPKG_STATUS)
+    states = debian.parse_dpkg_status(DPKG_STATUS)
     assert states == {"openssh-server": "installed", "telnetd": "config-files", "libc6": "installed",
                       "nis": "unpacked"}
 
 
 def test_packages_present_and_absent():
-    states = ha.parse_dpkg_status(DPKG_STATUS)
+    states = debian.parse_dpkg_status(DPKG_STATUS)
     assert ha.eval_package_present({"package": "openssh-server"}, states)[0] == "pass"
     assert ha.eval_package_present({"package": "libpam-pwquality"}, states) == (
         "fail", {"package": "libpam-pwquality", "expected": "installed", "actual": "not installed"})
@@ -484,7 +482,7 @@ tmpfs /tmp tmpfs rw,nosuid,nodev,noexec 0 0
 
 
 def test_mount_options():
-    mounts = ha.parse_mounts(PROC_MOUNTS)
+    mounts = ha.mount_table(PROC_MOUNTS)
     assert "/srv/my data" in mounts
     assert ha.eval_mount_option({"mount": "/tmp", "option": "noexec"}, mounts)[0] == "pass"  # top mount wins
     assert ha.eval_mount_option({"mount": "/dev/shm", "option": "noexec"}, mounts)[0] == "fail"
@@ -754,7 +752,7 @@ def test_unreadable_file_is_an_error(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(ha, "open", refuse, raising=False)
+    monkeypatch.setattr(host, "open", refuse, raising=False)
     found = audit_at(tmp_path, control("config_line", {"path": "/etc/login.defs", "key": "UMASK", "value": "027"}))
     assert found["status"] == "error" and "cannot read /etc/login.defs" in found["evidence"]["reason"]
 
@@ -763,22 +761,22 @@ def test_unreadable_file_is_an_error(tmp_path, monkeypatch):
 
 
 def test_detect_container_markers(tmp_path):
-    assert ha.detect_container(str(tmp_path)) == (False, "no container marker")
+    assert host.detect_container(str(tmp_path)) == ("", "no container marker")
     write(tmp_path, "/proc/1/environ", "PATH=/bin\0container=lxc\0")
-    assert ha.detect_container(str(tmp_path)) == (True, "PID 1 environment: container=lxc")
+    assert host.detect_container(str(tmp_path)) == ("lxc", "PID 1 environment: container=lxc")
     write(tmp_path, "/.dockerenv", "")
-    assert ha.detect_container(str(tmp_path)) == (True, "/.dockerenv")
+    assert host.detect_container(str(tmp_path)) == ("docker", "/.dockerenv")
     write(tmp_path, "/run/systemd/container", "podman\n")
-    assert ha.detect_container(str(tmp_path)) == (True, "/run/systemd/container: podman")
+    assert host.detect_container(str(tmp_path)) == ("podman", "/run/systemd/container: podman")
 
 
 def test_detect_container_asks_systemd_last(tmp_path, monkeypatch):
     runner = FakeRunner({("systemd-detect-virt", "-c"): (0, "podman\n", "")})
-    monkeypatch.setattr(ha.os.path, "exists", lambda p: False)
-    monkeypatch.setattr(ha, "read_text", lambda p: (_ for _ in ()).throw(OSError(2, "absent")))
-    assert ha.detect_container("/", runner) == (True, "systemd-detect-virt -c: podman")
+    monkeypatch.setattr(host.os.path, "exists", lambda p: False)
+    monkeypatch.setattr(host, "read_text", lambda p: (_ for _ in ()).throw(OSError(2, "absent")))
+    assert host.detect_container("/", runner) == ("podman", "systemd-detect-virt -c: podman")
     none = FakeRunner({("systemd-detect-virt", "-c"): (1, "none\n", "")})
-    assert ha.detect_container("/", none) == (False, "systemd-detect-virt -c: none")
+    assert host.detect_container("/", none) == ("", "systemd-detect-virt -c: none")
 
 
 # ---------------------------------------------------------------- the whole catalog

@@ -34,6 +34,12 @@ CATALOG = [
 ]
 
 
+# Records of the real catalog, where a test writes a catalog file (the loader validates every record).
+REAL = yaml.safe_load(CATALOG_FILE.read_text())[controls.CATALOG_KEY]
+REAL_FOUR = [next(r for r in REAL if r["id"] == i) for i in ("HARD-SSH-001", "HARD-SSH-002", "HARD-PASS-001",
+                                                            "HARD-KERN-001")]
+
+
 def ids(records):
     return [r["id"] for r in records]
 
@@ -104,14 +110,14 @@ def test_real_catalog_shrinks_and_keeps_every_control():
 
 def test_catalog_is_parsed_once_per_file_version(tmp_path, monkeypatch):
     path = tmp_path / "catalog.yml"
-    path.write_text(yaml.safe_dump({controls.CATALOG_KEY: CATALOG[:1]}))
+    path.write_text(yaml.safe_dump({controls.CATALOG_KEY: REAL_FOUR[:1]}))
     loads = []
     real = yaml.load
     monkeypatch.setattr(yaml, "load", lambda *a, **kw: loads.append(1) or real(*a, **kw))
     first = controls.load_catalog(str(path))
     assert controls.load_catalog(str(path)) is first
     assert len(loads) == 1
-    path.write_text(yaml.safe_dump({controls.CATALOG_KEY: CATALOG[:2]}))
+    path.write_text(yaml.safe_dump({controls.CATALOG_KEY: REAL_FOUR[:2]}))
     assert ids(controls.load_catalog(str(path))) == ["HARD-SSH-001", "HARD-SSH-002"]
 
 
@@ -166,9 +172,9 @@ def test_the_default_catalog_is_the_collections_own():
 
 def test_the_action_takes_a_catalog_file(tmp_path):
     path = tmp_path / "catalog.yml"
-    path.write_text(yaml.safe_dump({controls.CATALOG_KEY: CATALOG}))
+    path.write_text(yaml.safe_dump({controls.CATALOG_KEY: REAL_FOUR}))
     with mock.patch.object(action.ActionModule, "_find_needle", lambda self, d, n: n):
-        _, calls = run_action({"catalog": str(path), "only": ["pass"]})
+        _, calls = run_action({"catalog": str(path), "only": ["pass"], "enable_disruptive": ["HARD-SSH-002"]})
     assert ids(calls[0]["module_args"]["controls"]) == ["HARD-PASS-001"]
     assert ids(calls[0]["module_args"]["skipped"]) == ["HARD-SSH-001", "HARD-SSH-002", "HARD-KERN-001"]
 

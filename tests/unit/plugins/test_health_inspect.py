@@ -6,7 +6,6 @@ import base64
 import calendar
 import importlib.util
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -19,11 +18,7 @@ ROLE = ROOT / "roles" / "health"
 
 
 def _load_module():
-    # The module imports its module_utils by collection name; the in-place
-    # collections path (.collections -> repository root) makes that resolvable.
-    collections = str(ROOT / ".collections")
-    if collections not in sys.path:
-        sys.path.insert(0, collections)
+    # The module imports its module_utils by collection name (conftest.py puts the collection on the path).
     spec = importlib.util.spec_from_file_location("fleetcare_health_inspect", MODULE_PATH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -31,6 +26,9 @@ def _load_module():
 
 
 hi = _load_module()
+
+from ansible_collections.fleetcare.ops.plugins.module_utils import debian, host, x509  # noqa: E402
+from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import BY_ID, CHECKS  # noqa: E402
 
 PARAMS = {name: opt.get("default") for name, opt in hi.ARGUMENT_SPEC.items()}
 
@@ -154,7 +152,7 @@ def test_a_failed_sample_is_reported_by_the_check(tmp_path):
     ctx = make_ctx(tmp_path)
     ctx.before["diskstats"] = OSError("no such file")
     ctx.after["diskstats"] = {}
-    finding, metrics = hi.run_check(ctx, "HLTH-DISK-003", "Disk I/O utilisation", "minor", hi.check_disk_io)
+    finding, metrics = hi.run_check(ctx, BY_ID["HLTH-DISK-003"], hi.check_disk_io)
     assert finding["status"] == "error"
     assert "/proc/diskstats" in finding["evidence"]["reason"]
     assert metrics == []
@@ -215,7 +213,7 @@ def test_vmstat_and_oom(tmp_path):
 
 def test_old_kernel_without_oom_counter(tmp_path):
     write(tmp_path, "proc/vmstat", "nr_free_pages 1\n")
-    finding, _ = hi.run_check(make_ctx(tmp_path), "HLTH-OOM-001", "OOM", "major", hi.check_oom)
+    finding, _ = hi.run_check(make_ctx(tmp_path), BY_ID["HLTH-OOM-001"], hi.check_oom)
     assert finding["status"] == "not_applicable"
     assert "4.13" in finding["evidence"]["reason"]
 
@@ -229,8 +227,8 @@ def test_mounts_decode_octal_escapes_and_filter():
         "/dev/sdb1 /srv/my\\040data xfs rw 0 0\nserver:/x /mnt/nfs nfs4 rw 0 0\n"
         "/dev/sdc1 /snap/core squashfs ro 0 0\n"
     )
-    mounts = hi.parse_mounts(text)
-    assert mounts[2] == ("/dev/sdb1", "/srv/my data", "xfs")
+    mounts = host.parse_mounts(text)
+    assert mounts[2] == {"source": "/dev/sdb1", "mount": "/srv/my data", "fstype": "xfs", "options": ["rw"]}
     selected = hi.select_mounts(mounts, PARAMS["disk_fstypes"], ["/srv/*"])
     assert [m[1] for m in selected] == ["/"]
 
@@ -268,9 +266,7 @@ def test_disk_checks_on_the_real_root_filesystem(tmp_path):
 
 def test_disk_check_without_any_filesystem(tmp_path):
     write(tmp_path, "proc/self/mounts", "tmpfs /run tmpfs rw 0 0\n")
-    finding, _ = hi.run_check(
-        make_ctx(tmp_path), "HLTH-DISK-001", "Filesystem space", "major", hi.check_disk_space
-    )
+    finding, _ = hi.run_check(make_ctx(tmp_path), BY_ID["HLTH-DISK-001"], hi.check_disk_space)
     assert finding["status"] == "not_applicable"
 
 
@@ -312,7 +308,7 @@ def test_failed_units_with_and_without_bullet():
 
 
 def test_units_not_applicable_without_systemd(tmp_path):
-    finding, _ = hi.run_check(make_ctx(tmp_path), "HLTH-UNIT-001", "Failed units", "major", hi.check_units)
+    finding, _ = hi.run_check(make_ctx(tmp_path), BY_ID["HLTH-UNIT-001"], hi.check_units)
     assert finding["status"] == "not_applicable"
     assert "PID 1" in finding["evidence"]["reason"]
 
@@ -328,9 +324,9 @@ def test_units_counts_failures_but_not_ignored_ones(tmp_path, monkeypatch):
 
 
 def test_timedatectl_and_chronyc_parsers():
-    props = hi.parse_properties("Timezone=UTC\nNTP=yes\nNTPSynchronized=no\n")
+    props = host.parse_properties("Timezone=UTC\nNTP=yes\nNTPSynchronized=no\n")
     assert props["NTPSynchronized"] == "no"
-    tracking = hi.parse_chronyc_tracking("Reference ID : 00000000 ()\nLeap status  : Not synchronised\n")
+    tracking = host.parse_properties("Reference ID : 00000000 ()\nLeap status  : Not synchronised\n", ":")
     assert tracking["Leap status"] == "Not synchronised"
 
 
@@ -357,7 +353,7 @@ def test_time_unknown_is_an_error_not_a_pass(tmp_path, monkeypatch):
 
     monkeypatch.setattr(hi, "adjtimex_state", fail)
     monkeypatch.setattr(hi, "run_cmd", fail)
-    finding, _ = hi.run_check(make_ctx(tmp_path), "HLTH-TIME-001", "Clock", "major", hi.check_time)
+    finding, _ = hi.run_check(make_ctx(tmp_path), BY_ID["HLTH-TIME-001"], hi.check_time)
     assert finding["status"] == "error"
 
 
@@ -371,7 +367,7 @@ def test_time_unsynchronised_kernel_clock_fails(tmp_path, monkeypatch):
 
 
 def test_journal_not_applicable_without_journald(tmp_path):
-    finding, _ = hi.run_check(make_ctx(tmp_path), "HLTH-LOG-001", "Journal", "minor", hi.check_log)
+    finding, _ = hi.run_check(make_ctx(tmp_path), BY_ID["HLTH-LOG-001"], hi.check_log)
     assert finding["status"] == "not_applicable"
 
 
@@ -388,7 +384,7 @@ def test_journal_unreadable_for_a_plain_user(tmp_path, monkeypatch):
     write(tmp_path, "run/systemd/journal/socket", "")
     hint = "Hint: You are currently not seeing messages from other users and the system.\n"
     monkeypatch.setattr(hi, "run_cmd", lambda argv, timeout=15: (0, "", hint))
-    finding, _ = hi.run_check(make_ctx(tmp_path), "HLTH-LOG-001", "Journal", "minor", hi.check_log)
+    finding, _ = hi.run_check(make_ctx(tmp_path), BY_ID["HLTH-LOG-001"], hi.check_log)
     assert finding["status"] == "error"
     assert "systemd-journal" in finding["evidence"]["reason"]
 
@@ -397,16 +393,18 @@ def test_journal_unreadable_for_a_plain_user(tmp_path, monkeypatch):
 
 
 def test_container_detection(tmp_path):
-    assert hi.detect_container(str(tmp_path)) == ""
+    assert host.detect_container(str(tmp_path)) == ("", "no container marker")
+    write(tmp_path, "proc/1/cgroup", "0::/machine.slice/libpod-4f2a.scope\n")
+    assert host.detect_container(str(tmp_path)) == ("libpod", "PID 1 cgroup names libpod")
     write(tmp_path, "run/systemd/container", "podman\n")
-    assert hi.detect_container(str(tmp_path)) == "podman"
+    assert host.detect_container(str(tmp_path)) == ("podman", "/run/systemd/container: podman")
 
 
 def test_newest_kernel_orders_debian_releases():
     releases = ["5.10.0-28-amd64", "6.1.0-9-amd64", "6.1.0-18-amd64", "6.1.0-18-cloud-amd64"]
-    assert hi.newest_kernel(releases) in ("6.1.0-18-amd64", "6.1.0-18-cloud-amd64")
-    assert hi.kernel_key("6.1.0-18-amd64") > hi.kernel_key("6.1.0-9-amd64")
-    assert hi.newest_kernel([]) is None
+    assert debian.newest_kernel(releases) in ("6.1.0-18-amd64", "6.1.0-18-cloud-amd64")
+    assert debian.kernel_key("6.1.0-18-amd64") > debian.kernel_key("6.1.0-9-amd64")
+    assert debian.newest_kernel([]) is None
 
 
 def test_reboot_flag_and_packages(tmp_path):
@@ -487,13 +485,13 @@ DAY = 86400
 
 @pytest.mark.parametrize("generalized", [False, True])
 def test_certificate_info_reads_not_after_and_cn(generalized):
-    info = hi.certificate_info(certificate("web.example.test", NOW + 10 * DAY, generalized))
+    info = x509.certificate_info(certificate("web.example.test", NOW + 10 * DAY, generalized))
     assert info == {"not_after": NOW + 10 * DAY, "subject_cn": "web.example.test"}
 
 
 def test_truncated_der_is_a_value_error():
     with pytest.raises(ValueError):
-        hi.certificate_info(certificate("x", NOW)[:40])
+        x509.certificate_info(certificate("x", NOW)[:40])
 
 
 @pytest.mark.parametrize(
@@ -532,12 +530,12 @@ def test_chain_is_judged_by_its_first_expiry_and_bad_files_listed(tmp_path):
 
 def test_no_certificate_is_not_applicable_and_unreadable_only_is_error(tmp_path):
     ctx = make_ctx(tmp_path, cert_paths=[str(tmp_path / "none/*.pem")])
-    finding, _ = hi.run_check(ctx, "HLTH-CERT-001", "Certificate expiry", "major", hi.check_certs)
+    finding, _ = hi.run_check(ctx, BY_ID["HLTH-CERT-001"], hi.check_certs)
     assert finding["status"] == "not_applicable"
     assert finding["evidence"]["threshold_days"] == 30
     write(tmp_path, "bad.pem", "not a certificate")
     ctx = make_ctx(tmp_path, cert_paths=[str(tmp_path / "bad.pem")])
-    finding, _ = hi.run_check(ctx, "HLTH-CERT-001", "Certificate expiry", "major", hi.check_certs)
+    finding, _ = hi.run_check(ctx, BY_ID["HLTH-CERT-001"], hi.check_certs)
     assert finding["status"] == "error"
     assert finding["evidence"]["unreadable"][0]["reason"] == "no PEM certificate in the file"
 
@@ -553,16 +551,16 @@ def test_run_check_turns_any_exception_into_one_error_finding(tmp_path):
         raise PermissionError(13, "Permission denied", "/proc/x")
 
     ctx = make_ctx(tmp_path)
-    crashed, _ = hi.run_check(ctx, "HLTH-MEM-001", "Memory", "major", broken)
+    crashed, _ = hi.run_check(ctx, BY_ID["HLTH-MEM-001"], broken)
     assert crashed["status"] == "error"
     assert "KeyError" in crashed["evidence"]["reason"]
-    denied, _ = hi.run_check(ctx, "HLTH-MEM-001", "Memory", "major", unreadable)
+    denied, _ = hi.run_check(ctx, BY_ID["HLTH-MEM-001"], unreadable)
     assert denied["evidence"]["reason"] == "cannot read /proc/x: Permission denied"
     assert denied["remediation"]
 
 
 def test_backup_hook_is_not_applicable_yet(tmp_path):
-    finding, _ = hi.run_check(make_ctx(tmp_path), "HLTH-BKUP-001", "Backup", "major", hi.check_backup)
+    finding, _ = hi.run_check(make_ctx(tmp_path), BY_ID["HLTH-BKUP-001"], hi.check_backup)
     assert finding["status"] == "not_applicable"
     assert finding["evidence"] == {"threshold_hours": 26, "reason": "the backup role is not available yet"}
 
@@ -581,7 +579,7 @@ def test_inspect_on_this_machine_gives_every_id_once():
     body = result["fleetcare"]
     assert body["contract"] == 1 and body["role"] == "health"
     ids = [f["id"] for f in body["findings"]]
-    assert ids == [c[0] for c in hi.CHECKS]
+    assert ids == [c["id"] for c in CHECKS]
     assert len(set(ids)) == 16
     for found in body["findings"]:
         assert set(found) == {"id", "title", "severity", "status", "evidence", "remediation", "references"}

@@ -1,0 +1,102 @@
+# -*- coding: utf-8 -*-
+# Copyright: fleetcare engineers
+# Apache-2.0
+
+"""The checks of the health role, as data: one record per finding ID, the texts written once.
+
+The module ``health_inspect`` takes each finding's title, base severity, remediation and
+references from here (it holds only the measuring code), and the wrapper reads the same
+records for ``fleetcare explain HLTH-...``. A record has the keys of a hardening control that
+are not about enforcement: ``id``, ``title``, ``severity`` (the severity of a failure at the
+first threshold; a check may escalate at its critical one), ``rationale``, ``remediation``,
+``references``, and ``options``: the module options (role variables ``health_<option>``)
+that tune it. Python rather than YAML, because module_utils is what Ansible ships to hosts.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+def _check(fid, title, severity, options, rationale, remediation, references=()):
+    return {"id": fid, "title": title, "severity": severity, "options": tuple(options),
+            "rationale": " ".join(rationale.split()), "remediation": " ".join(remediation.split()),
+            "references": list(references)}
+
+
+CHECKS = (
+    _check("HLTH-LOAD-001", "Load average per core", "minor", ("load_warn_per_core", "load_critical_per_core"),
+           """A 5-minute load above the number of cores means runnable work waits for a CPU: requests
+           slow down before anything fails. Fails as major at the critical threshold.""",
+           """Find what keeps the CPUs busy (top, pidstat) and spread or reduce the work, or add CPUs."""),
+    _check("HLTH-CPU-001", "CPU steal time", "minor", ("cpu_steal_warn_pct", "cpu_steal_critical_pct",
+                                                       "sample_seconds"),
+           """Steal is CPU time the hypervisor gave to other guests while this one wanted to run; it
+           makes a VM slow in a way no tuning inside it can fix.""",
+           """The hypervisor is overcommitted: move the VM or ask the provider for dedicated CPU."""),
+    _check("HLTH-CPU-002", "CPU I/O wait", "minor", ("cpu_iowait_warn_pct", "cpu_iowait_critical_pct",
+                                                     "sample_seconds"),
+           """CPUs idle while processes wait on storage: the disks, not the CPUs, limit the host.""",
+           """Find the process waiting on storage (iotop, pidstat -d) and check the disk's health and latency."""),
+    _check("HLTH-MEM-001", "Memory use", "major", ("mem_warn_pct", "mem_critical_pct"),
+           """Memory used (from MemAvailable, so caches that can be dropped do not count). Near the
+           limit the kernel swaps, then kills processes. Fails as critical at the critical threshold.""",
+           """Find the largest processes (ps aux --sort=-rss), fix leaks or add memory."""),
+    _check("HLTH-SWAP-001", "Swap use", "minor", ("swap_warn_pct", "swap_critical_pct"),
+           """Heavy swap use means the working set no longer fits in memory; a host without swap passes.""",
+           """The host is short of memory: reduce the workload, add memory, or tune vm.swappiness."""),
+    _check("HLTH-DISK-001", "Filesystem space", "major", ("disk_warn_pct", "disk_critical_pct", "disk_fstypes",
+                                                         "disk_exclude_mounts"),
+           """A full filesystem stops databases, logging and package upgrades. Space is counted as df
+           does (blocks reserved for root are not available); the worst mount names the finding and
+           every mount over the threshold is listed. Fails as critical at the critical threshold.""",
+           """Free space on the listed filesystems (old logs, caches, packages) or grow the volumes."""),
+    _check("HLTH-DISK-002", "Filesystem inodes", "major", ("inode_warn_pct", "inode_critical_pct", "disk_fstypes",
+                                                          "disk_exclude_mounts"),
+           """A filesystem out of inodes refuses new files although df shows free space.""",
+           """Remove the many small files filling the filesystem (sessions, mail queues, caches) or rebuild it
+           with more inodes."""),
+    _check("HLTH-DISK-003", "Disk I/O utilisation", "minor", ("disk_io_warn_pct", "disk_io_critical_pct",
+                                                             "sample_seconds"),
+           """The share of the sampling window a whole disk was busy; a saturated device queues every
+           read and write behind it.""",
+           """Find the process saturating the device (iotop) and spread the load or use faster storage."""),
+    _check("HLTH-NET-001", "Network interface errors and drops", "minor", ("net_error_warn_pct",
+                                                                          "net_error_critical_pct",
+                                                                          "net_exclude_ifaces", "sample_seconds"),
+           """Errors and drops lose packets and make connections retransmit. Judged since boot (minor)
+           and within the sampling window when it saw enough packets (major).""",
+           """Check the interface's cabling, duplex, driver and ring buffers (ip -s link, ethtool -S)."""),
+    _check("HLTH-UNIT-001", "Failed systemd units", "major", ("units_ignore",),
+           """A failed unit is a service that is not running although the host is configured to run it.""",
+           """Inspect each failed unit (systemctl status UNIT, journalctl -u UNIT), fix and restart it, or
+           reset it."""),
+    _check("HLTH-TIME-001", "Clock synchronisation", "major", (),
+           """Logs, certificates, Kerberos and distributed databases need a synchronised clock; the
+           kernel's own state is read first, then timedatectl and chronyc.""",
+           """Run a time synchronisation service (systemd-timesyncd or chrony) that can reach an NTP server."""),
+    _check("HLTH-CERT-001", "Certificate expiry", "major", ("cert_paths", "cert_warn_days", "cert_critical_days"),
+           """An expired certificate stops every client that checks it. The certificate that expires
+           first names the finding. Fails as critical at the critical threshold or when expired.""",
+           """Renew the listed certificates before they expire and reload the services using them."""),
+    _check("HLTH-REBOOT-001", "Pending reboot", "major", (),
+           """Updated kernels and libraries take effect only after a reboot: /var/run/reboot-required
+           says a package asked for one, and a newer installed kernel than the running one says so too
+           (not in a container, whose kernel is the host's).""",
+           """Reboot the host in a maintenance window so the updated kernel and libraries are used."""),
+    _check("HLTH-OOM-001", "Out-of-memory kills", "major", ("oom_warn_count",),
+           """The kernel killed processes to free memory since boot: something was lost, and it will
+           happen again under the same load.""",
+           """Find the killed process (journalctl -k | grep -i oom), then add memory or limit the workload."""),
+    _check("HLTH-LOG-001", "Journal error rate", "minor", ("log_window_minutes", "log_warn_count",
+                                                          "log_critical_count"),
+           """Journal entries of priority err and worse in the window: a burst of errors is often the
+           first sign of a fault. Fails as major at the critical count.""",
+           """Read the errors (journalctl -p err --since -1h) and fix their causes."""),
+    _check("HLTH-BKUP-001", "Last backup age", "major", ("backup_max_age_hours",),
+           """A backup older than the recovery point objective means data written since would be lost.
+           Not applicable until the backup role exists.""",
+           """Run a backup and check the backup schedule."""),
+)
+
+BY_ID = dict((record["id"], record) for record in CHECKS)
