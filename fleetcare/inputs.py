@@ -285,7 +285,7 @@ def inventory_view(path: str, limit: str | None, keep: Callable[[str], bool]) ->
 
     def layer(label: str, data: dict[str, Any]) -> str | None:
         if label not in layers:
-            layers[label] = {k: v for k, v in data.items() if isinstance(k, str) and keep(k)}
+            layers[label] = {k: _unvaulted(v) for k, v in data.items() if isinstance(k, str) and keep(k)}
         return label if layers[label] else None
 
     try:
@@ -318,6 +318,24 @@ def inventory_view(path: str, limit: str | None, keep: Callable[[str], bool]) ->
             "order": order}
     # the same plain data whether it was parsed here or in a child process
     return json.loads(json.dumps(view, default=str))
+
+
+# What stands for a vault-encrypted value: the wrapper never decrypts a secret to judge it (and
+# has no vault password of its own before Ansible runs); like a template, Ansible resolves it at
+# run time and the module's own validation judges the result.
+VAULTED = "{{ vault-encrypted value }}"
+
+
+def _unvaulted(value: Any) -> Any:
+    from ansible.parsing.vault import EncryptedString
+
+    if isinstance(value, EncryptedString):
+        return VAULTED
+    if isinstance(value, dict):
+        return {k: _unvaulted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unvaulted(v) for v in value]
+    return value
 
 
 def inventory_timeout() -> float:

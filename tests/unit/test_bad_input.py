@@ -286,6 +286,20 @@ def test_good_input_reaches_ansible(capsys, fleet, trap, data_home):
     assert trap.calls == 1
 
 
+def test_a_vaulted_value_is_left_to_the_module_and_never_decrypted(capsys, fleet, trap, tmp_path):
+    """The wrapper has no vault password before Ansible runs and never decrypts a secret to judge
+    it (ansible-core 2.19 refuses to, outside its own vault context): the run goes on."""
+    password = _w(tmp_path / "vault-pass", "s3cret-vault-pass\n")
+    vaulted = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-vault"), "encrypt_string", "--vault-password-file",
+         str(password), "--name", "health_disk_warn_pct", "70"],
+        capture_output=True, text=True, check=True).stdout
+    _w(fleet / "host_vars" / "web-1.yml", vaulted)
+    with pytest.raises(AssertionError, match="Ansible was started"):
+        cli.main(["inspect", "-i", str(fleet / "hosts.yml")])
+    assert trap.calls == 1
+
+
 def test_limit_leaves_out_the_hosts_with_bad_values(capsys, fleet, trap):
     _w(fleet / "host_vars" / "db-1.yml", "health_disk_critical_pct: 10\n")
     with pytest.raises(AssertionError, match="Ansible was started"):
