@@ -17,10 +17,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fleetcare.collection import controls, health_checks
+from fleetcare.collection import ROOT, controls, role_checks
 from fleetcare.errors import InputError
 
-ROOT = Path(__file__).resolve().parent.parent
 CATALOG_PATH = ROOT / "roles" / "hardening" / "vars" / "catalog.yml"
 CATALOG_KEY = controls.CATALOG_KEY
 
@@ -54,14 +53,25 @@ def get(control_id: str, path: str | Path | None = None) -> dict[str, Any]:
     raise InputError(f"unknown control {control_id!r}{_suggestion(wanted, ids(path))}")
 
 
+def _role_checks() -> list[tuple[str, dict[str, Any]]]:
+    """(role, record) of every role of the command registry that describes its checks as data
+    (``plugins/module_utils/<role>_checks.py``), in registry order."""
+    from fleetcare import commands
+
+    roles = dict.fromkeys(r for c in commands.run_commands() for r in c.roles)
+    return [(role, record) for role in roles for record in role_checks(role)]
+
+
 def health_check(check_id: str) -> dict[str, Any] | None:
-    """A health check's record by ID (case-insensitive), or None."""
-    return health_checks.BY_ID.get(check_id.strip().upper())
+    """A check's record by ID (case-insensitive), from any role's check data, or None."""
+    wanted = check_id.strip().upper()
+    return next((dict(record, role=role) for role, record in _role_checks() if record["id"] == wanted), None)
 
 
 def finding_ids() -> list[str]:
-    """Every finding ID a role of the collection can emit: health's checks, then hardening's controls."""
-    return [c["id"] for c in health_checks.CHECKS] + ids()
+    """Every finding ID a role of the collection can emit: the roles' checks (health's first),
+    then hardening's controls."""
+    return [record["id"] for _, record in _role_checks()] + ids()
 
 
 def expected(record: dict[str, Any]) -> str:
@@ -135,11 +145,11 @@ def _prose(r: dict[str, Any]) -> list[str]:
 
 
 def _explain_health(r: dict[str, Any]) -> str:
-    options = ", ".join(f"health_{o}" for o in r["options"]) or "(none)"
+    options = ", ".join(f"{r['role']}_{o}" for o in r.get("options") or ()) or "(none)"
     return "\n".join([
         f"{r['id']}  {r['title']}",
         "",
-        "  role          health",
+        f"  role          {r['role']}",
         f"  severity      {r['severity']}",
         f"  tuned by      {options}",
         *_prose(r),

@@ -19,6 +19,18 @@ CHECKOUT_COLLECTIONS = Path(__file__).resolve().parent.parent / ".collections"
 PACKAGE = "ansible_collections.fleetcare.ops"
 
 
+def _collection_root() -> Path:
+    """Where the collection and its Ansible project (ansible.cfg, playbooks, roles, inventories)
+    are: in a checkout, the repository itself; installed from a wheel, the copy shipped beside
+    this package as ``ansible_collections/fleetcare/ops`` (see pyproject.toml)."""
+    here = Path(__file__).resolve().parent.parent
+    installed = here / "ansible_collections" / "fleetcare" / "ops"
+    return installed if (installed / "galaxy.yml").is_file() else here
+
+
+ROOT = _collection_root()
+
+
 def _installed() -> bool:
     try:
         return importlib.util.find_spec(PACKAGE) is not None
@@ -39,4 +51,14 @@ def module_utils(name: str) -> ModuleType:
     return importlib.import_module(f"{PACKAGE}.plugins.module_utils.{name}")
 
 
-__all__ = ["CHECKOUT_COLLECTIONS", "PACKAGE", "controls", "health_checks", "module_utils"]
+def role_checks(role: str) -> tuple[dict, ...]:
+    """The checks a role describes as data (``CHECKS`` in ``plugins/module_utils/<role>_checks.py``,
+    the records its module takes its texts from), or () for a role that keeps none there."""
+    try:
+        module = module_utils(f"{role}_checks")
+    except ModuleNotFoundError:
+        return ()
+    return tuple(module.CHECKS)
+
+
+__all__ = ["CHECKOUT_COLLECTIONS", "PACKAGE", "ROOT", "controls", "health_checks", "module_utils", "role_checks"]

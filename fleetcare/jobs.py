@@ -21,20 +21,10 @@ from typing import Any
 
 import yaml
 
-from fleetcare import commands, inputs
+from fleetcare import collection, commands, inputs
 from fleetcare.errors import InputError
 
-
-def _collection_root() -> Path:
-    """Where the collection fleetcare.ops and its Ansible project (ansible.cfg, playbooks, roles,
-    inventories) are: in a checkout, the repository itself; installed from a wheel, the copy
-    shipped beside this package as ``ansible_collections/fleetcare/ops`` (see pyproject.toml)."""
-    here = Path(__file__).resolve().parent.parent
-    installed = here / "ansible_collections" / "fleetcare" / "ops"
-    return installed if (installed / "galaxy.yml").is_file() else here
-
-
-ROOT = _collection_root()
+ROOT = collection.ROOT  # the collection root and Ansible project
 LOCAL_INVENTORY = ROOT / "inventories" / "localhost.yml"
 
 

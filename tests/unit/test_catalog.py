@@ -322,3 +322,25 @@ def test_health_module_takes_its_texts_from_the_check_records():
     for found, check in zip(findings, health_checks.CHECKS, strict=True):
         assert (found["id"], found["title"], found["remediation"]) == (check["id"], check["title"],
                                                                        check["remediation"])
+
+
+def test_a_new_roles_checks_reach_explain_from_its_own_data(monkeypatch):
+    """A role that describes its checks in plugins/module_utils/<role>_checks.py and has a command
+    in the registry is known to explain and finding_ids, with no other file touched."""
+    import sys
+    import types
+
+    from fleetcare import commands
+    from fleetcare.collection import PACKAGE
+    from fleetcare.commands import Command
+
+    data = types.ModuleType("demo_checks")
+    data.CHECKS = ({"id": "DEMO-USER-001", "title": "Too many users", "severity": "minor",
+                    "options": ("max_users",), "rationale": "Fewer accounts, fewer ways in.",
+                    "remediation": "Remove the accounts nobody uses.", "references": []},)
+    monkeypatch.setitem(sys.modules, f"{PACKAGE}.plugins.module_utils.demo_checks", data)
+    monkeypatch.setitem(commands.COMMANDS, "demo", Command(
+        "demo", "check the demo", playbook="playbooks/demo.yml", roles=("demo",), title="Demo report"))
+    assert "DEMO-USER-001" in catalog.finding_ids()
+    text = catalog.explain("demo-user-001")
+    assert "Too many users" in text and "role          demo" in text and "demo_max_users" in text
