@@ -253,10 +253,10 @@ def _exit_line(run) -> str:
     seen = f"{sum(1 for h in hosts if answered(h))} hosts done"
     down = [safe(h.name) for h in hosts if h.status in ("unreachable", "failed")]
     if down:
-        seen += f", {len(down)} unreachable or failed: {first_hosts(down, 5)}"
+        seen += f", {len(down):,} unreachable or failed: {first_hosts(down, 5)}"
     unfinished = [safe(h.name) for h in hosts if h.status == "pending" and not answered(h)]
     if unfinished:
-        seen += f", {len(unfinished)} not finished: {first_hosts(unfinished, 5)}"
+        seen += f", {len(unfinished):,} not finished: {first_hosts(unfinished, 5)}"
     why = {
         0: "clean", 1: f"findings at or above {run.fail_on}", 3: "hosts unreachable or failed",
         4: "interrupted; partial results kept",
