@@ -18,6 +18,7 @@ from typing import NamedTuple, NoReturn
 from fleetcare import __version__, commands, inputs
 from fleetcare.errors import InputError
 from fleetcare.results import EXIT_INTERRUPTED, EXIT_USAGE, SEVERITIES
+from fleetcare.term import safe
 
 EXIT_HELP = commands.exit_help()
 _RAW = argparse.RawDescriptionHelpFormatter
@@ -138,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except InputError as exc:
-        print(f"fleetcare: {exc}", file=sys.stderr)
+        print(f"fleetcare: {safe(exc)}", file=sys.stderr)  # may quote a file's keys or values
         return EXIT_USAGE
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM before a run started (a slow inventory): nothing ran, nothing is left
@@ -155,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         lab_error = _lab_error_type()
         if isinstance(exc, HistoryError) or (lab_error and isinstance(exc, lab_error)):
-            print(f"fleetcare: {exc}", file=sys.stderr)
+            print(f"fleetcare: {safe(exc)}", file=sys.stderr)
             return EXIT_USAGE
         raise
 
@@ -225,41 +226,55 @@ def _outcome(outcome, quiet: bool) -> int:
     if not quiet:
         _print_findings(run)
     stem = outcome.run_dir / "report"
-    print(f"reports: {stem}.{{{','.join(sorted(p.suffix[1:] for p in outcome.reports.values()))}}}")
+    print(f"reports: {safe(stem)}.{{{','.join(sorted(p.suffix[1:] for p in outcome.reports.values()))}}}")
     print(_exit_line(run), flush=True)
     if outcome.history_error:
-        print(f"fleetcare: {outcome.history_error}", file=sys.stderr)
+        print(f"fleetcare: {safe(outcome.history_error)}", file=sys.stderr)
     return outcome.exit_code if outcome.exit_code is not None else EXIT_USAGE
 
 
+TERMINAL_HOSTS = 3  # host names shown per group of hosts that ended the same way
+
+
 def _print_findings(run, limit: int = 25) -> None:
+    from fleetcare.reports.view import first_hosts, host_problems
+
     for h in run.hosts.values():
         if h.changes:
             verb = "would change" if run.check else "changed"
             more = f"; ... {len(h.changes) - 6} more" if len(h.changes) > 6 else ""
             shown = "; ".join(h.changes[:6]) + more
-            print(f" {verb} {h.name}: {shown}")
+            print(f" {verb} {safe(h.name)}: {safe(shown)}")
     failing = run.failing("info")
     for f in failing[:limit]:
-        print(f" {f.severity:<8} {f.id:<16} {f.host:<20} {_evidence_text(f.evidence)}")
+        print(f" {f.severity:<8} {safe(f.id):<16} {safe(f.host):<20} {_evidence_text(f.evidence)}")
     if len(failing) > limit:
         print(f" ... and {len(failing) - limit} more in the reports")
-    for h in run.hosts.values():
-        if h.status in ("unreachable", "failed"):
-            print(f" {h.status:<11} {h.name}: {h.message}")
+    for g in host_problems(run):
+        message = f": {safe(g.message)}" if g.message else ""
+        if len(g.hosts) == 1:
+            print(f" {g.label:<11} {safe(g.hosts[0])}{message}")
+        else:
+            names = first_hosts([safe(n) for n in g.hosts], TERMINAL_HOSTS)
+            print(f" {g.label:<11} {len(g.hosts):,} hosts{message} ({names})")
 
 
 def _evidence_text(evidence: dict, width: int = 90) -> str:
-    text = ", ".join(f"{k}={v}" for k, v in evidence.items() if not isinstance(v, (list, dict)))
+    text = safe(", ".join(f"{k}={v}" for k, v in evidence.items() if not isinstance(v, (list, dict))))
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _exit_line(run) -> str:
-    s = run.summary()
-    seen = f"{s['hosts_ok']} hosts done"
-    down = [h.name for h in run.hosts.values() if h.status in ("unreachable", "failed")]
+    from fleetcare.reports.view import answered, first_hosts
+
+    hosts = run.hosts.values()
+    seen = f"{sum(1 for h in hosts if answered(h))} hosts done"
+    down = [safe(h.name) for h in hosts if h.status in ("unreachable", "failed")]
     if down:
-        seen += f", {len(down)} unreachable or failed: {', '.join(down[:5])}"
+        seen += f", {len(down):,} unreachable or failed: {first_hosts(down, 5)}"
+    unfinished = [safe(h.name) for h in hosts if h.status == "pending" and not answered(h)]
+    if unfinished:
+        seen += f", {len(unfinished):,} not finished: {first_hosts(unfinished, 5)}"
     why = commands.exit_meaning(run.exit_code, run.fail_on)
     return f"exit {run.exit_code}: {why} ({seen})"
 
@@ -285,8 +300,9 @@ def _history(args: argparse.Namespace) -> int:
     if not rows:
         print("no runs yet: try 'fleetcare inspect'")
     for r in rows:
-        print(f"{r['id']}  {r['started']}  {r['command']:<8} {r['status']:<11} exit {r['exit_code']}"
-              f"  {r['hosts']} hosts  {r['failing']} failing")
+        # a database written by something else may hold anything
+        print(safe(f"{r['id']}  {r['started']}  {r['command']:<8} {r['status']:<11} exit {r['exit_code']}"
+                   f"  {r['hosts']} hosts  {r['failing']} failing"))
     return 0
 
 

@@ -15,10 +15,21 @@ from functools import cache
 from typing import Any
 
 from fleetcare import commands
-from fleetcare.reports.view import Analysis, analyse, evidence_text, host_counts
+from fleetcare.reports.view import (
+    HOST_LABELS,
+    Analysis,
+    analyse,
+    answered,
+    evidence_text,
+    host_counts,
+    host_problems,
+    host_state,
+)
 from fleetcare.results import HOST_STATUSES, SEVERITIES, Run
+from fleetcare.term import safe
 
 EVIDENCE_VALUE_CHARS = 300
+HOSTS_PER_PROBLEM = 20  # names shown per group of hosts that failed the same way; the rest fold away
 STATUS_ORDER = ("fail", "error", "pass", "not_applicable", "waived")  # counts shown in a block
 
 SEVERITY_COLORS = {"critical": "#b3261e", "major": "#d9480f", "minor": "#b7791f", "info": "#3b6fb6"}
@@ -35,9 +46,19 @@ def _template():
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_shown,
     )
     env.filters["n"] = "{:,}".format  # 20,139 failing, not 20139
     return env.get_template("report.html.j2")
+
+
+def _shown(value: Any) -> Any:
+    """Every printed value, before escaping: control and bidi characters from hosts
+    become visible escapes (a U+202E would otherwise reorder a host name)."""
+    if isinstance(value, str):
+        text = safe(value)
+        return value if text == value else type(value)(text)  # Markup stays Markup
+    return value
 
 
 def render(run: Run) -> str:
@@ -78,6 +99,9 @@ def context(run: Run) -> dict[str, Any]:
         "blocks": blocks,
         "clean": clean,
         "host_rows": _host_rows(run, analysis),
+        "host_labels": HOST_LABELS,
+        "problems": host_problems(run),
+        "problem_hosts_shown": HOSTS_PER_PROBLEM,
     }
 
 
@@ -125,8 +149,8 @@ def _host_chart(hosts: dict[str, int]) -> dict[str, Any]:
         if not count:
             continue
         w = count / total * 1000
-        segments.append({"status": status, "count": count, "x": round(x, 2), "w": round(w, 2),
-                         "color": HOST_COLORS[status]})
+        segments.append({"status": status, "label": HOST_LABELS[status], "count": count,
+                         "x": round(x, 2), "w": round(w, 2), "color": HOST_COLORS[status]})
         x += w
     return {"segments": segments, "total": total}
 
@@ -136,7 +160,9 @@ def _host_rows(run: Run, analysis: Analysis) -> list[tuple[Any, ...]]:
     order = {"failed": 0, "unreachable": 1, "pending": 2, "ok": 3}
     rows = []
     for h in run.hosts.values():
+        if not (answered(h) or h.findings):
+            continue  # listed in its group under "Hosts unreachable, failed or not finished"
         tally = analysis.per_host.get(h.name, zero)
-        rows.append((h.name, h.status, h.message, *tally))
+        rows.append((h.name, host_state(h), h.message, *tally))
     rows.sort(key=lambda r: (order.get(r[1], 4), *(-c for c in r[3:]), r[0]))
     return rows

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import re
 
-from fleetcare.reports.view import FindingGroup, evidence_text, group_findings, host_counts
+from fleetcare.reports.view import (
+    FindingGroup,
+    evidence_text,
+    first_hosts,
+    group_findings,
+    host_counts,
+    host_problems,
+)
 from fleetcare.results import SEVERITIES, Run
+from fleetcare.term import safe
 
 HOSTS_PER_FINDING = 20  # the summary points to report.html / report.json for the rest
+HOSTS_PER_PROBLEM = 10  # names shown per group of hosts that failed the same way
 EVIDENCE_CHARS = 120
 
 _SPACE = re.compile(r"\s+")
@@ -24,7 +33,7 @@ _ACTIVE = re.compile(r"([\\`*\[\]<>&|!]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
 
 
 def cell(value: object, limit: int | None = None) -> str:
-    text = _SPACE.sub(" ", "" if value is None else str(value)).strip()
+    text = safe(_SPACE.sub(" ", "" if value is None else str(value)).strip())
     if limit is not None and len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     return _ACTIVE.sub(r"\\\1", text)
@@ -52,7 +61,7 @@ def render(run: Run) -> str:
 
     add("## Hosts")
     add("")
-    add(_row("total", "ok", "unreachable", "failed", "pending"))
+    add(_row("total", "ok", "unreachable", "failed", "not finished"))
     add(_row(*["---:"] * 5))
     add(_row(len(run.hosts), counts["ok"], counts["unreachable"], counts["failed"], counts["pending"]))
     add("")
@@ -73,14 +82,15 @@ def render(run: Run) -> str:
     for g in problem_groups:
         _group(out, g)
 
-    down = [h for h in run.hosts.values() if h.status in ("unreachable", "failed", "pending")]
-    if down:
-        add("## Hosts unreachable or failed")
+    problems = host_problems(run)
+    if problems:
+        add("## Hosts unreachable, failed or not finished")
         add("")
-        add(_row("host", "status", "message"))
-        add(_row("---", "---", "---"))
-        for h in sorted(down, key=lambda h: (h.status, h.name)):
-            add(_row(cell(h.name), cell(h.status), cell(h.message or "-", 300)))
+        add(_row("status", "hosts", "message", "which"))
+        add(_row("---", "---:", "---", "---"))
+        for g in problems:
+            add(_row(g.label, len(g.hosts), cell(g.message or "-", 300),
+                     cell(first_hosts(g.hosts, HOSTS_PER_PROBLEM), 600)))
         add("")
 
     changed = [h for h in run.hosts.values() if h.changes]

@@ -153,7 +153,7 @@ def test_markdown_groups_failing_findings_worst_first():
     disk = text.split("### ")[1]
     assert "db-1" in disk and "db-2" in disk and "web-2" in disk and "web-1" not in disk
     assert "mount=/var used_pct=97.1 threshold_pct=90" in disk
-    assert "## Hosts unreachable or failed" in text and "cache-1" in text
+    assert "## Hosts unreachable, failed or not finished" in text and "cache-1" in text
 
 
 def test_markdown_tables_survive_pipes_and_newlines():
