@@ -37,7 +37,7 @@ if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
 fi
 if $want_test; then
     apt_install podman runc debootstrap openssh-client uidmap slirp4netns fuse-overlayfs \
-        chromium ca-certificates
+        chromium ca-certificates prometheus prometheus-node-exporter prometheus-alertmanager
 fi
 
 if [ ! -x .venv/bin/python ]; then

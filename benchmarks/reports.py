@@ -1,4 +1,4 @@
-"""Benchmark: history ingest and every report format on a synthetic 1,000 hosts x 200 checks run.
+"""Benchmark: history ingest, every report, JUnit and the Prometheus textfile on a 1,000 hosts x 200 checks run.
 
     .venv/bin/python benchmarks/reports.py [--hosts 1000] [--checks 200] [--keep DIR]
 
@@ -31,6 +31,7 @@ from typing import Any
 
 from fleetcare import reports
 from fleetcare.history import History
+from fleetcare.reports import prometheus
 from fleetcare.results import Finding, HostResult, Metric, Run
 
 TARGET_SECONDS = 10.0  # history ingest + load + every report, rendered and written
@@ -204,9 +205,13 @@ def _stages(run: Run, work: Path) -> list[tuple[str, Callable[[], Any]]]:
             reports.atomic_write(out / reports.filename(fmt), reports.render(run, fmt))
         return stage
 
+    def textfile() -> None:
+        prometheus.write(run, out)
+
     return [("json.dumps (baseline)", baseline),
             ("history save", save), ("history load", load),
-            *((f"report {fmt}", write(fmt)) for fmt in reports.FORMATS)]
+            *((f"report {fmt}", write(fmt)) for fmt in (*reports.FORMATS, *reports.EXPORTS)),
+            ("prometheus textfile", textfile)]
 
 
 def _timed(stages) -> tuple[list[float], list[float]]:
@@ -263,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         stages = _stages(run, first)
         times, rss_after = _timed(stages)
         rss = rss_after[-1]
-        sizes = {fmt: (first / "reports" / reports.filename(fmt)).stat().st_size for fmt in reports.FORMATS}
+        sizes = {fmt: (first / "reports" / reports.filename(fmt)).stat().st_size
+                 for fmt in (*reports.FORMATS, *reports.EXPORTS)}
+        sizes["prometheus"] = (first / "reports" / prometheus.filename(run.command)).stat().st_size
         sizes["history"] = (first / "history.db").stat().st_size
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
@@ -275,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         traced = time.perf_counter() - t0
 
     base = times[0]
-    size_of = {"history save": sizes["history"], **{f"report {f}": sizes[f] for f in reports.FORMATS}}
+    size_of = {"history save": sizes["history"], "prometheus textfile": sizes["prometheus"],
+               **{f"report {f}": sizes[f] for f in (*reports.FORMATS, *reports.EXPORTS)}}
     print(f"{'stage':<22}{'time s':>8}{'x baseline':>12}{'py peak MB':>12}{'rss MB':>8}{'size MB':>10}")
     for (name, _), secs, peak, high in zip(stages, times, peaks, rss_after, strict=True):
         size = f"{size_of[name] / MB:10.2f}" if name in size_of else ""

@@ -199,9 +199,36 @@ def _explain_runner_failure(run: Run, run_dir: Path) -> None:
             run.set_status(host.name, "failed", f"Ansible stopped before this host answered: {tail}"[:500])
 
 
+def check_exports(junit: Path | None, prometheus_dir: Path | None) -> None:
+    """Before any host is contacted: the --junit file's directory and the --prometheus-dir
+    must exist and be writable (fleetcare creates neither: a typo must not go unnoticed)."""
+    for option, directory in (("--junit", junit and junit.expanduser().parent),
+                              ("--prometheus-dir", prometheus_dir and prometheus_dir.expanduser())):
+        if directory is None:
+            continue
+        if option == "--junit" and junit.expanduser().is_dir():
+            raise InputError(f"--junit: {junit} is a directory, not a file")
+        if not directory.is_dir():
+            raise InputError(f"{option}: {directory} is not a directory")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise InputError(f"{option}: {directory} is not writable")
+
+
+def write_exports(run: Run, junit: Path | None = None, prometheus_dir: Path | None = None) -> tuple[Path, ...]:
+    """The run's JUnit file (0600 when new) and Prometheus textfile, each replaced atomically."""
+    from fleetcare.reports import prometheus
+
+    written = []
+    if junit is not None:
+        written.append(reports.replace_file(junit.expanduser(), reports.render(run, "junit")))
+    if prometheus_dir is not None:
+        written.append(prometheus.write(run, prometheus_dir.expanduser()))
+    return tuple(written)
+
+
 def rebuild_report(history: History, run_ref: str, fmt: str) -> str:
-    if fmt not in reports.FORMATS:
-        raise InputError(f"--format: {fmt!r} is not one of {', '.join(reports.FORMATS)}")
+    if fmt not in (*reports.FORMATS, *reports.EXPORTS):
+        raise InputError(f"--format: {fmt!r} is not one of {', '.join((*reports.FORMATS, *reports.EXPORTS))}")
     return reports.render(history.load(run_ref), fmt)
 
 

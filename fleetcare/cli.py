@@ -79,6 +79,9 @@ def _run_options(p: argparse.ArgumentParser, example: str) -> None:
     p.add_argument("--vars-file", action="append", default=[], metavar="FILE",
                    help="YAML file of role variables (repeatable)")
     _report_options(p)
+    p.add_argument("--junit", type=Path, metavar="FILE", help="also write the run as JUnit XML here (for CI)")
+    p.add_argument("--prometheus-dir", type=Path, metavar="DIR",
+                   help="also write fleetcare_<command>.prom here (node_exporter's textfile directory)")
     p.add_argument("--forks", type=int, default=16, help="hosts worked on at once (default 16)")
 
 
@@ -98,7 +101,7 @@ def _explain_arguments(p: argparse.ArgumentParser) -> None:
 
 def _report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN")
-    p.add_argument("--format", default="md", metavar="FORMAT", help="json, html or md (default md)")
+    p.add_argument("--format", default="md", metavar="FORMAT", help="json, html, md or junit (default md)")
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
 
 
@@ -193,6 +196,7 @@ def _run(args: argparse.Namespace) -> int:
                      vars_files=tuple(args.vars_file), var_pairs=tuple(args.vars), forks=args.forks,
                      **options)
     output_dir = app.check_writable(args.output_dir or app.default_output_dir())
+    app.check_exports(args.junit, args.prometheus_dir)
     with _open_history(args) as history:
         def started(run, run_dir):
             if not args.quiet:
@@ -201,7 +205,8 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{job.command} · {where} · run {run.id}{mode}", flush=True)
 
         outcome = app.run_job(job, history, output_dir, fail_on=args.fail_on, on_start=started)
-    return _outcome(outcome, args.quiet)
+    exports = app.write_exports(outcome.run, args.junit, args.prometheus_dir)
+    return _outcome(outcome, args.quiet, exports)
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -221,12 +226,14 @@ def _import(args: argparse.Namespace) -> int:
     return _outcome(outcome, args.quiet)
 
 
-def _outcome(outcome, quiet: bool) -> int:
+def _outcome(outcome, quiet: bool, exports: tuple[Path, ...] = ()) -> int:
     run = outcome.run
     if not quiet:
         _print_findings(run)
     stem = outcome.run_dir / "report"
     print(f"reports: {safe(stem)}.{{{','.join(sorted(p.suffix[1:] for p in outcome.reports.values()))}}}")
+    for path in exports:
+        print(f"written: {safe(path)}")
     print(_exit_line(run), flush=True)
     if outcome.history_error:
         print(f"fleetcare: {safe(outcome.history_error)}", file=sys.stderr)

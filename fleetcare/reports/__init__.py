@@ -17,22 +17,23 @@ from pathlib import Path
 
 from fleetcare.results import Run
 
-FORMATS = ("json", "html", "md")
+FORMATS = ("json", "html", "md")  # written into every run directory
+EXPORTS = ("junit",)  # on demand: `fleetcare report --format` and a run's --junit FILE
 _CHUNK = 1 << 20
 
 # format -> module in this package holding ``render(run) -> str``; imported on first use,
 # so asking for the Markdown summary never pays for Jinja2
-_MODULES = {"json": "json_report", "html": "html", "md": "markdown"}
+_MODULES = {"json": "json_report", "html": "html", "md": "markdown", "junit": "junit"}
 
 
 def renderer(fmt: str) -> Callable[[Run], str]:
     if fmt not in _MODULES:
-        raise ValueError(f"unknown report format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        raise ValueError(f"unknown report format {fmt!r}: expected one of {', '.join((*FORMATS, *EXPORTS))}")
     return import_module(f"{__name__}.{_MODULES[fmt]}").render
 
 
 def render(run: Run, fmt: str) -> str:
-    """The report of ``run`` in format ``fmt`` (one of :data:`FORMATS`).
+    """The report of ``run`` in format ``fmt`` (one of :data:`FORMATS` or :data:`EXPORTS`).
 
     The JSON report is validated against the report schema and raises
     :class:`fleetcare.results.SchemaError` when the run breaks it.
@@ -85,6 +86,16 @@ def atomic_write(path: Path, text: str, mode: int = 0o600) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def replace_file(path: Path, text: str, new_mode: int = 0o600) -> Path:
+    """:func:`atomic_write` to a path the user named: a file that exists keeps its mode
+    (fleetcare never changes modes of what it did not create), a new one gets ``new_mode``."""
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = new_mode
+    return atomic_write(Path(path), text, mode)
 
 
 def _fsync_dir(directory: Path) -> None:

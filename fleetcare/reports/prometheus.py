@@ -1,0 +1,159 @@
+"""Prometheus textfile for node_exporter's textfile collector: ``fleetcare_<command>.prom``.
+
+One file per command kind, replaced whole by each run of that command (temporary file and
+rename in the same directory, so the collector never reads half a file). Names follow the
+Prometheus conventions: the ``fleetcare_`` prefix, base units (``_seconds``, ``_bytes``,
+``_ratio`` for a percentage), and labels whose values are bounded (host, role, severity,
+finding ID, status, a metric's own labels such as a mount point); evidence never becomes a
+label. Every series carries ``command``, so the files of several commands can be served by one
+collector without clashing.
+
+``fleetcare_last_complete_run_timestamp_seconds`` is carried over from the file it replaces
+when this run did not complete, so a stale-run alert keeps counting from the last run that did.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from fleetcare.reports.junit import duration
+from fleetcare.results import RUN_STATUSES, SEVERITIES, Run
+
+PREFIX = "fleetcare_"
+# worst first: one series per (host, finding ID) shows the worst status among duplicates
+_STATUS_ORDER = ("fail", "error", "waived", "not_applicable", "pass")
+# a host metric's unit -> (name suffix, factor to the base unit); the unit's word leaves the name
+_UNITS = {"percent": ("_ratio", 0.01, "pct"), "bytes": ("_bytes", 1.0, "bytes"),
+          "seconds": ("_seconds", 1.0, "seconds"), "days": ("_seconds", 86400.0, "days")}
+_NAME = re.compile(r"[^a-zA-Z0-9_]")
+_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_COMPLETE = re.compile(r"^fleetcare_last_complete_run_timestamp_seconds\{[^}]*\} (\S+)$", re.M)
+
+
+def filename(command: str) -> str:
+    return f"{PREFIX}{_NAME.sub('_', command)}.prom"
+
+
+def _value(value: object) -> str:
+    # the exposition format's label value escaping
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(pairs: Iterable[tuple[str, object]]) -> str:
+    return "{" + ",".join(f'{k}="{_value(v)}"' for k, v in pairs) + "}"
+
+
+def _number(value: float) -> str:
+    return repr(float(value)) if value != int(value) else str(int(value))
+
+
+def _epoch(iso: str | None) -> float | None:
+    try:
+        return datetime.fromisoformat(iso or "").timestamp()
+    except ValueError:
+        return None
+
+
+class _Families:
+    """Series grouped by metric name, each family written once with its HELP and TYPE."""
+
+    def __init__(self) -> None:
+        self.help: dict[str, str] = {}
+        self.series: dict[str, dict[str, str]] = {}
+
+    def add(self, name: str, help_text: str, labels: Iterable[tuple[str, object]], value: float) -> None:
+        self.help.setdefault(name, help_text)
+        # the same labels twice (a mount listed twice): the last value wins, one series
+        self.series.setdefault(name, {})[_labels(labels)] = _number(value)
+
+    def text(self) -> str:
+        out = []
+        for name, series in self.series.items():
+            out.append(f"# HELP {name} {self.help[name]}")
+            # a host's own counter (net_errors_total: since boot) stays one; the rest are gauges
+            out.append(f"# TYPE {name} {'counter' if name.endswith('_total') else 'gauge'}")
+            out.extend(f"{name}{labels} {value}" for labels, value in series.items())
+        return "\n".join(out) + "\n"
+
+
+def host_metric_name(name: str, unit: str) -> tuple[str, float]:
+    """``fleetcare_host_<name>`` in base units: disk_used_pct (percent) -> disk_used_ratio, x0.01."""
+    suffix, factor, word = _UNITS.get(unit, ("", 1.0, ""))
+    parts = [p for p in _NAME.sub("_", name).split("_") if p and p != word]
+    base = "_".join(parts) or "value"
+    if suffix and not base.endswith(suffix):
+        base += suffix
+    return f"{PREFIX}host_{base}", factor
+
+
+def render(run: Run, previous: str = "") -> str:
+    """The textfile of ``run``; ``previous`` is the file it replaces (for the last complete run)."""
+    fam = _Families()
+    cmd = ("command", run.command)
+    finished = _epoch(run.finished) or _epoch(run.started) or 0.0
+    fam.add(f"{PREFIX}last_run_timestamp_seconds", "When the last run of this command finished (Unix time).",
+            [cmd], finished)
+    fam.add(f"{PREFIX}last_run_duration_seconds", "How long the last run of this command took.",
+            [cmd], duration(run))
+    fam.add(f"{PREFIX}last_run_exit_code", "The exit code of the last run of this command.",
+            [cmd], run.exit_code if run.exit_code is not None else -1)
+    for status in RUN_STATUSES:
+        fam.add(f"{PREFIX}last_run_status", "1 for the status of the last run of this command.",
+                [cmd, ("status", status)], 1 if run.status == status else 0)
+    complete = finished if run.status == "complete" else None
+    if complete is None:
+        found = _COMPLETE.search(previous)
+        complete = float(found.group(1)) if found else None
+    if complete is not None:
+        fam.add(f"{PREFIX}last_complete_run_timestamp_seconds",
+                "When the last run of this command that completed finished (Unix time).", [cmd], complete)
+    down = {h.name for h in run.hosts.values() if h.status in ("unreachable", "failed", "pending")}
+    fam.add(f"{PREFIX}hosts", "Hosts in the last run of this command.", [cmd], len(run.hosts))
+    fam.add(f"{PREFIX}hosts_unreachable", "Hosts of the last run that were unreachable or failed.", [cmd], len(down))
+
+    for host in run.hosts.values():
+        h = ("host", host.name)
+        fam.add(f"{PREFIX}host_up", "1 when the host answered the last run, 0 when it was unreachable or failed.",
+                [cmd, h], 0 if host.name in down else 1)
+        failing: dict[str, dict[str, int]] = {}
+        worst: dict[str, tuple[int, str, str, str]] = {}
+        for f in host.findings:
+            per_role = failing.setdefault(f.role, dict.fromkeys(SEVERITIES, 0))
+            if f.status == "fail" and f.severity in per_role:
+                per_role[f.severity] += 1
+            rank = _STATUS_ORDER.index(f.status)
+            if f.id not in worst or rank < worst[f.id][0]:
+                worst[f.id] = (rank, f.status, f.severity, f.role)
+        for role, counts in failing.items():
+            for severity, n in counts.items():
+                fam.add(f"{PREFIX}findings_failing", "Failing findings per host, role and severity.",
+                        [cmd, h, ("role", role), ("severity", severity)], n)
+        for fid, (_, status, severity, role) in worst.items():
+            fam.add(f"{PREFIX}check_status", "1 per host and check (or control), labelled with its status.",
+                    [cmd, h, ("id", fid), ("role", role), ("severity", severity), ("status", status)], 1)
+        for m in host.metrics:
+            name, factor = host_metric_name(m.name, m.unit)
+            extra = [(k, v) for k, v in sorted(m.labels.items()) if _LABEL.match(k) and k not in ("command", "host")]
+            unit = f" ({m.unit})" if m.unit else ""
+            fam.add(name, f"The {m.name}{unit} the last run measured on the host, in base units.",
+                    [cmd, h, *extra], m.value * factor)
+    return fam.text()
+
+
+def write(run: Run, directory: Path) -> Path:
+    """Replace ``directory/fleetcare_<command>.prom`` atomically. A new file is 0644: the
+    collector usually runs as another user; an existing one keeps its mode."""
+    from fleetcare.reports import replace_file
+
+    path = Path(directory) / filename(run.command)
+    try:
+        previous = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        previous = ""
+    except OSError:
+        previous = ""
+    return replace_file(path, render(run, previous), new_mode=0o644)
+
