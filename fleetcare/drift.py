@@ -95,10 +95,12 @@ def _store(history: History, host: str, snapshot: dict[str, Any], run_id: str | 
 
 
 def default_by() -> str:
+    import pwd
+
     try:
-        return os.getlogin()
-    except OSError:
-        return os.environ.get("USER") or str(os.getuid())
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
 
 
 def take_baseline(history: History, run: Run, by: str | None = None) -> None:
