@@ -168,4 +168,4 @@ def log(history: History, host: str) -> list[dict[str, Any]]:
     if not rows:
         raise InputError(f"drift log: unknown host {host!r} (no baseline)")
     keys = ("version", "taken", "run_id", "kind", "by", "reason", "items")
-    return [dict(zip(keys, r[:6] + (json.loads(r[6]),), strict=True)) for r in rows]
+    return [dict(zip(keys, (*r[:6], json.loads(r[6])), strict=True)) for r in rows]

@@ -74,6 +74,7 @@ import fnmatch
 import glob
 import grp
 import hashlib
+import ipaddress
 import os
 import pwd
 import stat
@@ -233,7 +234,7 @@ def _address(hexaddr):
     else:
         words = [raw[i:i + 4][::-1].hex() for i in range(0, 16, 4)]
         text = ":".join(w[j:j + 4] for w in words for j in (0, 4))
-        text = str(__import__("ipaddress").ip_address(text))
+        text = str(ipaddress.ip_address(text))
     return text, int(port, 16)
 
 
