@@ -99,7 +99,8 @@ SYSCTL_VOLATILE = ("kernel.random.*", "fs.dentry-state", "fs.inode-nr", "fs.inod
                    "net.ipv4.route.flush", "net.ipv6.route.flush", "fs.binfmt_misc.*", "dev.*")
 CRON_GLOBS = ("etc/crontab", "etc/cron.d/*", "etc/cron.hourly/*", "etc/cron.daily/*", "etc/cron.weekly/*",
               "etc/cron.monthly/*", "var/spool/cron/crontabs/*")
-TCP_LISTEN, UDP_UNCONNECTED = "0A", "07"
+TCP_LISTEN = "0A"
+UDP_UNCONNECTED = "07"
 
 
 class TooMany(Exception):
