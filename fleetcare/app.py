@@ -132,7 +132,8 @@ class _Interrupt:
 
 def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major",
             progress_stream: TextIO | None = sys.stderr,
-            on_start: Callable[[Run, Path], None] | None = None) -> Outcome:
+            on_start: Callable[[Run, Path], None] | None = None,
+            judge: Callable[[Run], None] | None = None) -> Outcome:
     """Execute a job end to end: run directory, events, reports, history.
 
     The reports are written from the run in memory before history is saved, so
@@ -167,6 +168,8 @@ def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major"
             if status in ("error", "failed") and not interrupted and not any(
                     h.done for h in run.hosts.values()):
                 _explain_runner_failure(run, run_dir)
+            if judge and not interrupted:
+                judge(run)  # controller-side findings (drift), after results and before reports
             run.finish(interrupted=interrupted)
             history_error = None
             try:

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    help=option.help)
                 else:
                     p.add_argument(option.flag, action="store_true", help=option.help)
+            if command.name == "drift":
+                _drift_arguments(p)
         else:
             tool.arguments(p)
     return parser
@@ -170,6 +172,8 @@ def _lab_error_type() -> type[Exception] | None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "drift":
+        return _drift(args)
     if commands.get(args.command).runs:
         return _run(args)
     return _TOOLS[args.command].handler(args)
@@ -188,7 +192,8 @@ def _open_history(args: argparse.Namespace):
     return History(args.db)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, judge=None) -> int:
+    """A run command; ``judge(history, run)`` adds controller-side findings before the reports."""
     from fleetcare import app, jobs
 
     options = {o.dest: getattr(args, o.dest) for o in commands.get(args.command).options}
@@ -204,7 +209,8 @@ def _run(args: argparse.Namespace) -> int:
                 mode = " · check mode: nothing is changed" if job.check else ""
                 print(f"{job.command} · {where} · run {run.id}{mode}", flush=True)
 
-        outcome = app.run_job(job, history, output_dir, fail_on=args.fail_on, on_start=started)
+        outcome = app.run_job(job, history, output_dir, fail_on=args.fail_on, on_start=started,
+                              judge=(lambda run: judge(history, run)) if judge else None)
     exports = app.write_exports(outcome.run, args.junit, args.prometheus_dir)
     return _outcome(outcome, args.quiet, exports)
 
@@ -284,6 +290,41 @@ def _exit_line(run) -> str:
         seen += f", {len(unfinished):,} not finished: {first_hosts(unfinished, 5)}"
     why = commands.exit_meaning(run.exit_code, run.fail_on)
     return f"exit {run.exit_code}: {why} ({seen})"
+
+
+def _drift_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", nargs="?", metavar="ACTION",
+                   help="none: compare with the baseline; baseline: take it; accept HOST [ITEM ...]; log HOST")
+    p.add_argument("words", nargs="*", metavar="HOST [ITEM ...]", help="for accept and log")
+    p.add_argument("--reason", help="why the drift is accepted (accept)")
+    p.add_argument("--by", help="who accepts it (accept; default: the login name)")
+
+
+def _drift(args: argparse.Namespace) -> int:
+    from fleetcare import drift
+
+    action, words = args.action, list(args.words)
+    if action not in (None, "baseline", "accept", "log"):
+        raise InputError(f"drift: unknown action {action!r} (baseline, accept HOST, log HOST)")
+    if action in (None, "baseline"):
+        if words:
+            raise InputError(f"drift {action or ''}: unexpected argument {words[0]!r}".replace("  ", " "))
+        if action is None:
+            return _run(args, judge=drift.judge)
+        return _run(args, judge=lambda history, run: drift.take_baseline(history, run, args.by))
+    if not words:
+        raise InputError(f"drift {action}: name the HOST")
+    with _open_history(args) as history:
+        if action == "accept":
+            version, items = drift.accept(history, words[0], words[1:], args.reason or "", args.by)
+            print(safe(f"{words[0]}: baseline version {version}, {len(items)} items accepted: {', '.join(items)}"))
+            return 0
+        if len(words) > 1:
+            raise InputError(f"drift log: unexpected argument {words[1]!r}")
+        for r in drift.log(history, words[0]):
+            items = f" · {len(r['items'])} items: {', '.join(r['items'])}" if r["items"] else ""
+            print(safe(f"v{r['version']}  {r['taken']}  {r['kind']:<8} by {r['by']}: {r['reason']}{items}"))
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:

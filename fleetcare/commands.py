@@ -97,6 +97,16 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
         "nothing and reports what would change.",
         playbook="playbooks/harden.yml", roles=("hardening",), title="Hardening report",
         example="hardening_controls_enable_disruptive=[HARD-SSH-010]", options=(CONTROLS, SKIP, CHECK)),
+    Command(
+        "drift", "whole-host snapshots held against an approved baseline",
+        "Snapshot each host in one read-only module call (files under drift_paths with SHA-256, mode, "
+        "owner, group, size, link target; packages; services; users and groups; sysctl; listening "
+        "sockets; cron jobs and timers) and report one finding per item that differs from the host's "
+        "approved baseline, kept on this machine in history. 'drift baseline' stores the snapshots as "
+        "the new baselines; 'drift accept HOST [ITEM ...] --reason TEXT [--by NAME]' makes drifted items "
+        "part of the baseline; 'drift log HOST' shows a host's baseline versions.",
+        playbook="playbooks/drift.yml", roles=("drift",), title="Drift report",
+        example="drift_paths=[/etc,/usr/local/bin]"),
     Command("explain", "print what a finding ID checks, why, how to fix it, references"),
     Command("report", "rebuild a report of a past run from history",
             "Rebuild a report from history. RUN is a run id, a unique prefix of one, or 'latest'."),

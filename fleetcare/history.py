@@ -73,11 +73,22 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE runs ADD COLUMN pid_start TEXT",
         f"PRAGMA application_id = {APPLICATION_ID}",
     ),
+    # drift baselines (fleetcare.drift): every approved snapshot of a host, versioned, with who
+    # approved it, when and why; and each host's last observed snapshot, which accept draws from
+    3: (
+        "CREATE TABLE drift_baselines ("
+        " host TEXT NOT NULL, version INTEGER NOT NULL, taken TEXT NOT NULL, run_id TEXT,"
+        " kind TEXT NOT NULL, by TEXT NOT NULL, reason TEXT NOT NULL, items TEXT NOT NULL,"
+        " snapshot TEXT NOT NULL, PRIMARY KEY (host, version))",
+        "CREATE TABLE drift_observed ("
+        " host TEXT PRIMARY KEY, run_id TEXT NOT NULL, taken TEXT NOT NULL, snapshot TEXT NOT NULL)",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
 # every table any version has: another table means the file is not (only) ours
 _TABLES = frozenset({"meta", "runs", "hosts", "checks", "findings", "metrics"})
+_DRIFT_TABLES = frozenset({"drift_baselines", "drift_observed"})  # since schema 3
 _RUN_COLUMNS = ("id", "command", "started", "finished", "status", "exit_code", "fail_on",
                 "inventory", "limit_", "fleetcare_version", "check_mode")
 _OWNER_COLUMNS = ("host", "pid", "pid_start")
@@ -154,8 +165,9 @@ class History:
             # before the tables: a newer fleetcare may well have more of them
             raise HistoryError(f"{self.path}: history schema {version} is newer than this fleetcare "
                                f"understands ({SCHEMA_VERSION}); it was left as it is")
-        if tables - _TABLES:
-            raise self._refuse(f"it has tables fleetcare does not know: {', '.join(sorted(tables - _TABLES))}")
+        unknown = tables - _TABLES - _DRIFT_TABLES
+        if unknown:
+            raise self._refuse(f"it has tables fleetcare does not know: {', '.join(sorted(unknown))}")
         if _TABLES - tables:
             raise self._refuse(f"fleetcare tables are missing: {', '.join(sorted(_TABLES - tables))}")
         if version is None:

@@ -124,6 +124,7 @@ class HostResult:
     findings: list[Finding] = field(default_factory=list)
     metrics: list[Metric] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)  # what a run changed (or would, in check mode)
+    data: dict[str, Any] = field(default_factory=dict)  # role -> extra data of its payload (drift's snapshot)
 
     @property
     def done(self) -> bool:
@@ -240,6 +241,8 @@ class Run:
                 raise MalformedResult(f"{name}: finding {raw.get('id')!r} has a bad severity or status")
         found = [Finding.from_dict({**raw, "host": name, "role": raw.get("role") or role}) for raw in raws]
         host.findings.extend(found)
+        if payload.get("data") is not None:  # kept for the controller's own judgement, not for reports
+            host.data[role] = payload["data"]
         self._failing += sum(1 for f in found if f.failing)
         for raw in payload.get("metrics") or ():
             host.metrics.append(Metric(name, raw["name"], float(raw["value"]), raw.get("unit") or "",

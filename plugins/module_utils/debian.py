@@ -31,20 +31,42 @@ APT_LISTS = "/var/lib/apt/lists"
 # --------------------------------------------------------------------------- dpkg
 
 
+def dpkg_paragraphs(text):
+    """The status database's paragraphs as {Field: value} (continuation lines left out)."""
+    for para in text.split("\n\n"):
+        fields = {}
+        for line in para.splitlines():
+            if line[:1].isspace() or ":" not in line:
+                continue
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+        if fields:
+            yield fields
+
+
 def parse_dpkg_status(text):
     """package name -> dpkg state word (installed, config-files, unpacked, ...)."""
     out = {}
-    for para in text.split("\n\n"):
-        name = state = None
-        for line in para.splitlines():
-            if line.startswith("Package:"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("Status:"):
-                words = line.split(":", 1)[1].split()
-                state = words[-1] if words else None
+    for fields in dpkg_paragraphs(text):
+        name = fields.get("Package")
+        words = fields.get("Status", "").split()
+        state = words[-1] if words else None
         # Multi-arch: an installed instance of any architecture counts.
         if name and state and out.get(name) != "installed":
             out[name] = state
+    return out
+
+
+def parse_dpkg_installed(text):
+    """The installed packages: {"name:arch": {version, arch, hold}} (hold: the selection is hold)."""
+    out = {}
+    for fields in dpkg_paragraphs(text):
+        words = fields.get("Status", "").split()
+        if not fields.get("Package") or not words or words[-1] != "installed":
+            continue
+        arch = fields.get("Architecture", "")
+        out["%s:%s" % (fields["Package"], arch)] = {"version": fields.get("Version", ""), "arch": arch,
+                                                   "hold": words[0] == "hold"}
     return out
 
 

@@ -1,0 +1,171 @@
+"""Drift: hosts' snapshots held against their approved baselines, on the controller.
+
+The ``drift_snapshot`` module sends each host's snapshot in its findings payload (key ``data``,
+kept by :class:`~fleetcare.results.Run` in ``HostResult.data``). After the results of a run and
+before its reports (``app.run_job(judge=...)``):
+
+- :func:`take_baseline` stores each snapshot as the host's next baseline version;
+- :func:`judge` compares each snapshot with the host's latest baseline and adds one finding per
+  drifted item (``DRFT-FILE`` ... ``DRFT-CRON``) with before and after in its evidence, through
+  the same :meth:`Run.add_payload` every module's findings take; the snapshot is kept as the
+  host's last observed one, which :func:`accept` draws accepted items from.
+
+An item is ``<category>:<key>``, e.g. ``files:/etc/ssh/sshd_config`` or ``packages:curl:amd64``.
+Baselines live in the history database (tables ``drift_baselines`` and ``drift_observed``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from fleetcare.collection import module_utils
+from fleetcare.errors import InputError
+from fleetcare.history import History
+from fleetcare.results import CONTRACT_VERSION, Run, utcnow
+
+ROLE = "drift"
+_checks = module_utils("drift_checks")
+CHECKS = {c["id"]: c for c in _checks.CHECKS}
+CATEGORY_IDS: dict[str, str] = dict(_checks.CATEGORY_IDS)
+
+
+def snapshot_of(run: Run, host: str) -> dict[str, Any] | None:
+    return run.hosts[host].data.get(ROLE)
+
+
+def flatten(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """{"category:key": value} of a snapshot."""
+    return {f"{cat}:{key}": value for cat, items in snapshot.items() for key, value in items.items()}
+
+
+def diff(baseline: dict[str, Any], observed: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(item, before, after) of every item that differs, None for absent; categories the
+    observed snapshot lacks (not recordable on the host this time) are not judged."""
+    before, after = flatten(baseline), flatten(observed)
+    judged = set(observed)
+    items = sorted(k for k in set(before) | set(after)
+                   if k.split(":", 1)[0] in judged and before.get(k) != after.get(k))
+    return [(k, before.get(k), after.get(k)) for k in items]
+
+
+def _finding(fid: str, status: str, evidence: dict[str, Any]) -> dict[str, Any]:
+    c = CHECKS[fid]
+    return {"id": fid, "title": c["title"], "severity": c["severity"], "status": status,
+            "evidence": evidence, "remediation": c["remediation"], "references": list(c["references"])}
+
+
+def drift_findings(baseline: dict[str, Any], observed: dict[str, Any], version: int) -> list[dict[str, Any]]:
+    """One failing finding per drifted item, one passing finding per category without drift."""
+    out, drifted = [], set()
+    for item, before, after in diff(baseline, observed):
+        category = item.split(":", 1)[0]
+        drifted.add(category)
+        change = "added" if before is None else "removed" if after is None else "changed"
+        out.append(_finding(CATEGORY_IDS[category], "fail", {
+            "item": item, "change": change, "before": before, "after": after, "baseline_version": version}))
+    for category, fid in CATEGORY_IDS.items():
+        if category in observed and category not in drifted:
+            out.append(_finding(fid, "pass", {"items": len(observed[category]), "baseline_version": version}))
+    return out
+
+
+def _add(run: Run, host: str, findings: list[dict[str, Any]]) -> None:
+    run.add_payload(host, {"contract": CONTRACT_VERSION, "role": ROLE, "findings": findings})
+
+
+# -- the store -----------------------------------------------------------------------
+def latest(history: History, host: str) -> tuple[int, dict[str, Any]] | None:
+    with history._errors():
+        row = history._db.execute("SELECT version, snapshot FROM drift_baselines WHERE host = ? "
+                                  "ORDER BY version DESC LIMIT 1", (host,)).fetchone()
+    return (row[0], json.loads(row[1])) if row else None
+
+
+def _store(history: History, host: str, snapshot: dict[str, Any], run_id: str | None, kind: str,
+           by: str, reason: str, items: list[str]) -> int:
+    with history._tx() as db:
+        (top,) = db.execute("SELECT COALESCE(MAX(version), 0) FROM drift_baselines WHERE host = ?",
+                            (host,)).fetchone()
+        db.execute("INSERT INTO drift_baselines VALUES (?,?,?,?,?,?,?,?,?)",
+                   (host, top + 1, utcnow(), run_id, kind, by, reason, json.dumps(items),
+                    json.dumps(snapshot, sort_keys=True)))
+    return top + 1
+
+
+def default_by() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+def take_baseline(history: History, run: Run, by: str | None = None) -> None:
+    """Store every host's snapshot of ``run`` as its next baseline version."""
+    for name in run.hosts:
+        snap = snapshot_of(run, name)
+        if snap is not None:
+            _store(history, name, snap, run.id, "snapshot", by or default_by(), "baseline taken", [])
+
+
+def judge(history: History, run: Run) -> None:
+    """Compare every host's snapshot of ``run`` with its latest baseline; add the findings."""
+    for name in run.hosts:
+        snap = snapshot_of(run, name)
+        if snap is None:
+            continue
+        with history._tx() as db:
+            db.execute("INSERT OR REPLACE INTO drift_observed VALUES (?,?,?,?)",
+                       (name, run.id, utcnow(), json.dumps(snap, sort_keys=True)))
+        base = latest(history, name)
+        if base is None:
+            _add(run, name, [_finding("DRFT-BASE-001", "fail", {
+                "reason": f"no baseline for {name}: take one with 'fleetcare drift baseline'"})])
+            continue
+        _add(run, name, drift_findings(base[1], snap, base[0]))
+
+
+def accept(history: History, host: str, items: list[str], reason: str, by: str | None = None) -> tuple[int, list[str]]:
+    """Make items of the host's last observed snapshot part of a new baseline version (all drifted
+    items when none are named). Returns (version, items accepted)."""
+    if not reason or not reason.strip():
+        raise InputError("--reason: accepting drift needs a reason")
+    base = latest(history, host)
+    if base is None:
+        raise InputError(f"drift accept: unknown host {host!r} (no baseline; see 'fleetcare drift baseline')")
+    with history._errors():
+        row = history._db.execute("SELECT snapshot FROM drift_observed WHERE host = ?", (host,)).fetchone()
+    if row is None:
+        raise InputError(f"drift accept: {host!r} has no drift run since its baseline (run 'fleetcare drift')")
+    observed = json.loads(row[0])
+    drifted = {item: after for item, _before, after in diff(base[1], observed)}
+    unknown = [i for i in items if i not in drifted]
+    if unknown:
+        raise InputError(f"drift accept: {unknown[0]!r} is not a drifted item of {host} "
+                         f"({len(drifted)} drifted; see the last drift report)")
+    if not drifted:
+        raise InputError(f"drift accept: {host} has no drift to accept")
+    chosen = list(items) or sorted(drifted)
+    snapshot = {cat: dict(values) for cat, values in base[1].items()}
+    for item in chosen:
+        category, key = item.split(":", 1)
+        if drifted[item] is None:
+            snapshot.get(category, {}).pop(key, None)
+        else:
+            snapshot.setdefault(category, {})[key] = drifted[item]
+    version = _store(history, host, snapshot, None, "accept", by or default_by(), reason.strip(), chosen)
+    return version, chosen
+
+
+def log(history: History, host: str) -> list[dict[str, Any]]:
+    """The baseline versions of a host, oldest first."""
+    with history._errors():
+        rows = history._db.execute("SELECT version, taken, run_id, kind, by, reason, items FROM drift_baselines "
+                                   "WHERE host = ? ORDER BY version", (host,)).fetchall()
+    if not rows:
+        raise InputError(f"drift log: unknown host {host!r} (no baseline)")
+    keys = ("version", "taken", "run_id", "kind", "by", "reason", "items")
+    return [dict(zip(keys, (*r[:6], json.loads(r[6])), strict=True)) for r in rows]

@@ -1,0 +1,39 @@
+"""The second snapshot against the baseline, judged by the wrapper's own code."""
+
+import json
+import os
+from pathlib import Path
+
+from fleetcare import drift
+
+HOSTS = ("drift-debian11", "drift-debian12", "drift-debian13")
+INJECTED = "drift-debian12"
+
+
+def snaps(host):
+    base = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    return [json.loads((base / f"{host}.{stage}.json").read_text())["data"] for stage in ("baseline", "after")]
+
+
+def failing(host):
+    before, after = snaps(host)
+    return [f for f in drift.drift_findings(before, after, 1) if f["status"] == "fail"]
+
+
+def test_a_host_left_alone_has_no_drift():
+    for host in HOSTS:
+        if host != INJECTED:
+            assert failing(host) == [], host
+
+
+def test_each_injected_drift_is_found_with_its_category_and_evidence():
+    found = {f["evidence"]["item"]: f for f in failing(INJECTED)}
+    expect = {"files:/etc/ssh/sshd_config": "DRFT-FILE-001", "packages:bash:amd64": "DRFT-PKG-001",
+              "accounts:user:fcdrift": "DRFT-USER-001",
+              "ports:tcp/0.0.0.0:47123": "DRFT-PORT-001", "cron:/etc/cron.d/fcdrift": "DRFT-CRON-001",
+              "services:fcdrift.service": "DRFT-SVC-001"}
+    missing = {item: fid for item, fid in expect.items() if item not in found}
+    assert not missing, sorted(found)
+    for item, fid in expect.items():
+        assert found[item]["id"] == fid
+    assert found["packages:bash:amd64"]["evidence"]["after"]["hold"] is True

@@ -1,0 +1,349 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: fleetcare engineers
+# Apache-2.0
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: drift_snapshot
+short_description: Take a compact snapshot of a host for drift detection, read-only, in one call
+description:
+  - Records files under O(paths) (SHA-256, mode, owner, group, size, symlink target), installed
+    packages (version, architecture, hold), systemd services (enabled, active), users and groups,
+    sysctl values, listening sockets and scheduled jobs (crontabs, C(/etc/cron.*), systemd timers).
+  - Hashes are computed on the host; only the digests travel. The snapshot travels to the
+    controller inside the C(fleetcare) result key (key C(data)), beside one finding,
+    C(DRFT-SNAP-001), which fails when the path set holds more than O(max_files) entries; no
+    snapshot is returned then.
+  - The comparison with the approved baseline is made by the fleetcare wrapper on the controller.
+  - Reads only. It never changes the host.
+version_added: "0.3.0"
+author:
+  - fleetcare engineers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  paths:
+    description: Files and directories (walked, symlinks not followed) whose files are recorded.
+    type: list
+    elements: str
+    default: [/etc]
+  excludes:
+    description: Shell patterns (fnmatch) of paths left out, such as files that change by themselves.
+    type: list
+    elements: str
+    default: []
+  max_files:
+    description: Most entries recorded under O(paths); more fails C(DRFT-SNAP-001) instead of running on.
+    type: int
+    default: 20000
+  sysctl_exclude:
+    description: Shell patterns of sysctl keys left out (counters and random values that change by themselves).
+    type: list
+    elements: str
+    default: []
+"""
+
+EXAMPLES = r"""
+- name: Snapshot the host
+  fleetcare.ops.drift_snapshot:
+    paths: [/etc]
+    excludes: [/etc/ld.so.cache]
+"""
+
+RETURN = r"""
+fleetcare:
+  description: The findings payload; C(data) holds the snapshot (category -> item -> value).
+  returned: always
+  type: dict
+"""
+
+import fnmatch
+import glob
+import grp
+import hashlib
+import ipaddress
+import os
+import pwd
+import stat
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.fleetcare.ops.plugins.module_utils.debian import DPKG_STATUS, parse_dpkg_installed
+from ansible_collections.fleetcare.ops.plugins.module_utils.drift_checks import CHECKS
+from ansible_collections.fleetcare.ops.plugins.module_utils.findings import CheckError, finding, payload
+from ansible_collections.fleetcare.ops.plugins.module_utils.host import probe, read_optional, run_cmd
+
+ARGUMENT_SPEC = dict(
+    paths=dict(type="list", elements="str", default=["/etc"]),
+    excludes=dict(type="list", elements="str", default=[]),
+    max_files=dict(type="int", default=20000),
+    sysctl_exclude=dict(type="list", elements="str", default=[]),
+)
+SNAP = CHECKS[0]
+# counters and random values: never drift
+SYSCTL_VOLATILE = ("kernel.random.*", "fs.dentry-state", "fs.inode-nr", "fs.inode-state", "fs.file-nr",
+                   "kernel.ns_last_pid", "kernel.pty.nr", "fs.quota.*", "net.netfilter.nf_conntrack_count",
+                   "kernel.tainted", "fs.aio-nr", "kernel.perf_event_max_sample_rate", "vm.stat_refresh",
+                   "net.ipv4.route.flush", "net.ipv6.route.flush", "fs.binfmt_misc.*", "dev.*")
+CRON_GLOBS = ("etc/crontab", "etc/cron.d/*", "etc/cron.hourly/*", "etc/cron.daily/*", "etc/cron.weekly/*",
+              "etc/cron.monthly/*", "var/spool/cron/crontabs/*")
+TCP_LISTEN = "0A"
+UDP_UNCONNECTED = "07"
+
+
+class TooMany(Exception):
+    pass
+
+
+def _name(lookup, ident):
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_entry(path):
+    """One file's record; a directory or socket is left out (None)."""
+    st = os.lstat(path)
+    out = {"mode": "%04o" % stat.S_IMODE(st.st_mode), "owner": _name(pwd.getpwuid, st.st_uid),
+           "group": _name(grp.getgrgid, st.st_gid)}
+    if stat.S_ISLNK(st.st_mode):
+        out["target"] = os.readlink(path)
+    elif stat.S_ISREG(st.st_mode):
+        out["size"] = st.st_size
+        try:
+            out["sha256"] = sha256(path)
+        except (IOError, OSError) as exc:
+            out["sha256"] = "unreadable: %s" % (exc.strerror or exc)
+    else:
+        return None
+    return out
+
+
+def snapshot_files(paths, excludes=(), max_files=20000, root="/"):
+    """{host path: record} of the files and symlinks under ``paths``; TooMany past ``max_files``."""
+    out = {}
+
+    def add(real, shown):
+        if any(fnmatch.fnmatch(shown, pat) for pat in excludes):
+            return
+        entry = file_entry(real)
+        if entry is not None:
+            if len(out) >= max_files:
+                raise TooMany(shown)
+            out[shown] = entry
+
+    for top in paths:
+        real_top = os.path.join(root, top.lstrip("/"))
+        if not os.path.lexists(real_top):
+            continue
+        if not os.path.isdir(real_top) or os.path.islink(real_top):
+            add(real_top, top)
+            continue
+        for dirpath, dirnames, filenames in os.walk(real_top):
+            rel = os.path.relpath(dirpath, root)
+            shown_dir = "/" if rel == "." else "/" + rel
+            dirnames[:] = sorted(d for d in dirnames
+                                 if not any(fnmatch.fnmatch(os.path.join(shown_dir, d), p) for p in excludes))
+            # a symlink to a directory is recorded as a link, never followed
+            for name in sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+                add(os.path.join(dirpath, name), os.path.join(shown_dir, name))
+    return out
+
+
+def snapshot_packages(root="/"):
+    text = read_optional(os.path.join(root, DPKG_STATUS.lstrip("/")))
+    return None if text is None else parse_dpkg_installed(text)
+
+
+def snapshot_accounts(root="/"):
+    """users and groups: {"user:NAME": {...}, "group:NAME": {...}}."""
+    out = {}
+    for line in (read_optional(os.path.join(root, "etc/passwd")) or "").splitlines():
+        f = line.split(":")
+        if len(f) >= 7:
+            out["user:" + f[0]] = {"uid": f[2], "gid": f[3], "home": f[5], "shell": f[6]}
+    for line in (read_optional(os.path.join(root, "etc/group")) or "").splitlines():
+        f = line.split(":")
+        if len(f) >= 4:
+            out["group:" + f[0]] = {"gid": f[2], "members": ",".join(sorted(m for m in f[3].split(",") if m))}
+    return out
+
+
+def snapshot_sysctl(excludes=(), root="/"):
+    base = os.path.join(root, "proc/sys")
+    patterns = tuple(SYSCTL_VOLATILE) + tuple(excludes)
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            key = os.path.relpath(path, base).replace("/", ".")
+            if any(fnmatch.fnmatch(key, p) for p in patterns):
+                continue
+            try:
+                st = os.stat(path)
+                if not st.st_mode & stat.S_IRUSR:
+                    continue
+                value = read_optional(path)
+            except OSError:
+                continue
+            if value is not None:
+                out[key] = " ".join(value.split())
+    return out
+
+
+def _socket_owners(root="/"):
+    """socket inode -> process name, for the processes this user may look into."""
+    owners = {}
+    for fd in glob.glob(os.path.join(root, "proc/[0-9]*/fd/*")):
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            comm = read_optional(os.path.join(os.path.dirname(os.path.dirname(fd)), "comm"))
+            owners.setdefault(link[8:-1], (comm or "?").strip())
+    return owners
+
+
+def _address(hexaddr):
+    addr, port = hexaddr.split(":")
+    raw = bytes.fromhex(addr)
+    if len(raw) == 4:
+        text = ".".join(str(b) for b in reversed(raw))
+    else:
+        words = [raw[i:i + 4][::-1].hex() for i in range(0, 16, 4)]
+        text = ":".join(w[j:j + 4] for w in words for j in (0, 4))
+        text = str(ipaddress.ip_address(text))
+    return text, int(port, 16)
+
+
+def snapshot_ports(root="/"):
+    """{"tcp/0.0.0.0:22": {"process": "sshd"}} of the listening TCP and unconnected UDP sockets."""
+    owners = None
+    out = {}
+    for proto in ("tcp", "tcp6", "udp", "udp6"):
+        text = read_optional(os.path.join(root, "proc/net", proto))
+        for line in (text or "").splitlines()[1:]:
+            f = line.split()
+            if len(f) < 10 or f[3] != (TCP_LISTEN if proto.startswith("tcp") else UDP_UNCONNECTED):
+                continue
+            if proto.startswith("udp") and not f[2].endswith(":0000"):
+                continue
+            host, port = _address(f[1])
+            if owners is None:
+                owners = _socket_owners(root)
+            shown = "[%s]" % host if ":" in host else host
+            out["%s/%s:%d" % (proto.rstrip("6"), shown, port)] = {"process": owners.get(f[9], "?")}
+    return out
+
+
+def snapshot_services(runner=run_cmd):
+    """{unit: {"enabled": state, "active": state}} of services and timers; None without systemd."""
+    out = {}
+    rc, text, err = runner(["systemctl", "list-unit-files", "--type=service,timer", "--no-legend",
+                            "--no-pager", "--plain"])
+    if rc != 0:
+        raise CheckError("systemctl list-unit-files: %s" % " ".join(err.split()))
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) >= 2 and "@" not in f[0]:
+            out[f[0]] = {"enabled": f[1], "active": "inactive"}
+    rc, text, err = runner(["systemctl", "list-units", "--type=service,timer", "--all", "--no-legend",
+                            "--no-pager", "--plain"])
+    for line in text.splitlines() if rc == 0 else ():
+        f = line.split()
+        if len(f) >= 4 and f[0] in out:
+            out[f[0]]["active"] = f[2]
+    return out
+
+
+def snapshot_cron(services, root="/"):
+    """crontabs and /etc/cron.* (by digest) and systemd timers (by enabled state)."""
+    out = {}
+    for pattern in CRON_GLOBS:
+        for path in sorted(glob.glob(os.path.join(root, pattern))):
+            if os.path.isfile(path):
+                shown = "/" + os.path.relpath(path, root)
+                try:
+                    out[shown] = {"sha256": sha256(path)}
+                except (IOError, OSError) as exc:
+                    out[shown] = {"sha256": "unreadable: %s" % (exc.strerror or exc)}
+    for unit, state in (services or {}).items():
+        if unit.endswith(".timer"):
+            out["timer:" + unit] = dict(state)
+    return out
+
+
+def snapshot(params, root="/", runner=run_cmd):
+    """(finding of DRFT-SNAP-001, snapshot or None)."""
+    try:
+        files = snapshot_files(params["paths"], params["excludes"], params["max_files"], root)
+    except TooMany as exc:
+        return finding(SNAP["id"], SNAP["title"], SNAP["severity"], "fail",
+                       {"reason": "more than %d files under %s (at %s): nothing recorded"
+                        % (params["max_files"], ", ".join(params["paths"]), exc), "max_files": params["max_files"]},
+                       SNAP["remediation"]), None
+    notes = {}
+    units = None
+    if root == "/" and probe().systemd:
+        try:
+            units = snapshot_services(runner)
+        except CheckError as exc:
+            notes["services"] = str(exc)
+    else:
+        notes["services"] = "systemd is not running"
+    data = {"files": files, "packages": snapshot_packages(root), "accounts": snapshot_accounts(root),
+            "sysctl": snapshot_sysctl(params["sysctl_exclude"], root), "ports": snapshot_ports(root),
+            "cron": snapshot_cron(units, root)}
+    if units is not None:
+        data["services"] = dict((u, s) for u, s in units.items() if u.endswith(".service"))
+    for key in list(data):
+        if data[key] is None:
+            notes[key] = "not available on this host"
+            del data[key]
+    counts = dict((key, len(value)) for key, value in data.items())
+    evidence = {"paths": list(params["paths"]), "items": counts}
+    if notes:
+        evidence["not_recorded"] = notes
+    return finding(SNAP["id"], SNAP["title"], SNAP["severity"], "pass", evidence, SNAP["remediation"]), data
+
+
+def run(params, root="/", runner=run_cmd):
+    found, data = snapshot(params, root, runner)
+    out = payload("drift", [found])
+    if data is not None:
+        out["fleetcare"]["data"] = data
+    return out
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if module.params["max_files"] < 1:
+        module.fail_json(msg="max_files: must be at least 1, not %d" % module.params["max_files"])
+    module.exit_json(changed=False, **run(module.params))
+
+
+if __name__ == "__main__":
+    main()

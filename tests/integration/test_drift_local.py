@@ -1,0 +1,76 @@
+"""`fleetcare drift` for real on this machine (connection local, ansible-runner): baseline,
+drift, accept, log; snapshot paths under a temporary directory so it is fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fleetcare(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    return subprocess.run([sys.executable, str(ROOT / "runner.py"), *argv], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def newest_report(tmp_path: Path) -> dict:
+    run_dir = max((tmp_path / "data" / "fleetcare" / "runs").iterdir())
+    return json.loads((run_dir / "report.json").read_text())
+
+
+def drifted(report: dict) -> dict[str, dict]:
+    return {f["evidence"]["item"]: f for f in report["findings"] if f["status"] == "fail" and "item" in f["evidence"]}
+
+
+def test_baseline_drift_accept_log_on_this_machine(tmp_path):
+    cfg = tmp_path / "cfg"
+    (cfg / "sub").mkdir(parents=True)
+    (cfg / "app.conf").write_text("a=1\n")
+    (cfg / "sub" / "keep").write_text("same\n")
+    paths = f"drift_paths=[{cfg}]"
+
+    proc = fleetcare(tmp_path, "drift", "--fail-on", "critical", "-e", paths)
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # DRFT-BASE-001 fails as major
+    assert set(drifted(newest_report(tmp_path))) == set()
+    assert any(f["id"] == "DRFT-BASE-001" and f["status"] == "fail" for f in newest_report(tmp_path)["findings"])
+
+    proc = fleetcare(tmp_path, "drift", "baseline", "-e", paths)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    snap = next(f for f in newest_report(tmp_path)["findings"] if f["id"] == "DRFT-SNAP-001")
+    assert snap["status"] == "pass" and snap["evidence"]["items"]["files"] == 2
+    assert snap["evidence"]["items"]["packages"] > 0  # this machine's dpkg database, read for real
+
+    (cfg / "app.conf").write_text("a=2\n")
+    os.symlink("app.conf", cfg / "link")
+    proc = fleetcare(tmp_path, "drift", "-e", paths)
+    assert "Traceback" not in proc.stderr
+    found = {k: v for k, v in drifted(newest_report(tmp_path)).items() if k.startswith("files:")}
+    assert set(found) == {f"files:{cfg}/app.conf", f"files:{cfg}/link"}
+    changed = found[f"files:{cfg}/app.conf"]
+    assert changed["id"] == "DRFT-FILE-001" and changed["evidence"]["change"] == "changed"
+    assert changed["evidence"]["before"]["sha256"] != changed["evidence"]["after"]["sha256"]
+    assert found[f"files:{cfg}/link"]["evidence"]["after"]["target"] == "app.conf"
+
+    for argv, word in ((("accept", "localhost", f"files:{cfg}/app.conf"), "--reason"),
+                       (("accept", "localhost", "files:/nope", "--reason", "x"), "not a drifted item"),
+                       (("accept", "nohost", "--reason", "x"), "unknown host"),
+                       (("log", "nohost"), "unknown host"), (("bogus",), "unknown action")):
+        proc = fleetcare(tmp_path, "drift", *argv)
+        assert proc.returncode == 2 and word in proc.stderr and len(proc.stderr.splitlines()) == 1, argv
+    proc = fleetcare(tmp_path, "drift", "accept", "localhost", f"files:{cfg}/app.conf",
+                     "--reason", "new setting", "--by", "ops")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    proc = fleetcare(tmp_path, "drift", "-e", paths)
+    found = {k for k in drifted(newest_report(tmp_path)) if k.startswith("files:")}
+    assert found == {f"files:{cfg}/link"}  # accepted drift is gone, the rest stays a finding
+
+    proc = fleetcare(tmp_path, "drift", "log", "localhost")
+    assert proc.returncode == 0
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 and "by ops: new setting" in lines[1] and f"files:{cfg}/app.conf" in lines[1]

@@ -1,0 +1,66 @@
+"""fleetcare.drift on a real SQLite history: baseline versions, judging, accept and log."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleetcare import drift
+from fleetcare.errors import InputError
+from fleetcare.history import History
+from fleetcare.results import Run
+
+BASE = {"packages": {"curl:amd64": {"version": "1", "arch": "amd64", "hold": False}},
+        "ports": {"tcp/0.0.0.0:22": {"process": "sshd"}}, "services": {"ssh.service": {"enabled": "enabled",
+                                                                                        "active": "active"}}}
+
+
+def run_with(snapshots: dict[str, dict | None], run_id: str) -> Run:
+    run = Run(id=run_id, command="drift", fail_on="major")
+    for host, snap in snapshots.items():
+        found = [{"id": "DRFT-SNAP-001", "title": "t", "severity": "major", "status": "pass", "evidence": {}}]
+        payload = {"contract": 1, "role": "drift", "findings": found}
+        if snap is not None:
+            payload["data"] = snap
+        run.add_payload(host, payload)
+        run.set_status(host, "ok")
+    return run
+
+
+def failing(run: Run, host: str) -> dict[str, str]:
+    return {f.evidence["item"]: f.id for f in run.hosts[host].findings if f.failing and "item" in f.evidence}
+
+
+def test_judge_accept_log_against_a_real_history(tmp_path):
+    history = History(tmp_path / "h.db")
+    drift.take_baseline(history, run_with({"web1": BASE, "web2": None}, "r1"), by="alice")
+    assert drift.latest(history, "web1")[0] == 1 and drift.latest(history, "web2") is None
+
+    now = {"packages": {"curl:amd64": {"version": "2", "arch": "amd64", "hold": False},
+                        "nc:amd64": {"version": "1", "arch": "amd64", "hold": False}},
+           "ports": {}}  # services not recorded this time: not judged
+    run = run_with({"web1": now, "web3": now}, "r2")
+    drift.judge(history, run)
+    assert failing(run, "web1") == {"packages:curl:amd64": "DRFT-PKG-001", "packages:nc:amd64": "DRFT-PKG-001",
+                                    "ports:tcp/0.0.0.0:22": "DRFT-PORT-001"}
+    assert [f.id for f in run.hosts["web3"].findings if f.failing] == ["DRFT-BASE-001"]
+    assert run.finish() == 1
+
+    with pytest.raises(InputError, match="needs a reason"):
+        drift.accept(history, "web1", [], " ")
+    with pytest.raises(InputError, match="not a drifted item"):
+        drift.accept(history, "web1", ["services:ssh.service"], "why")
+    version, items = drift.accept(history, "web1", ["ports:tcp/0.0.0.0:22", "packages:nc:amd64"], "ticket 7",
+                                  by="bob")
+    assert version == 2 and items == ["ports:tcp/0.0.0.0:22", "packages:nc:amd64"]
+
+    run = run_with({"web1": now}, "r3")
+    drift.judge(history, run)
+    assert failing(run, "web1") == {"packages:curl:amd64": "DRFT-PKG-001"}  # the rest was accepted
+    assert {f.id for f in run.hosts["web1"].findings if f.status == "pass"} >= {"DRFT-PORT-001"}
+
+    log = drift.log(history, "web1")
+    assert [(r["version"], r["kind"], r["by"], r["reason"]) for r in log] == [
+        (1, "snapshot", "alice", "baseline taken"), (2, "accept", "bob", "ticket 7")]
+    history.close()
+    with History(tmp_path / "h.db") as again:  # a history holding drift tables opens again
+        assert drift.latest(again, "web1")[0] == 2
