@@ -19,6 +19,7 @@ from fleetcare.reports.view import Analysis, analyse, evidence_text, host_counts
 from fleetcare.results import HOST_STATUSES, SEVERITIES, Run
 
 EVIDENCE_VALUE_CHARS = 300
+COMPARED_ROWS = 500  # changed findings listed in "what changed"; report.json has them all
 STATUS_ORDER = ("fail", "error", "pass", "not_applicable", "waived")  # counts shown in a block
 
 SEVERITY_COLORS = {"critical": "#b3261e", "major": "#d9480f", "minor": "#b7791f", "info": "#3b6fb6"}
@@ -78,6 +79,9 @@ def context(run: Run) -> dict[str, Any]:
         "blocks": blocks,
         "clean": clean,
         "host_rows": _host_rows(run, analysis),
+        "comparison": run.comparison,
+        "compared_rows": [e for e in (run.comparison or {}).get("findings", ())
+                          if e["state"] != "still_open"][:COMPARED_ROWS],
     }
 
 
