@@ -4,6 +4,7 @@ carried in every report format, stored in history, and `report RUN --against OTH
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from fleetcare import app, cli, lifecycle, reports
 from fleetcare.history import History
@@ -101,3 +102,27 @@ def test_report_against_any_run_from_the_cli(tmp_path, capsys):
     with History(db) as h:
         default = json.loads(app.rebuild_report(h, third.id, "json"))
     assert default["comparison"] == third.comparison
+
+
+def test_two_runs_through_the_wrapper_compare_in_report_json(capsys, fake_runner, tmp_path, data_home):
+    """inspect, fix the fault on web-1, inspect again: the second report says resolved."""
+    from .conftest import finding, ok_event, stats_event
+
+    inventory = tmp_path / "fleet.yml"
+    inventory.write_text("all:\n  hosts:\n    web-1:\n    db-1:\n")
+
+    def events(web_status: str) -> list[dict]:
+        return [ok_event("web-1", [finding(status=web_status)]), ok_event("db-1", [finding()]),
+                stats_event(["web-1", "db-1"])]
+
+    docs = []
+    for web_status in ("fail", "pass"):
+        fake_runner(events(web_status))
+        assert cli.main(["inspect", "-i", str(inventory), "-q"]) in (0, 1)
+        line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("reports: "))
+        docs.append(json.loads(Path(line.split(" ", 1)[1].split("{")[0] + "json").read_text()))
+    first, second = docs
+    assert first["comparison"]["counts"] == {"new": 2, "regressed": 0, "still_open": 0, "resolved": 0}
+    assert second["comparison"]["against"] == first["run"]["id"]
+    assert {(e["host"], e["state"]) for e in second["comparison"]["findings"]} == {
+        ("db-1", "still_open"), ("web-1", "resolved")}
