@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fleetcare import data_dir
+from fleetcare.lifecycle import first_seen_of
 from fleetcare.results import Finding, Metric, Run
 
 # "FLCR" in the SQLite header: this file is a fleetcare history (set since schema 2)
@@ -245,8 +246,7 @@ class History:
                         "AND refs = ?", text).fetchone()[0]
                 return key
 
-            since = {(e["id"], e["host"]): e["first_seen"] for e in (run.comparison or {}).get("findings", ())
-                     if e["state"] != "resolved"}
+            since = first_seen_of(run)
             db.executemany(
                 "INSERT INTO findings VALUES (?,?,?,?,?,?,?)",
                 ((run.id, f.host, check_key(f), f.severity, f.status, dumps(f.evidence),
