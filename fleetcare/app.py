@@ -172,6 +172,7 @@ def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major"
                 judge(run)  # controller-side findings (drift), after results and before reports
             run.finish(interrupted=interrupted)
             history_error = None
+            _compare(run, history)
             try:
                 written = reports.write_all(run, run_dir)
             finally:
@@ -229,10 +230,25 @@ def write_exports(run: Run, junit: Path | None = None, prometheus_dir: Path | No
     return tuple(written)
 
 
-def rebuild_report(history: History, run_ref: str, fmt: str) -> str:
+def _compare(run: Run, history: History) -> None:
+    # the lifecycle is read from history: a history that fails here costs the comparison only
+    from fleetcare import lifecycle
+
+    try:
+        lifecycle.annotate(run, history)
+    except HistoryError:
+        run.comparison = None
+
+
+def rebuild_report(history: History, run_ref: str, fmt: str, against: str | None = None) -> str:
+    """A past run's report, compared with ``against`` (a run reference) or else with the
+    previous run of the same command over the same hosts."""
+    from fleetcare import lifecycle
+
     if fmt not in (*reports.FORMATS, *reports.EXPORTS):
         raise InputError(f"--format: {fmt!r} is not one of {', '.join((*reports.FORMATS, *reports.EXPORTS))}")
-    return reports.render(history.load(run_ref), fmt)
+    run = history.load(run_ref)
+    return reports.render(lifecycle.annotate(run, history, against), fmt)
 
 
 def write_output(path: Path, text: str) -> None:
@@ -309,6 +325,7 @@ def import_results(path: Path, history: History, output_dir: Path, fail_on: str 
     if not run.hosts:
         raise InputError(f"{path}: the run recorded there has no host results")
     run.finish()
+    _compare(run, history)
     run_dir = output_dir / run.id
     ensure_private(run_dir, new=True)
     written = reports.write_all(run, run_dir)  # reports first: a history failure loses nothing

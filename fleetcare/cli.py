@@ -105,6 +105,8 @@ def _report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN")
     p.add_argument("--format", default="md", metavar="FORMAT", help="json, html, md or junit (default md)")
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--against", metavar="OTHER",
+                   help="compare with this run (default: the previous run of the same command over the same hosts)")
 
 
 def _history_arguments(p: argparse.ArgumentParser) -> None:
@@ -331,7 +333,7 @@ def _report(args: argparse.Namespace) -> int:
     from fleetcare import app
 
     with _open_history(args) as history:
-        text = app.rebuild_report(history, args.run, args.format)
+        text = app.rebuild_report(history, args.run, args.format, args.against)
     if args.output:
         app.write_output(args.output, text)
         print(args.output)

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fleetcare import data_dir
+from fleetcare.lifecycle import first_seen_of
 from fleetcare.results import Finding, Metric, Run
 
 # "FLCR" in the SQLite header: this file is a fleetcare history (set since schema 2)
@@ -82,6 +83,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         " snapshot TEXT NOT NULL, PRIMARY KEY (host, version))",
         "CREATE TABLE drift_observed ("
         " host TEXT PRIMARY KEY, run_id TEXT NOT NULL, taken TEXT NOT NULL, snapshot TEXT NOT NULL)",
+    ),
+    4: (
+        # when the current stretch of failures of a failing finding began (fleetcare.lifecycle)
+        "ALTER TABLE findings ADD COLUMN first_seen TEXT",
+        "CREATE INDEX runs_command ON runs (command, started)",
     ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -252,9 +258,11 @@ class History:
                         "AND refs = ?", text).fetchone()[0]
                 return key
 
+            since = first_seen_of(run)
             db.executemany(
-                "INSERT INTO findings VALUES (?,?,?,?,?,?)",
-                ((run.id, f.host, check_key(f), f.severity, f.status, dumps(f.evidence)) for f in run.findings()))
+                "INSERT INTO findings VALUES (?,?,?,?,?,?,?)",
+                ((run.id, f.host, check_key(f), f.severity, f.status, dumps(f.evidence),
+                  since.get((f.id, f.host), run.started) if f.failing else None) for f in run.findings()))
             db.executemany(
                 "INSERT INTO metrics VALUES (?,?,?,?,?,?)",
                 ((run.id, m.host, m.name, m.value, m.unit, dumps(m.labels)) for m in run.metrics()))
@@ -334,6 +342,39 @@ class History:
                 "FROM runs r ORDER BY r.started DESC, r.id DESC LIMIT ?", (limit,)).fetchall()
         keys = ("id", "command", "started", "status", "exit_code", "hosts", "failing")
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    # -- the lifecycle (fleetcare.lifecycle) ------------------------------------------
+    def previous_run(self, run: Run, look_back: int = 50) -> str | None:
+        """The newest earlier finished run of the same command over the same hosts."""
+        hosts = set(run.hosts)
+        with self._errors():
+            candidates = self._db.execute(
+                "SELECT id FROM runs WHERE command = ? AND id != ? AND started <= ? AND status IN "
+                "('complete', 'interrupted') ORDER BY started DESC, id DESC LIMIT ?",
+                (run.command, run.id, run.started, look_back)).fetchall()
+            for (run_id,) in candidates:
+                names = {n for (n,) in self._db.execute("SELECT name FROM hosts WHERE run_id = ?", (run_id,))}
+                if names == hosts:
+                    return run_id
+        return None
+
+    def failed_before(self, run: Run) -> set[tuple[str, str]]:
+        """(finding id, host) pairs that failed, on ``run``'s hosts, in runs of its command
+        started before it."""
+        hosts = set(run.hosts)
+        with self._errors():
+            rows = self._db.execute(
+                "SELECT DISTINCT c.id, f.host FROM findings f JOIN runs r ON r.id = f.run_id "
+                "JOIN checks c ON c.key = f.check_key WHERE r.command = ? AND r.started < ? "
+                "AND f.status = 'fail'", (run.command, run.started)).fetchall()
+        return {(fid, host) for fid, host in rows if host in hosts}
+
+    def first_seen(self, run_id: str) -> dict[tuple[str, str], str]:
+        """(finding id, host) -> when its failures began, for the failing findings of a run."""
+        with self._errors():
+            return {(fid, host): since for fid, host, since in self._db.execute(
+                "SELECT c.id, f.host, f.first_seen FROM findings f JOIN checks c ON c.key = f.check_key "
+                "WHERE f.run_id = ? AND f.status = 'fail' AND f.first_seen IS NOT NULL", (run_id,))}
 
     def metric_series(self, host: str, name: str) -> list[tuple[str, float, dict[str, str]]]:
         """(run start, value, labels) for one metric of one host, oldest first: trends."""

@@ -35,7 +35,7 @@ RESULT_KEY = "fleetcare"  # the module-side twin lives in plugins/module_utils/f
 PAYLOAD_EVENT = "fleetcare_payload"  # one line of the findings channel, as execute.py hands it on
 MODULE_PREFIX = "fleetcare.ops."  # a task of this collection's modules is expected to deliver a payload
 CONTRACT_VERSION = 1
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the comparison with an earlier run (fleetcare.lifecycle)
 SEVERITIES = ("critical", "major", "minor", "info")  # most severe first
 STATUSES = ("pass", "fail", "error", "not_applicable", "waived")
 HOST_STATUSES = ("pending", "ok", "unreachable", "failed")
@@ -158,6 +158,8 @@ class Run:
     fleetcare_version: str = __version__
     check: bool = False  # check mode: changes are what would have changed
     hosts: dict[str, HostResult] = field(default_factory=dict)
+    # set by fleetcare.lifecycle from history before the reports are written
+    comparison: dict[str, Any] | None = None
     # (host, task uuid) of payloads taken, and of fleetcare tasks still owing one (-> task name)
     _delivered: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False, compare=False)
     _awaiting: dict[tuple[str, str], str] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -321,6 +323,12 @@ class Run:
 
     # -- the JSON report, source of truth ---------------------------------------
     def to_report(self) -> dict[str, Any]:
+        doc = self._report()
+        if self.comparison is not None:
+            doc["comparison"] = self.comparison
+        return doc
+
+    def _report(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
             "run": {
@@ -361,11 +369,13 @@ class Run:
 
     @classmethod
     def from_report(cls, report: dict[str, Any]) -> Run:
-        return cls.from_parts(
+        run = cls.from_parts(
             report["run"], report["hosts"],
             (Finding.from_dict(f) for f in report["findings"]),
             (Metric(m["host"], m["name"], m["value"], m.get("unit", ""), m.get("labels") or {})
              for m in report["metrics"]))
+        run.comparison = report.get("comparison")
+        return run
 
 
 def _changes(task: str, res: dict[str, Any]) -> list[str]:

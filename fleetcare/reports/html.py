@@ -30,6 +30,7 @@ from fleetcare.term import safe
 
 EVIDENCE_VALUE_CHARS = 300
 HOSTS_PER_PROBLEM = 20  # names shown per group of hosts that failed the same way; the rest fold away
+COMPARED_ROWS = 500  # changed findings listed in "what changed"; report.json has them all
 STATUS_ORDER = ("fail", "error", "pass", "not_applicable", "waived")  # counts shown in a block
 
 SEVERITY_COLORS = {"critical": "#b3261e", "major": "#d9480f", "minor": "#b7791f", "info": "#3b6fb6"}
@@ -102,6 +103,9 @@ def context(run: Run) -> dict[str, Any]:
         "host_labels": HOST_LABELS,
         "problems": host_problems(run),
         "problem_hosts_shown": HOSTS_PER_PROBLEM,
+        "comparison": run.comparison,
+        "compared_rows": [e for e in (run.comparison or {}).get("findings", ())
+                          if e["state"] != "still_open"][:COMPARED_ROWS],
     }
 
 

@@ -59,6 +59,8 @@ def render(run: Run) -> str:
              cell(run.limit or "-")))
     add("")
 
+    _changes_since(out, run)
+
     add("## Hosts")
     add("")
     add(_row("total", "ok", "unreachable", "failed", "not finished"))
@@ -106,6 +108,39 @@ def render(run: Run) -> str:
     add(f"_fleetcare {cell(run.fleetcare_version)}; every finding with its full evidence is in "
         "report.json and report.html._")
     return "\n".join(out) + "\n"
+
+
+COMPARED_ROWS = 50  # the rest is in report.json
+
+
+def _changes_since(out: list[str], run: Run) -> None:
+    """What changed since the compared run: first, before any other section."""
+    comparison = run.comparison
+    if comparison is None:
+        return
+    add = out.append
+    add("## What changed since the last run")
+    add("")
+    if comparison["against"] is None:
+        add("No earlier run of this command over the same hosts: every failing finding is new.")
+    else:
+        add(f"Compared with run {cell(comparison['against'])} ({cell(comparison['against_started'])}).")
+    add("")
+    counts = comparison["counts"]
+    add(_row("new", "regressed", "still open", "resolved"))
+    add(_row(*["---:"] * 4))
+    add(_row(counts["new"], counts["regressed"], counts["still_open"], counts["resolved"]))
+    add("")
+    changed = [e for e in comparison["findings"] if e["state"] != "still_open"]
+    if changed:
+        add(_row("change", "severity", "ID", "host", "first seen"))
+        add(_row(*["---"] * 5))
+        for e in changed[:COMPARED_ROWS]:
+            add(_row(e["state"], e["severity"], cell(e["id"]), cell(e["host"]), cell(e["first_seen"])))
+        if len(changed) > COMPARED_ROWS:
+            add("")
+            add(f"… and {len(changed) - COMPARED_ROWS} more in report.json.")
+        add("")
 
 
 def _group(out: list[str], g: FindingGroup) -> None:

@@ -117,7 +117,8 @@ def test_a_schema_1_database_is_upgraded_in_place_keeping_every_run(tmp_path):
     path = _v1_copy(tmp_path)
     expected = json.loads((FIXTURES / "history" / "history-v1-runs.json").read_text())
     with History(path) as h:
-        assert [h.load(r["id"]).to_report() for r in h.runs()] == expected
+        # every stored value as that code read it; only the report's schema version moved on
+        assert [{**h.load(r["id"]).to_report(), "schema_version": 1} for r in h.runs()] == expected
         assert h.metric_series("web-1", "disk_used_pct")[0][1] == 97.5
         h.save(_run("20261201-000000-dddd"))  # and it takes new runs
     db = sqlite3.connect(path)
@@ -125,6 +126,7 @@ def test_a_schema_1_database_is_upgraded_in_place_keeping_every_run(tmp_path):
     assert db.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
     columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
     assert {"host", "pid", "pid_start"} <= columns
+    assert "first_seen" in {row[1] for row in db.execute("PRAGMA table_info(findings)")}
     assert db.execute("PRAGMA quick_check").fetchone() == ("ok",)
     db.close()
     with History(path) as h:  # opening again: nothing left to do, nothing lost
