@@ -102,7 +102,10 @@ DAY = 86400.0
 
 
 def _apt_cache_policy(runner, names):
-    rc, out, err = runner(["apt-cache", "policy"] + list(names), timeout=60)
+    # Empty cache file names: APT builds its cache in memory instead of rewriting
+    # /var/cache/apt/*.bin, so the audit writes nothing.
+    rc, out, err = runner(["apt-cache", "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=",
+                           "policy"] + list(names), timeout=60)
     if rc != 0:
         raise CheckError("apt-cache policy exited %d: %s" % (rc, err.strip()[:200]))
     return out

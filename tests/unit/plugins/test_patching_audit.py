@@ -37,8 +37,9 @@ def fake_apt(policy_packages: str | None = None, config: str | None = None):
 
     def runner(argv, timeout=20):
         calls.append(list(argv))
-        if argv[:2] == ["apt-cache", "policy"]:
-            return 0, _text("policy_files.txt") if len(argv) == 2 else (
+        if argv[0] == "apt-cache" and argv[5] == "policy":
+            assert argv[1:5] == ["-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache="], "writes no cache"
+            return 0, _text("policy_files.txt") if len(argv) == 6 else (
                 policy_packages if policy_packages is not None else _text("policy_packages.txt")), ""
         if argv[:2] == ["apt-config", "dump"]:
             return 0, config if config is not None else _text("apt_config.txt"), ""
@@ -196,8 +197,8 @@ def test_apt_unusable_makes_every_check_an_error(host: Path):
 def test_one_policy_call_for_all_packages(host: Path):
     runner = fake_apt()
     run(host, runner)
-    policy_calls = [c for c in runner.calls if c[:2] == ["apt-cache", "policy"]]
-    assert len(policy_calls) == 2 and policy_calls[1][2:] == ["bash", "fc-held", "fc-other", "fc-sec", "local-only"]
+    policy_calls = [c for c in runner.calls if c[0] == "apt-cache"]
+    assert len(policy_calls) == 2 and policy_calls[1][6:] == ["bash", "fc-held", "fc-other", "fc-sec", "local-only"]
 
 
 def test_every_check_has_its_texts():
