@@ -282,11 +282,11 @@ def pending_updates(policy, origins, held=()):
         if not installed or not candidate or installed == candidate:
             continue
         sources = info["sources"].get(candidate, [])
-        releases = [origins.get(key, {}) for key in sources]
+        releases = dict((key, origins.get(key, {})) for key in sources)
         out.append({"package": name, "installed": installed, "candidate": candidate,
-                    "security": any(is_security_origin(r) for r in releases),
+                    "security": any(is_security_origin(r) for r in releases.values()),
                     "origins": sorted(set(r.get("label") or r.get("origin") or key
-                                          for key, r in zip(sources, releases))),
+                                          for key, r in releases.items())),
                     "held": name in held})
     return out
 

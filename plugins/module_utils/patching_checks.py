@@ -14,11 +14,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-
-def _check(fid, title, severity, options, rationale, remediation, references=()):
-    return {"id": fid, "title": title, "severity": severity, "options": tuple(options),
-            "rationale": " ".join(rationale.split()), "remediation": " ".join(remediation.split()),
-            "references": list(references)}
+# One record builder for every role's checks (the health role's).
+from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import _check  # noqa: F401
 
 
 CHECKS = (

@@ -134,7 +134,7 @@ def test_nothing_pending_passes(host: Path):
 def test_list_age_judged_against_the_threshold(host: Path):
     release = host / "var/lib/apt/lists/_srv_fc-repo_dists_fc-security_Release"
     changed = os.stat(release).st_ctime
-    findings, body, _ = run(host, now=changed + 3 * 86400)
+    findings, _, _ = run(host, now=changed + 3 * 86400)
     assert findings["PTCH-LIST-001"]["status"] == "pass"
     assert findings["PTCH-LIST-001"]["evidence"]["days_since_update"] == pytest.approx(3, abs=0.01)
     findings, _, _ = run(host, now=changed + 8 * 86400)
