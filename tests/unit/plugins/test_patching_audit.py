@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -205,3 +206,17 @@ def test_every_check_has_its_texts():
     assert set(BY_ID) == set(patching_audit.CHECK_FUNCS)
     for record in CHECKS:
         assert record["id"].startswith("PTCH-") and record["rationale"] and record["remediation"]
+
+
+def test_the_test_repository_has_one_security_suite(tmp_path: Path):
+    """The builder Molecule's prepare uses (needs dpkg-deb and apt-ftparchive, package apt-utils)."""
+    from fleetcare_lab import aptrepo
+
+    repo = aptrepo.build(tmp_path / "repo")
+    releases = {suite: debian.parse_release((repo / "dists" / suite / "Release").read_text())
+                for suite in aptrepo.LABELS}
+    assert [s for s, r in releases.items() if debian.is_security_origin(r)] == [aptrepo.SECURITY_SUITE]
+    packages = (repo / "dists" / aptrepo.SECURITY_SUITE / "main/binary-amd64/Packages").read_text()
+    assert sorted(re.findall(r"^Package: (\S+)\n(?:.+\n)*?Version: (\S+)", packages, re.M)) == [
+        ("fc-held", "1.1"), ("fc-sec", "1.1")]
+    assert "trusted=yes" in aptrepo.sources()
