@@ -37,7 +37,8 @@ if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
 fi
 if $want_test; then
     apt_install podman runc debootstrap openssh-client uidmap slirp4netns fuse-overlayfs \
-        chromium ca-certificates prometheus prometheus-node-exporter prometheus-alertmanager
+        chromium ca-certificates prometheus prometheus-node-exporter prometheus-alertmanager \
+        apt-utils dpkg-dev
 fi
 
 if [ ! -x .venv/bin/python ]; then

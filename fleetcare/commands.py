@@ -74,6 +74,14 @@ CONTROLS = Option("--controls", "only controls matching this ID or tag pattern, 
                   metavar="PATTERN", var="hardening_controls_only", check=_control_patterns)
 SKIP = Option("--skip", "leave out controls matching this ID or tag pattern (repeatable)",
               metavar="PATTERN", var="hardening_controls_skip", check=_control_patterns)
+def _update_kinds(kinds: Sequence[str]) -> None:
+    from fleetcare.errors import InputError
+
+    bad = [k for k in kinds if k not in ("security", "all")]
+    if bad:
+        raise InputError(f"{bad[0]!r} is not security or all")
+
+
 CHECK = Option("--check", "change nothing; report what would change", job="check")
 
 COMMANDS: dict[str, Command] = {c.name: c for c in (
@@ -107,6 +115,16 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
         "part of the baseline; 'drift log HOST' shows a host's baseline versions.",
         playbook="playbooks/drift.yml", roles=("drift",), title="Drift report",
         example="drift_paths=[/etc,/usr/local/bin]"),
+    Command(
+        "patch", "audit pending updates; install security or all updates, then audit again",
+        "Audit pending updates in one module call per host (security vs other from the host's own APT "
+        "lists, held packages, list age, pending reboot with its reason, unattended-upgrades). With "
+        "--update security|all, install those updates with apt that never prompts (held packages stay), "
+        "then audit again; with --check, install nothing. Without -i, patches this machine.",
+        playbook="playbooks/patch.yml", roles=("patching",), title="Patching report",
+        example="patching_lists_max_age_days=7",
+        options=(Option("--update", "install these pending updates: security or all (default: audit only)",
+                        metavar="KIND", var="patching_update", check=_update_kinds), CHECK)),
     Command("explain", "print what a finding ID checks, why, how to fix it, references"),
     Command("report", "rebuild a report of a past run from history",
             "Rebuild a report from history. RUN is a run id, a unique prefix of one, or 'latest'."),

@@ -202,3 +202,157 @@ def newer_kernel_installed(running, root="/"):
     """(newest installed release or None, whether it is newer than the running one)."""
     newest = newest_kernel(installed_kernels(root))
     return newest, bool(newest and newest != running and kernel_key(newest) > kernel_key(running))
+
+
+# --------------------------------------------------------------------------- pending updates (patching)
+
+
+def parse_dpkg_held(text):
+    """Names of the packages dpkg has on hold (``Status: hold ...``), sorted."""
+    held = set()
+    for para in text.split("\n\n"):
+        name = None
+        for line in para.splitlines():
+            if line.startswith("Package:"):
+                name = line.split(":", 1)[1].strip()
+        status = next((line for line in para.splitlines() if line.startswith("Status:")), "")
+        words = status.split(":", 1)[1].split() if status else []
+        if name and words and words[0] == "hold":
+            held.add(name)
+    return sorted(held)
+
+
+def installed_packages(text):
+    """Names of the installed packages in a dpkg status text, sorted."""
+    return sorted(name for name, state in parse_dpkg_status(text).items() if state == "installed")
+
+
+# apt-cache policy abbreviates the Release fields it prints after each package file.
+_POLICY_RELEASE_KEYS = {"o": "origin", "l": "label", "a": "suite", "n": "codename"}
+
+
+def _policy_source(words):
+    """The ``URI SUITE/COMPONENT`` key of a package file line of apt-cache policy (without the
+    priority, the architecture and 'Packages'), or None for the dpkg status file."""
+    if len(words) >= 3 and words[-1] == "Packages":
+        return "%s %s" % (words[1], words[2])
+    return None
+
+
+def parse_policy_files(text):
+    """``apt-cache policy`` (no arguments) -> {'URI SUITE/COMPONENT': parsed Release}, the origin
+    of each package list APT uses, as APT itself read it from the list's Release file."""
+    out, current = {}, None
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0].isdigit() or (words[0].startswith("-") and words[0][1:].isdigit()):
+            current = _policy_source(words)
+            if current:
+                out[current] = dict((key, "") for key in _POLICY_RELEASE_KEYS.values())
+        elif words[0] == "release" and current:
+            for item in " ".join(words[1:]).split(","):
+                key, _, value = item.partition("=")
+                if key in _POLICY_RELEASE_KEYS:
+                    out[current][_POLICY_RELEASE_KEYS[key]] = value
+        elif line.startswith("Pinned packages"):
+            break
+    return out
+
+
+def parse_policy_packages(text):
+    """``apt-cache policy PKG...`` -> {package: {installed, candidate, sources: {version: [key]}}}
+    where each key is a ``URI SUITE/COMPONENT`` of :func:`parse_policy_files`; a version missing
+    from APT's view is None (``(none)``)."""
+    out, pkg, version = {}, None, None
+    for line in text.splitlines():
+        if line and not line[0].isspace() and line.rstrip().endswith(":"):
+            pkg, version = line.rstrip()[:-1], None
+            out[pkg] = {"installed": None, "candidate": None, "sources": {}}
+            continue
+        if pkg is None:
+            continue
+        stripped = line.strip()
+        for field in ("Installed", "Candidate"):
+            if stripped.startswith(field + ":"):
+                value = stripped.split(":", 1)[1].strip()
+                out[pkg][field.lower()] = None if value == "(none)" else value
+        words = stripped.split()
+        if not words or stripped.startswith(("Installed:", "Candidate:", "Version table:")):
+            continue
+        if words[0] == "***":
+            words = words[1:]
+        if len(words) == 2 and words[1].lstrip("-").isdigit() and not words[0].isdigit():
+            version = words[0]
+            out[pkg]["sources"].setdefault(version, [])
+        elif version and words[0].lstrip("-").isdigit():
+            source = _policy_source(words)
+            if source:
+                out[pkg]["sources"][version].append(source)
+    return out
+
+
+def pending_updates(policy, origins, held=()):
+    """[{package, installed, candidate, security, origins, held}] for each installed package whose
+    candidate differs from the installed version. ``security``: the candidate comes from a
+    security suite (:func:`is_security_origin` on the origin of a list offering it)."""
+    out = []
+    for name in sorted(policy):
+        info = policy[name]
+        installed, candidate = info["installed"], info["candidate"]
+        if not installed or not candidate or installed == candidate:
+            continue
+        sources = info["sources"].get(candidate, [])
+        releases = dict((key, origins.get(key, {})) for key in sources)
+        out.append({"package": name, "installed": installed, "candidate": candidate,
+                    "security": any(is_security_origin(r) for r in releases.values()),
+                    "origins": sorted(set(r.get("label") or r.get("origin") or key
+                                          for key, r in releases.items())),
+                    "held": name in held})
+    return out
+
+
+def apt_lists_updated(root="/"):
+    """Epoch seconds of the last successful ``apt-get update``, or None when there are no lists:
+    the newest of APT::Periodic's success stamp and the change time of the Release files (a
+    change time, because APT may keep the server's modification time on the file)."""
+    times = []
+    stamp = os.path.join(root, "var/lib/apt/periodic/update-success-stamp")
+    if os.path.exists(stamp):
+        times.append(os.stat(stamp).st_mtime)
+    for path in glob.glob(os.path.join(root, APT_LISTS.lstrip("/"), "*Release")):
+        times.append(os.stat(path).st_ctime)
+    return max(times) if times else None
+
+
+def parse_apt_config(text):
+    """``apt-config dump`` -> {Option::Name: value} (the last value of a list option wins)."""
+    out = {}
+    for line in text.splitlines():
+        match = re.match(r'^(\S+)\s+"(.*)";$', line.strip())
+        if match:
+            out[match.group(1)] = match.group(2)
+    return out
+
+
+def reboot_state(running, container="", root="/"):
+    """(pending, evidence): the reboot-required flag and its packages, and (outside a container,
+    whose running kernel is the engine host's) the running kernel against the newest installed."""
+    flagged, packages = reboot_required(root)
+    evidence = {"reboot_required_flag": flagged, "packages": packages, "running_kernel": running}
+    kernel_newer = False
+    if container:
+        evidence["note"] = ("in a %s container the running kernel is the host's; judged by "
+                            "/var/run/reboot-required only" % container)
+    else:
+        evidence["newest_installed_kernel"], kernel_newer = newer_kernel_installed(running, root)
+    evidence["newer_kernel_installed"] = kernel_newer
+    reasons = []
+    if flagged:
+        reasons.append("/var/run/reboot-required (%s)" % (", ".join(packages) or "no package named"))
+    if kernel_newer:
+        reasons.append("running kernel %s is older than the installed %s"
+                       % (running, evidence["newest_installed_kernel"]))
+    evidence["reason"] = "; ".join(reasons)
+    return bool(reasons), evidence

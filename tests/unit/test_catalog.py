@@ -305,11 +305,15 @@ def test_unknown_finding_id_suggests_from_every_role():
 
 def test_finding_ids_are_every_role_s_ids_once():
     every = catalog.finding_ids()
-    drift_ids = [c["id"] for c in role_checks("drift")]
-    assert len(every) == len(set(every)) == len(RECORDS) + 16 + len(drift_ids)
+    from fleetcare import commands
+
+    roles = dict.fromkeys(r for c in commands.run_commands() for r in c.roles)
+    checks = [c["id"] for role in roles for c in role_checks(role)]
+    assert {"drift", "patching"} <= {role for role in roles if role_checks(role)}
+    assert len(every) == len(set(every)) == len(RECORDS) + len(checks)
     assert every[:16] == [c["id"] for c in health_checks.CHECKS]
-    assert every[16:16 + len(drift_ids)] == drift_ids
-    assert set(every[16 + len(drift_ids):]) == set(ids)
+    assert every[:len(checks)] == checks
+    assert set(every[len(checks):]) == set(ids)
 
 
 def test_health_module_takes_its_texts_from_the_check_records():

@@ -1,0 +1,79 @@
+"""A local APT repository for the patching tests, built from nothing on this machine.
+
+Tiny packages in two versions (``dpkg-deb --build``), indexed with ``apt-ftparchive``, in two
+suites: ``fc-stable`` (label ``fleetcare``) and ``fc-security`` (label ``fleetcare-Security``,
+which APT and the patching audit take for a security suite). Served from a file path copied
+into the lab hosts (``deb [trusted=yes] file:/srv/fc-repo SUITE main``: unsigned, the
+repository never leaves the test machine).
+
+What is pending on a host that installed the 1.0 versions and holds ``fc-held``:
+``fc-sec`` (security), ``fc-other`` (other), ``fc-held`` (security, held).
+
+Run as ``python -m fleetcare_lab.aptrepo DIR``; Molecule's prepare and the tests call :func:`build`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SECURITY_SUITE = "fc-security"
+STABLE_SUITE = "fc-stable"
+LABELS = {STABLE_SUITE: "fleetcare", SECURITY_SUITE: "fleetcare-Security"}
+# (package, version, suite)
+PACKAGES = (
+    ("fc-sec", "1.0", STABLE_SUITE), ("fc-sec", "1.1", SECURITY_SUITE),
+    ("fc-other", "1.0", STABLE_SUITE), ("fc-other", "1.1", STABLE_SUITE),
+    ("fc-held", "1.0", STABLE_SUITE), ("fc-held", "1.1", SECURITY_SUITE),
+)
+INITIAL = {name: "1.0" for name, _, _ in PACKAGES}
+HELD = ("fc-held",)
+SOURCES_LINE = "deb [trusted=yes] file:{path} {suite} main"
+
+
+def _run(argv: list[str], cwd: Path) -> str:
+    return subprocess.run(argv, cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def _deb(name: str, version: str, out: Path, work: Path) -> None:
+    tree = work / f"{name}_{version}"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN" / "control").write_text(
+        f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: fleetcare <dev@fleetcare.invalid>\n"
+        f"Section: misc\nPriority: optional\nDescription: fleetcare patching test package\n"
+        f" Installs one file naming its version.\n")
+    doc = tree / "usr" / "share" / "doc" / name
+    doc.mkdir(parents=True)
+    (doc / "VERSION").write_text(version + "\n")
+    _run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(out)], work)
+
+
+def build(dest: Path) -> Path:
+    """Build the repository under ``dest`` (created); returns it. Takes about a second."""
+    dest = Path(dest)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, version, suite in PACKAGES:
+            pool = dest / "pool" / suite
+            pool.mkdir(parents=True, exist_ok=True)
+            _deb(name, version, pool / f"{name}_{version}_all.deb", Path(tmp))
+    for suite, label in LABELS.items():
+        binary = dest / "dists" / suite / "main" / "binary-amd64"
+        binary.mkdir(parents=True, exist_ok=True)
+        (binary / "Packages").write_text(_run(["apt-ftparchive", "packages", f"pool/{suite}"], dest))
+        options = [f"-oAPT::FTPArchive::Release::{key}={value}" for key, value in (
+            ("Origin", "fleetcare"), ("Label", label), ("Suite", suite), ("Codename", suite),
+            ("Architectures", "amd64"), ("Components", "main"))]
+        release = _run(["apt-ftparchive", *options, "release", f"dists/{suite}"], dest)
+        (dest / "dists" / suite / "Release").write_text(release)
+    return dest
+
+
+def sources(path: str = "/srv/fc-repo") -> str:
+    """The sources.list lines of the repository copied to ``path`` on a host."""
+    return "".join(SOURCES_LINE.format(path=path, suite=suite) + "\n" for suite in LABELS)
+
+
+if __name__ == "__main__":
+    print(build(Path(sys.argv[1])))

@@ -1,0 +1,246 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: fleetcare engineers
+# Apache-2.0
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: patching_audit
+short_description: Audit pending package updates of a Debian host in one call and return findings
+description:
+  - Reads the dpkg status database and APT's own view of the host (C(apt-cache policy), which reads
+    the downloaded package lists and their Release files) and reports pending updates split into
+    security and other, held packages, the age of the package lists, a pending reboot with its
+    reason, and whether unattended-upgrades is installed and enabled, one finding each (C(PTCH-*)).
+  - A pending update is security when its candidate version comes from a list whose Release file
+    names a security suite (Label or Suite containing C(security), as Debian's C(*-security)).
+  - Reads only; it never changes the host, so RV(ignore:changed) is always V(false). It also tells
+    the role which packages to upgrade (RV(patching.upgrade)), held packages left out.
+version_added: "0.2.0"
+author:
+  - fleetcare engineers
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads; check mode runs it as usual.
+  diff_mode:
+    support: none
+  platform:
+    platforms: debian
+    details: Debian 11, 12 and 13 (dpkg and APT).
+options:
+  lists_max_age_days:
+    description: Days since the last successful C(apt-get update) at which C(PTCH-LIST-001) fails.
+    type: int
+    default: 7
+  update:
+    description:
+      - Which pending updates RV(patching.upgrade) lists for the role to install.
+      - V(none) lists nothing; held packages are never listed.
+    type: str
+    choices: [none, security, all]
+    default: none
+  report:
+    description:
+      - Return the findings under the C(fleetcare) result key. The role's first audit before an
+        upgrade sets it to V(false), so only the audit of the state left behind is reported.
+    type: bool
+    default: true
+"""
+
+EXAMPLES = r"""
+- name: Audit pending updates
+  fleetcare.ops.patching_audit:
+    lists_max_age_days: 7
+"""
+
+RETURN = r"""
+fleetcare:
+  description: The findings contract payload (when O(report) is true).
+  returned: when report is true
+  type: dict
+patching:
+  description: The pending updates, held packages and what to upgrade.
+  returned: always
+  type: dict
+  contains:
+    pending:
+      description: One item per pending update (package, installed, candidate, security, origins, held).
+      type: list
+      elements: dict
+    held:
+      description: Packages on hold.
+      type: list
+      elements: str
+    upgrade:
+      description: C(name=version) of the updates O(update) selected, held packages left out.
+      type: list
+      elements: str
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
+    DPKG_STATUS, apt_lists_updated, installed_packages, parse_apt_config, parse_dpkg_held,
+    parse_dpkg_status, parse_policy_files, parse_policy_packages, pending_updates, reboot_state,
+    running_kernel)
+from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
+    CheckError, metric, payload, run_check)
+from ansible_collections.fleetcare.ops.plugins.module_utils.host import probe, read_optional, run_cmd
+from ansible_collections.fleetcare.ops.plugins.module_utils.patching_checks import CHECKS as CHECK_RECORDS
+
+ROLE = "patching"
+DAY = 86400.0
+
+
+def _apt_cache_policy(runner, names):
+    # Empty cache file names: APT builds its cache in memory instead of rewriting
+    # /var/cache/apt/*.bin, so the audit writes nothing.
+    rc, out, err = runner(["apt-cache", "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=",
+                           "policy"] + list(names), timeout=60)
+    if rc != 0:
+        raise CheckError("apt-cache policy exited %d: %s" % (rc, err.strip()[:200]))
+    return out
+
+
+class Context(object):
+    """What the checks read, read once: dpkg status, APT's policy, APT's configuration."""
+
+    def __init__(self, params, root="/", runner=run_cmd, now=None):
+        self.p, self.root, self.runner = params, root, runner
+        self.now = time.time() if now is None else now
+        self.container = probe(root).container
+        status = read_optional(os.path.join(root, DPKG_STATUS.lstrip("/")))
+        if status is None:
+            raise CheckError("cannot read %s: not a dpkg host" % DPKG_STATUS)
+        self.states = parse_dpkg_status(status)
+        self.held = parse_dpkg_held(status)
+        self.origins = parse_policy_files(_apt_cache_policy(runner, []))
+        policy = parse_policy_packages(_apt_cache_policy(runner, installed_packages(status)))
+        self.pending = pending_updates(policy, self.origins, self.held)
+
+    def updates(self, security):
+        return [u for u in self.pending if u["security"] == security and not u["held"]]
+
+
+def _listed(updates):
+    return [dict((k, u[k]) for k in ("package", "installed", "candidate", "origins")) for u in updates]
+
+
+def check_security(ctx):
+    found = ctx.updates(True)
+    return ("fail" if found else "pass"), "major", {
+        "count": len(found), "updates": _listed(found), "expected": "no pending security update",
+        "security_origins": sorted(set(r.get("label") or r.get("suite") for r in ctx.origins.values()
+                                       if "security" in (r.get("label", "") + r.get("suite", "")).lower()))}, [
+        metric("patching_pending_security", len(found))]
+
+
+def check_other(ctx):
+    found = ctx.updates(False)
+    return ("fail" if found else "pass"), "minor", {
+        "count": len(found), "updates": _listed(found), "expected": "no pending update"}, [
+        metric("patching_pending_other", len(found))]
+
+
+def check_held(ctx):
+    waiting = [u for u in ctx.pending if u["held"]]
+    return ("fail" if waiting else "pass"), "minor", {
+        "held": ctx.held, "held_with_updates": [dict(_listed([u])[0], security=u["security"]) for u in waiting],
+        "expected": "no update waiting behind a hold"}, [metric("patching_held_packages", len(ctx.held))]
+
+
+def check_lists(ctx):
+    updated = apt_lists_updated(ctx.root)
+    if updated is None:
+        raise CheckError("no package lists under /var/lib/apt/lists: apt-get update never succeeded",
+                         {"expected": "lists at most %d days old" % ctx.p["lists_max_age_days"]})
+    days = max(0.0, (ctx.now - updated) / DAY)
+    evidence = {"days_since_update": round(days, 2), "last_update_epoch": int(updated),
+                "threshold_days": ctx.p["lists_max_age_days"]}
+    return ("fail" if days > ctx.p["lists_max_age_days"] else "pass"), "minor", evidence, [
+        metric("patching_days_since_update", round(days, 3), "days")]
+
+
+def check_reboot(ctx):
+    pending, evidence = reboot_state(running_kernel(), ctx.container, ctx.root)
+    evidence["expected"] = "no reboot pending"
+    return ("fail" if pending else "pass"), "major", evidence, [
+        metric("patching_reboot_required", 1 if pending else 0)]
+
+
+def check_unattended(ctx):
+    installed = ctx.states.get("unattended-upgrades") == "installed"
+    evidence = {"installed": installed, "expected": "unattended-upgrades installed and enabled"}
+    rc, out, err = ctx.runner(["apt-config", "dump"])
+    if rc != 0:
+        raise CheckError("apt-config dump exited %d: %s" % (rc, err.strip()[:200]), evidence)
+    config = parse_apt_config(out)
+    value = config.get("APT::Periodic::Unattended-Upgrade", "0")
+    evidence["enabled"] = value not in ("", "0", "false", "no")
+    evidence["apt_periodic_unattended_upgrade"] = value
+    stamp = os.path.join(ctx.root, "var/lib/apt/periodic/unattended-upgrades-stamp")
+    evidence["last_run_epoch"] = int(os.stat(stamp).st_mtime) if os.path.exists(stamp) else None
+    ok = installed and evidence["enabled"]
+    return ("pass" if ok else "fail"), "minor", evidence, [metric("patching_unattended_enabled", 1 if ok else 0)]
+
+
+CHECK_FUNCS = {
+    "PTCH-SEC-001": check_security,
+    "PTCH-UPD-001": check_other,
+    "PTCH-HOLD-001": check_held,
+    "PTCH-LIST-001": check_lists,
+    "PTCH-REBOOT-001": check_reboot,
+    "PTCH-UU-001": check_unattended,
+}
+CHECKS = tuple((record, CHECK_FUNCS[record["id"]]) for record in CHECK_RECORDS)
+
+
+def audit(params, root="/", runner=run_cmd, now=None):
+    """(payload dictionary, the `patching` result): every check in order."""
+    findings, metrics = [], []
+    try:
+        ctx = Context(params, root, runner, now)
+    except Exception as exc:  # APT unreadable: every check is an error with the same reason
+        ctx, failed = None, exc
+    for record, func in CHECKS:
+        if ctx is None:
+            def func(_ctx, exc=failed):
+                raise exc
+        one, more = run_check(record["id"], record["title"], record["severity"], lambda f=func: f(ctx),
+                              record["remediation"], record["references"])
+        findings.append(one)
+        metrics.extend(more)
+    pending = ctx.pending if ctx else []
+    chosen = {"none": lambda u: False, "security": lambda u: u["security"], "all": lambda u: True}[params["update"]]
+    result = {"pending": pending, "held": ctx.held if ctx else [],
+              "upgrade": ["%s=%s" % (u["package"], u["candidate"]) for u in pending if not u["held"] and chosen(u)]}
+    return payload(ROLE, findings, metrics, expected=len(CHECKS)), result
+
+
+ARGUMENT_SPEC = dict(
+    lists_max_age_days=dict(type="int", default=7),
+    update=dict(type="str", default="none", choices=["none", "security", "all"]),
+    report=dict(type="bool", default=True),
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if module.params["lists_max_age_days"] < 0:
+        module.fail_json(msg="lists_max_age_days must be 0 or more")
+    found, result = audit(module.params)
+    extra = found if module.params["report"] else {}
+    module.exit_json(changed=False, patching=result, **extra)
+
+
+if __name__ == "__main__":
+    main()
