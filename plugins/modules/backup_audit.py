@@ -88,7 +88,7 @@ fleetcare:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.fleetcare.ops.plugins.module_utils import backup_status
+from ansible_collections.fleetcare.ops.plugins.module_utils.backup_status import read_record, success_age_hours
 from ansible_collections.fleetcare.ops.plugins.module_utils.backup_checks import CHECKS as CHECK_RECORDS
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
     CheckError,
@@ -116,7 +116,7 @@ class Context(object):
         self._units = None
 
     def record(self, name):
-        return backup_status.read_record(name, self.root)
+        return read_record(name, self.root)
 
     def units(self):
         """{unit: systemctl show properties} for every backup unit, from one systemctl call."""
@@ -142,7 +142,7 @@ def check_age(ctx):
     threshold = ctx.p["rpo_hours"]
     sets, metrics = {}, []
     for name in ctx.p["sets"]:
-        age = backup_status.success_age_hours(ctx.record(name), ctx.now)
+        age = success_age_hours(ctx.record(name), ctx.now)
         sets[name] = None if age is None else round(age, 2)
         if age is not None:
             metrics.append(metric("backup_last_success_age_hours", age, "hours", set=name))

@@ -291,7 +291,8 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.fleetcare.ops.plugins.module_utils import backup_status
+from ansible_collections.fleetcare.ops.plugins.module_utils.backup_status import (
+    read_record, set_names, success_age_hours)
 from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
     newer_kernel_installed, reboot_required, running_kernel)
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
@@ -985,11 +986,11 @@ def check_backup(ctx):
     # The backup role's status records (module_utils/backup_status.py, the reader backup_audit uses
     # too): the set whose last success is oldest, or that never succeeded, names the finding.
     threshold = ctx.p["backup_max_age_hours"]
-    names = backup_status.set_names(ctx.root)
+    names = set_names(ctx.root)
     if not names:
         raise NotApplicable("no fleetcare backup set on this host", {"threshold_hours": threshold})
     now = time.time()
-    ages = dict((name, backup_status.success_age_hours(backup_status.read_record(name, ctx.root), now))
+    ages = dict((name, success_age_hours(read_record(name, ctx.root), now))
                 for name in names)
     never = sorted(name for name, age in ages.items() if age is None)
     evidence = {"threshold_hours": threshold, "never_succeeded": never,

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from fleetcare import catalog
-from fleetcare.collection import controls, health_checks
+from fleetcare.collection import controls, health_checks, role_checks
 from fleetcare.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -305,9 +305,11 @@ def test_unknown_finding_id_suggests_from_every_role():
 
 def test_finding_ids_are_every_role_s_ids_once():
     every = catalog.finding_ids()
-    assert len(every) == len(set(every)) == len(RECORDS) + 16
+    backup = [c["id"] for c in role_checks("backup")]
+    assert len(every) == len(set(every)) == len(RECORDS) + 16 + len(backup)
     assert every[:16] == [c["id"] for c in health_checks.CHECKS]
-    assert set(every[16:]) == set(ids)
+    assert every[16:16 + len(backup)] == backup  # role checks in registry order, then the catalog
+    assert set(every[16 + len(backup):]) == set(ids)
 
 
 def test_health_module_takes_its_texts_from_the_check_records():
