@@ -44,7 +44,7 @@ def read_record(name, root="/"):
     try:
         record = json.loads(text)
     except ValueError:
-        raise ValueError("%s is not a JSON status record" % path)
+        record = None
     if not isinstance(record, dict):
         raise ValueError("%s is not a JSON status record" % path)
     return record

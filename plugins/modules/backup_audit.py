@@ -128,7 +128,7 @@ class Context(object):
             if rc != 0:
                 raise CheckError("systemctl show failed: %s" % (err.strip() or rc))
             blocks = [parse_properties(b) for b in out.strip().split("\n\n")]
-            self._units = dict(zip(names, blocks))
+            self._units = dict(zip(names, blocks, strict=False))
         return self._units
 
 

@@ -121,7 +121,7 @@ def test_timers_units_and_repository(tmp_path, status_dir):
     assert found["BKUP-UNIT-001"]["evidence"]["failed"] == ["fleetcare-backup-data.service"]
     repo = found["BKUP-REPO-001"]
     assert repo["status"] == "fail" and repo["evidence"]["problem"] == "wrong password"
-    restic_call = [c for c in runner.calls if c[0][0] == "restic"][0]
+    restic_call = next(c for c in runner.calls if c[0][0] == "restic")
     assert restic_call[0] == ["restic", "--no-lock", "cat", "config"]
     assert restic_call[1]["RESTIC_PASSWORD_FILE"] == PARAMS["password_file"]
     assert sum(1 for c in runner.calls if c[0][0] == "systemctl") == 1  # one call for every unit
