@@ -31,7 +31,8 @@ def test_retention_left_keep_last_snapshots(host):
     assert len(snapshots) == 3  # five runs, keep-last 3
     record = _json(host, "/var/lib/fleetcare/backup/data.json")
     assert record["ok"] and record["exit_code"] == 0 and record["meaning"] == "success"
-    assert record["snapshot_id"] in {s["id"] for s in snapshots}
+    # restic before 0.17 reports the short ID in its backup summary
+    assert [s for s in snapshots if s["id"].startswith(record["snapshot_id"])]
     assert record["last_success"] == record["end"]
 
 
