@@ -57,7 +57,7 @@ def test_findings(host):
     assert found["BKUP-RUN-001"]["evidence"]["failed"] == ["broken"]
     assert found["BKUP-AGE-001"]["status"] == "fail"
     assert found["BKUP-AGE-001"]["evidence"]["never_succeeded"] == ["broken"]
-    assert found["BKUP-TIMER-001"]["status"] == "pass"
+    assert found["BKUP-TIMER-001"]["status"] == "pass", found["BKUP-TIMER-001"]["evidence"]
     assert found["BKUP-REPO-001"]["status"] == "pass"
     assert found["BKUP-PRUNE-001"]["status"] == "pass"
     assert found["BKUP-CHECK-001"]["status"] == "pass"
