@@ -125,6 +125,14 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
         example="patching_lists_max_age_days=7",
         options=(Option("--update", "install these pending updates: security or all (default: audit only)",
                         metavar="KIND", var="patching_update", check=_update_kinds), CHECK)),
+    Command(
+        "backup", "restic backups on systemd timers, then audit them",
+        "Install restic from the Debian package, one systemd service and timer per backup set, a "
+        "forget/prune timer and the job's status record, then audit each host in one module call: age "
+        "of the last successful snapshot against the RPO, last run and check results, timers, "
+        "repository reachable. Never initialises a repository unless backup_init=true.",
+        playbook="playbooks/backup.yml", roles=("backup",), title="Backup report",
+        example="backup_rpo_hours=26", options=(CHECK,)),
     Command("explain", "print what a finding ID checks, why, how to fix it, references"),
     Command("report", "rebuild a report of a past run from history",
             "Rebuild a report from history. RUN is a run id, a unique prefix of one, or 'latest'."),

@@ -95,7 +95,8 @@ CHECKS = (
            """Read the errors (journalctl -p err --since -1h) and fix their causes."""),
     _check("HLTH-BKUP-001", "Last backup age", "major", ("backup_max_age_hours",),
            """A backup older than the recovery point objective means data written since would be lost.
-           Not applicable until the backup role exists.""",
+           Read from the backup role's status records (the set whose last success is oldest names it);
+           not applicable on a host without fleetcare backup sets.""",
            """Run a backup and check the backup schedule."""),
 )
 

@@ -47,12 +47,13 @@ def read_optional(path):
         return None
 
 
-def run_cmd(argv, timeout=CMD_TIMEOUT):
-    """Run a command in the C locale; returns (rc, stdout, stderr). ToolMissing when not installed."""
+def run_cmd(argv, timeout=CMD_TIMEOUT, env=None):
+    """Run a command in the C locale; returns (rc, stdout, stderr). ToolMissing when not installed.
+    ``env`` adds variables to its environment (such as the file restic reads its password from)."""
     exe = shutil.which(argv[0], path=SEARCH_PATH)
     if exe is None:
         raise ToolMissing("%s is not installed" % argv[0])
-    env = dict(os.environ, LC_ALL="C", LANG="C", SYSTEMD_PAGER="", SYSTEMD_COLORS="0")
+    env = dict(os.environ, LC_ALL="C", LANG="C", SYSTEMD_PAGER="", SYSTEMD_COLORS="0", **(env or {}))
     proc = subprocess.run([exe] + list(argv[1:]), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           env=env, timeout=timeout, universal_newlines=True)
     return proc.returncode, proc.stdout, proc.stderr

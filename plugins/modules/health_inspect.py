@@ -291,6 +291,8 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.fleetcare.ops.plugins.module_utils.backup_status import (
+    read_record, set_names, success_age_hours)
 from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
     newer_kernel_installed, reboot_required, running_kernel)
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
@@ -981,10 +983,23 @@ def check_log(ctx):
 
 
 def check_backup(ctx):
-    # The hook for the backup role: it will read that role's marker file of the last
-    # successful snapshot and hold its age against backup_max_age_hours.
-    raise NotApplicable("the backup role is not available yet",
-                        {"threshold_hours": ctx.p["backup_max_age_hours"]})
+    # The backup role's status records (module_utils/backup_status.py, the reader backup_audit uses
+    # too): the set whose last success is oldest, or that never succeeded, names the finding.
+    threshold = ctx.p["backup_max_age_hours"]
+    names = set_names(ctx.root)
+    if not names:
+        raise NotApplicable("no fleetcare backup set on this host", {"threshold_hours": threshold})
+    now = time.time()
+    ages = dict((name, success_age_hours(read_record(name, ctx.root), now))
+                for name in names)
+    never = sorted(name for name, age in ages.items() if age is None)
+    evidence = {"threshold_hours": threshold, "never_succeeded": never,
+                "age_hours": dict((n, None if a is None else round(a, 2)) for n, a in ages.items())}
+    metrics = [metric("backup_last_success_age_hours", a, "hours", set=n) for n, a in ages.items() if a is not None]
+    if never:
+        return "fail", "major", dict(evidence, set=never[0]), metrics
+    worst = max(ages, key=lambda n: ages[n])
+    return ("fail" if ages[worst] > threshold else "pass"), "major", dict(evidence, set=worst), metrics
 
 
 # The measuring function of each check; what the check is (title, severity, texts) is data in

@@ -309,7 +309,7 @@ def test_finding_ids_are_every_role_s_ids_once():
 
     roles = dict.fromkeys(r for c in commands.run_commands() for r in c.roles)
     checks = [c["id"] for role in roles for c in role_checks(role)]
-    assert {"drift", "patching"} <= {role for role in roles if role_checks(role)}
+    assert {"backup", "drift", "patching"} <= {role for role in roles if role_checks(role)}
     assert len(every) == len(set(every)) == len(RECORDS) + len(checks)
     assert every[:16] == [c["id"] for c in health_checks.CHECKS]
     assert every[:len(checks)] == checks

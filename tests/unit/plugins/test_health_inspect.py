@@ -559,10 +559,10 @@ def test_run_check_turns_any_exception_into_one_error_finding(tmp_path):
     assert denied["remediation"]
 
 
-def test_backup_hook_is_not_applicable_yet(tmp_path):
+def test_backup_without_backup_sets_is_not_applicable(tmp_path):
     finding, _ = hi.run_check(make_ctx(tmp_path), BY_ID["HLTH-BKUP-001"], hi.check_backup)
     assert finding["status"] == "not_applicable"
-    assert finding["evidence"] == {"threshold_hours": 26, "reason": "the backup role is not available yet"}
+    assert finding["evidence"] == {"threshold_hours": 26, "reason": "no fleetcare backup set on this host"}
 
 
 def test_validate_names_role_variables():

@@ -1,0 +1,146 @@
+"""fleetcare.ops.backup_audit and the role's job wrapper: status records written and read on a
+temporary tree, systemd and restic answers given by a recording runner (no host is changed)."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _load(name, path):
+    loader = importlib.machinery.SourceFileLoader(name, str(path))
+    spec = importlib.util.spec_from_loader(name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+ba = _load("fleetcare_backup_audit", ROOT / "plugins" / "modules" / "backup_audit.py")
+wrapper = _load("fleetcare_backup_wrapper", ROOT / "roles" / "backup" / "files" / "fleetcare-backup")
+hi = _load("fleetcare_health_inspect_b", ROOT / "plugins" / "modules" / "health_inspect.py")
+
+from ansible_collections.fleetcare.ops.plugins.module_utils import backup_status  # noqa: E402
+from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import BY_ID as HEALTH  # noqa: E402
+
+PARAMS = {name: opt.get("default") for name, opt in ba.ARGUMENT_SPEC.items()}
+NOW = 1_800_000_000.0
+UNIT_OK = "ActiveState=active\nUnitFileState=enabled\nResult=success\nNextElapseUSecRealtime=Wed 2026-12-02\n"
+
+
+class Runner:
+    """Answers systemctl show with one block per unit and restic with a given (rc, stderr)."""
+
+    def __init__(self, restic=(0, ""), units=None):
+        self.restic, self.units, self.calls = restic, units or {}, []
+
+    def __call__(self, argv, timeout=20, env=None):
+        self.calls.append((argv, env))
+        if argv[0] == "systemctl":
+            names = argv[argv.index("--") + 1:]
+            return 0, "\n".join(self.units.get(n, UNIT_OK) for n in names), ""
+        return self.restic[0], "", self.restic[1]
+
+
+@pytest.fixture
+def status_dir(tmp_path, monkeypatch):
+    path = tmp_path / backup_status.STATUS_DIR.lstrip("/")
+    path.mkdir(parents=True)
+    monkeypatch.setattr(wrapper, "STATUS_DIR", str(path))
+    return path
+
+
+def _findings(tmp_path, runner=None, **params):
+    body = ba.audit(dict(PARAMS, **params), root=str(tmp_path), runner=runner or Runner(), now=NOW)["fleetcare"]
+    return body, {f["id"]: f for f in body["findings"]}
+
+
+def _record(name, code, end, hook=None):
+    record = {"set": name, "action": "backup", "start": end - 5, "end": end, "duration": 5.0,
+              "exit_code": code, "meaning": wrapper.meaning(code, "0.14.0"), "ok": code == 0,
+              "snapshot_id": "abc" if code == 0 else None, "hook": hook, "stderr_tail": ""}
+    wrapper.write_record(name, record)
+
+
+def test_last_success_moves_only_on_success(status_dir):
+    _record("data", 0, NOW - 3600)
+    _record("data", 3, NOW - 60)  # incomplete snapshot: not a success
+    record = json.loads((status_dir / "data.json").read_text())
+    assert record["exit_code"] == 3 and record["ok"] is False
+    assert record["last_success"] == NOW - 3600 and record["last_snapshot_id"] == "abc"
+    assert record["meaning"].startswith("incomplete snapshot")
+    assert not [p for p in status_dir.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_exit_codes_10_to_12_only_from_restic_017():
+    assert wrapper.meaning(12, "0.18.0") == "wrong password"
+    assert wrapper.meaning(12, "0.14.0") == "failure (exit code 12)"
+    assert wrapper.meaning(10, "0.17.3") == "repository does not exist"
+
+
+def test_all_pass_when_every_set_is_fresh(tmp_path, status_dir):
+    _record("data", 0, NOW - 3600)
+    for job in ("_forget", "_check"):
+        _record(job, 0, NOW - 600)
+    body, found = _findings(tmp_path, sets=["data"])
+    assert body["expected"] == len(found) == 7
+    assert {f["status"] for f in found.values()} == {"pass"}, found
+    assert found["BKUP-AGE-001"]["evidence"]["age_hours"] == {"data": 1.0}
+    assert {"backup_last_success_age_hours", "backup_last_exit_code"} <= {m["name"] for m in body["metrics"]}
+
+
+def test_stale_failed_and_partial_sets(tmp_path, status_dir):
+    _record("old", 0, NOW - 30 * 3600)
+    _record("partial", 0, NOW - 3600)
+    _record("partial", 3, NOW - 60)
+    _record("hooked", 1, NOW - 60, hook={"exit_code": 7, "output_tail": "dump failed"})
+    _, found = _findings(tmp_path, sets=["old", "partial", "hooked"])
+    age = found["BKUP-AGE-001"]
+    assert age["status"] == "fail" and age["evidence"]["never_succeeded"] == ["hooked"]
+    run = found["BKUP-RUN-001"]
+    assert run["status"] == "fail" and run["severity"] == "major"
+    assert run["evidence"]["failed"] == ["hooked"] and run["evidence"]["partial"] == ["partial"]
+    assert run["evidence"]["runs"]["hooked"]["pre_hook_exit_code"] == 7
+    _, only_partial = _findings(tmp_path, sets=["partial"])
+    assert only_partial["BKUP-RUN-001"]["status"] == "fail" and only_partial["BKUP-RUN-001"]["severity"] == "minor"
+    _, only_old = _findings(tmp_path, sets=["old"])
+    assert only_old["BKUP-AGE-001"]["evidence"]["over_threshold"] == ["old"]
+
+
+def test_timers_units_and_repository(tmp_path, status_dir):
+    runner = Runner(restic=(1, "Fatal: wrong password or no key found"),
+                    units={"fleetcare-backup-data.timer": "ActiveState=inactive\nUnitFileState=disabled\n",
+                           "fleetcare-backup-data.service": "ActiveState=failed\nResult=exit-code\nExecMainStatus=1\n"})
+    _, found = _findings(tmp_path, runner, sets=["data"])
+    assert found["BKUP-TIMER-001"]["evidence"]["inactive"] == ["fleetcare-backup-data.timer"]
+    assert found["BKUP-UNIT-001"]["evidence"]["failed"] == ["fleetcare-backup-data.service"]
+    repo = found["BKUP-REPO-001"]
+    assert repo["status"] == "fail" and repo["evidence"]["problem"] == "wrong password"
+    restic_call = next(c for c in runner.calls if c[0][0] == "restic")
+    assert restic_call[0] == ["restic", "--no-lock", "cat", "config"]
+    assert restic_call[1]["RESTIC_PASSWORD_FILE"] == PARAMS["password_file"]
+    assert sum(1 for c in runner.calls if c[0][0] == "systemctl") == 1  # one call for every unit
+    assert found["BKUP-PRUNE-001"]["status"] == "not_applicable"
+
+
+def test_no_sets_is_not_applicable(tmp_path):
+    _, found = _findings(tmp_path)
+    assert {f["status"] for f in found.values()} == {"not_applicable"}
+
+
+def test_health_reads_the_same_record(tmp_path, status_dir):
+    params = {"backup_max_age_hours": 26}
+    ctx = hi.Context(params, root=str(tmp_path))
+    finding, _ = hi.run_check(ctx, HEALTH["HLTH-BKUP-001"], hi.check_backup)
+    assert finding["status"] == "not_applicable"
+    _record("data", 0, 0)  # succeeded long ago
+    finding, metrics = hi.run_check(ctx, HEALTH["HLTH-BKUP-001"], hi.check_backup)
+    assert finding["status"] == "fail" and finding["evidence"]["set"] == "data"
+    _record("data", 0, __import__("time").time())
+    finding, metrics = hi.run_check(ctx, HEALTH["HLTH-BKUP-001"], hi.check_backup)
+    assert finding["status"] == "pass" and metrics[0]["labels"] == {"set": "data"}
