@@ -89,12 +89,28 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE findings ADD COLUMN first_seen TEXT",
         "CREATE INDEX runs_command ON runs (command, started)",
     ),
+    # the life of a finding, kept across runs (fleetcare.lifecycle): waivers (a finding ID or
+    # pattern, on hosts matching a pattern, with a reason, an owner and an expiry; revoked, never
+    # deleted), notes (cause and fix, the knowledge base), and the waiver a waived finding ran under
+    5: (
+        "CREATE TABLE waivers ("
+        " id INTEGER PRIMARY KEY, finding TEXT NOT NULL, host TEXT NOT NULL DEFAULT '*',"
+        " reason TEXT NOT NULL, owner TEXT NOT NULL, expires TEXT NOT NULL, created TEXT NOT NULL,"
+        " revoked TEXT)",
+        "CREATE INDEX waivers_finding ON waivers (finding)",
+        "CREATE TABLE notes ("
+        " id INTEGER PRIMARY KEY, finding TEXT NOT NULL, host TEXT NOT NULL DEFAULT '*',"
+        " cause TEXT NOT NULL, fix TEXT NOT NULL, author TEXT NOT NULL, created TEXT NOT NULL)",
+        "CREATE INDEX notes_finding ON notes (finding)",
+        "ALTER TABLE findings ADD COLUMN waiver TEXT",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
 # every table any version has: another table means the file is not (only) ours
 _TABLES = frozenset({"meta", "runs", "hosts", "checks", "findings", "metrics"})
 _DRIFT_TABLES = frozenset({"drift_baselines", "drift_observed"})  # since schema 3
+_LIFECYCLE_TABLES = frozenset({"waivers", "notes"})  # since schema 5
 _RUN_COLUMNS = ("id", "command", "started", "finished", "status", "exit_code", "fail_on",
                 "inventory", "limit_", "fleetcare_version", "check_mode")
 _OWNER_COLUMNS = ("host", "pid", "pid_start")
@@ -171,7 +187,7 @@ class History:
             # before the tables: a newer fleetcare may well have more of them
             raise HistoryError(f"{self.path}: history schema {version} is newer than this fleetcare "
                                f"understands ({SCHEMA_VERSION}); it was left as it is")
-        unknown = tables - _TABLES - _DRIFT_TABLES
+        unknown = tables - _TABLES - _DRIFT_TABLES - _LIFECYCLE_TABLES
         if unknown:
             raise self._refuse(f"it has tables fleetcare does not know: {', '.join(sorted(unknown))}")
         if _TABLES - tables:
@@ -260,7 +276,8 @@ class History:
 
             since = first_seen_of(run)
             db.executemany(
-                "INSERT INTO findings VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO findings (run_id, host, check_key, severity, status, evidence, first_seen) "
+                "VALUES (?,?,?,?,?,?,?)",
                 ((run.id, f.host, check_key(f), f.severity, f.status, dumps(f.evidence),
                   since.get((f.id, f.host), run.started) if f.failing else None) for f in run.findings()))
             db.executemany(

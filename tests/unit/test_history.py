@@ -185,7 +185,7 @@ def _foreign(tmp_path, kind):
     else:  # fleetcare's tables and one more
         History(path).close()
         db = sqlite3.connect(path)
-        db.execute("CREATE TABLE notes (text TEXT)")
+        db.execute("CREATE TABLE scratchpad (text TEXT)")
     db.commit()
     db.close()
     return path
