@@ -95,6 +95,9 @@ def _report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", type=Path, metavar="DIR",
                    help="where run directories go (default: ~/.local/share/fleetcare/runs)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the report paths and the exit line")
+    p.add_argument("--lang", metavar="LANG",
+                   help="language of the HTML and Markdown reports and of the lines printed after a run: "
+                        "en or zh-CN (default: from LANGUAGE/LC_ALL/LC_MESSAGES/LANG, else en)")
 
 
 def _explain_arguments(p: argparse.ArgumentParser) -> None:
@@ -104,6 +107,9 @@ def _explain_arguments(p: argparse.ArgumentParser) -> None:
 def _report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN")
     p.add_argument("--format", default="md", metavar="FORMAT", help="json, html, md or junit (default md)")
+    p.add_argument("--lang", metavar="LANG",
+                   help="language of the HTML and Markdown reports and of the lines printed after a run: "
+                        "en or zh-CN (default: from LANGUAGE/LC_ALL/LC_MESSAGES/LANG, else en)")
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
     p.add_argument("--against", metavar="OTHER",
                    help="compare with this run (default: the previous run of the same command over the same hosts)")
@@ -174,6 +180,14 @@ def _lab_error_type() -> type[Exception] | None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from fleetcare import i18n
+
+    # --lang (or the locale) for the whole command: reports rendered and lines printed after a run
+    with i18n.use(i18n.choose(getattr(args, "lang", None))):
+        return _command(args)
+
+
+def _command(args: argparse.Namespace) -> int:
     if args.command == "drift":
         return _drift(args)
     if commands.get(args.command).runs:
@@ -207,9 +221,10 @@ def _run(args: argparse.Namespace, judge=None) -> int:
     with _open_history(args) as history:
         def started(run, run_dir):
             if not args.quiet:
-                where = "this machine" if job.local else f"{len(job.hosts)} hosts"
-                mode = " · check mode: nothing is changed" if job.check else ""
-                print(f"{job.command} · {where} · run {run.id}{mode}", flush=True)
+                _ = _tr()
+                where = _("this machine") if job.local else _("{count} hosts", count=len(job.hosts))
+                mode = " · " + _("check mode: nothing is changed") if job.check else ""
+                print(f"{job.command} · {where} · {_('run {id}', id=run.id)}{mode}", flush=True)
 
         outcome = app.run_job(job, history, output_dir, fail_on=args.fail_on, on_start=started,
                               judge=(lambda run: judge(history, run)) if judge else None)
@@ -234,14 +249,22 @@ def _import(args: argparse.Namespace) -> int:
     return _outcome(outcome, args.quiet)
 
 
+def _tr():
+    from fleetcare import i18n
+
+    return i18n.translator()
+
+
 def _outcome(outcome, quiet: bool, exports: tuple[Path, ...] = ()) -> int:
     run = outcome.run
+    _ = _tr()
     if not quiet:
         _print_findings(run)
     stem = outcome.run_dir / "report"
-    print(f"reports: {safe(stem)}.{{{','.join(sorted(p.suffix[1:] for p in outcome.reports.values()))}}}")
+    suffixes = ",".join(sorted(p.suffix[1:] for p in outcome.reports.values()))
+    print(_("reports: {path}", path=f"{safe(stem)}.{{{suffixes}}}"))
     for path in exports:
-        print(f"written: {safe(path)}")
+        print(_("written: {path}", path=safe(path)))
     print(_exit_line(run), flush=True)
     if outcome.history_error:
         print(f"fleetcare: {safe(outcome.history_error)}", file=sys.stderr)
@@ -254,24 +277,26 @@ TERMINAL_HOSTS = 3  # host names shown per group of hosts that ended the same wa
 def _print_findings(run, limit: int = 25) -> None:
     from fleetcare.reports.view import first_hosts, host_problems
 
+    _ = _tr()
     for h in run.hosts.values():
         if h.changes:
-            verb = "would change" if run.check else "changed"
-            more = f"; ... {len(h.changes) - 6} more" if len(h.changes) > 6 else ""
+            verb = _("would change") if run.check else _("changed")
+            more = "; ... " + _("{count} more", count=len(h.changes) - 6) if len(h.changes) > 6 else ""
             shown = "; ".join(h.changes[:6]) + more
             print(f" {verb} {safe(h.name)}: {safe(shown)}")
     failing = run.failing("info")
     for f in failing[:limit]:
-        print(f" {f.severity:<8} {safe(f.id):<16} {safe(f.host):<20} {_evidence_text(f.evidence)}")
+        print(f" {_.label(f.severity):<8} {safe(f.id):<16} {safe(f.host):<20} {_evidence_text(f.evidence)}")
     if len(failing) > limit:
-        print(f" ... and {len(failing) - limit} more in the reports")
+        print(" ... " + _("and {count} more in the reports", count=len(failing) - limit))
     for g in host_problems(run):
         message = f": {safe(g.message)}" if g.message else ""
+        label = _.label(g.label)
         if len(g.hosts) == 1:
-            print(f" {g.label:<11} {safe(g.hosts[0])}{message}")
+            print(f" {label:<11} {safe(g.hosts[0])}{message}")
         else:
-            names = first_hosts([safe(n) for n in g.hosts], TERMINAL_HOSTS)
-            print(f" {g.label:<11} {len(g.hosts):,} hosts{message} ({names})")
+            names = first_hosts([safe(n) for n in g.hosts], TERMINAL_HOSTS, _)
+            print(f" {label:<11} {_('{count} hosts', count=f"{len(g.hosts):,}")}{message} ({names})")
 
 
 def _evidence_text(evidence: dict, width: int = 90) -> str:
@@ -282,16 +307,19 @@ def _evidence_text(evidence: dict, width: int = 90) -> str:
 def _exit_line(run) -> str:
     from fleetcare.reports.view import answered, first_hosts
 
+    _ = _tr()
     hosts = run.hosts.values()
-    seen = f"{sum(1 for h in hosts if answered(h))} hosts done"
+    seen = _("{count} hosts done", count=sum(1 for h in hosts if answered(h)))
     down = [safe(h.name) for h in hosts if h.status in ("unreachable", "failed")]
     if down:
-        seen += f", {len(down):,} unreachable or failed: {first_hosts(down, 5)}"
+        seen += _(", {count} unreachable or failed: {names}", count=f"{len(down):,}",
+                  names=first_hosts(down, 5, _))
     unfinished = [safe(h.name) for h in hosts if h.status == "pending" and not answered(h)]
     if unfinished:
-        seen += f", {len(unfinished):,} not finished: {first_hosts(unfinished, 5)}"
-    why = commands.exit_meaning(run.exit_code, run.fail_on)
-    return f"exit {run.exit_code}: {why} ({seen})"
+        seen += _(", {count} not finished: {names}", count=f"{len(unfinished):,}",
+                  names=first_hosts(unfinished, 5, _))
+    why = commands.exit_meaning(run.exit_code, run.fail_on, _)
+    return _("exit {code}: {why} ({seen})", code=run.exit_code, why=why, seen=seen)
 
 
 def _drift_arguments(p: argparse.ArgumentParser) -> None:

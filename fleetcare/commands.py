@@ -194,9 +194,12 @@ EXIT_CODES: tuple[ExitCode, ...] = (
 )
 
 
-def exit_meaning(code: int | None, fail_on: str = "--fail-on") -> str:
-    """What an exit code means, in the words of the exit line."""
+def exit_meaning(code: int | None, fail_on: str = "--fail-on", tr=None) -> str:
+    """What an exit code means, in the words of the exit line (translated by ``tr``, a
+    :class:`fleetcare.i18n.Translator`, when given)."""
     known = next((e for e in EXIT_CODES if e.code == code), None)
+    if tr is not None:
+        return tr(known.short, fail_on=tr.label(fail_on)) if known else tr("not finished")
     return known.short.format(fail_on=fail_on) if known else "not finished"
 
 

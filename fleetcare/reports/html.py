@@ -14,7 +14,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from fleetcare import commands
+from fleetcare import commands, i18n
 from fleetcare.reports.view import (
     HOST_LABELS,
     Analysis,
@@ -50,6 +50,7 @@ def _template():
         finalize=_shown,
     )
     env.filters["n"] = "{:,}".format  # 20,139 failing, not 20139
+    _translation_filters(env)
     return env.get_template("report.html.j2")
 
 
@@ -62,11 +63,34 @@ def _shown(value: Any) -> Any:
     return value
 
 
-def render(run: Run) -> str:
-    return _template().render(**context(run))
+def render(run: Run, lang: str | None = None) -> str:
+    return _template().render(**context(run, lang))
 
 
-def context(run: Run) -> dict[str, Any]:
+# -- translation (zh): every text of the template goes through the filter `t`; see fleetcare.i18n ----
+def _translation_filters(env: Any) -> None:
+    """``{{ "Hosts" | t }}``, ``{{ "run {id}" | t(id=run.id) }}``, ``{{ st | label }}`` (a status,
+    severity or state), ``{{ g.title | check(g.id) }}`` (a check's title or remediation), all in the
+    language of the render (the context's ``tr``)."""
+    import jinja2
+
+    @jinja2.pass_context
+    def t(ctx: Any, text: str, **fields: Any) -> str:
+        return ctx["tr"](text, **fields)
+
+    @jinja2.pass_context
+    def label(ctx: Any, word: str) -> str:
+        return ctx["tr"].label(word)
+
+    @jinja2.pass_context
+    def check(ctx: Any, text: str, finding_id: str) -> str:
+        return ctx["tr"].check(finding_id, text)
+
+    env.filters.update(t=t, label=label, check=check)
+
+
+def context(run: Run, lang: str | None = None) -> dict[str, Any]:
+    tr = i18n.translator(lang)
     analysis = analyse(run)
     hosts = host_counts(run)
     failing = {s: 0 for s in SEVERITIES}
@@ -80,10 +104,12 @@ def context(run: Run) -> dict[str, Any]:
         "rows": [(host, status, evidence_text(ev, EVIDENCE_VALUE_CHARS)) for host, status, ev in g.rows],
     } for g in problem]
     return {
+        "tr": tr,
+        "lang": tr.lang,
         "run": run,
-        "title": commands.title(run.command),  # titles and exit meanings: the command registry
-        "exit_meaning": commands.exit_meaning(run.exit_code, run.fail_on),
-        "verdict": _verdict(run, hosts, failing, analysis),
+        "title": tr(commands.title(run.command)),  # titles and exit meanings: the command registry
+        "exit_meaning": commands.exit_meaning(run.exit_code, run.fail_on, tr),
+        "verdict": _verdict(run, hosts, failing, analysis, tr),
         "hosts": hosts,
         "hosts_total": len(run.hosts),
         "failing": failing,
@@ -109,27 +135,32 @@ def context(run: Run) -> dict[str, Any]:
     }
 
 
-def _verdict(run: Run, hosts: dict[str, int], failing: dict[str, int], analysis: Analysis) -> dict[str, str]:
+def _verdict(run: Run, hosts: dict[str, int], failing: dict[str, int], analysis: Analysis,
+             tr: i18n.Translator) -> dict[str, str]:
     limit = SEVERITIES.index(run.fail_on) if run.fail_on in SEVERITIES else len(SEVERITIES) - 1
     gating = sum(failing[s] for s in SEVERITIES[: limit + 1])
     gating_hosts = sum(1 for tally in analysis.per_host.values() if any(tally[: limit + 1]))
     down = hosts["unreachable"] + hosts["failed"]
     if run.status == "interrupted":
-        return {"cls": "bad", "text": "Interrupted: the results below are partial."}
+        return {"cls": "bad", "text": tr("Interrupted: the results below are partial.")}
     if run.status == "running" or run.exit_code is None:
-        return {"cls": "warn", "text": "The run has not finished: the results below are partial."}
+        return {"cls": "warn", "text": tr("The run has not finished: the results below are partial.")}
     parts = []
+    level = tr.label(run.fail_on)
     if gating:
-        parts.append(f"{gating:,} failing finding{'s' if gating != 1 else ''} at or above {run.fail_on} "
-                     f"on {gating_hosts:,} host{'s' if gating_hosts != 1 else ''}")
+        on_hosts = tr.plural("on {count} host", "on {count} hosts", gating_hosts)
+        parts.append(tr.plural("{count} failing finding at or above {level} {on_hosts}",
+                               "{count} failing findings at or above {level} {on_hosts}", gating,
+                               level=level, on_hosts=on_hosts))
     if down:
-        parts.append(f"{down:,} host{'s' if down != 1 else ''} unreachable or failed")
+        parts.append(tr.plural("{count} host unreachable or failed", "{count} hosts unreachable or failed", down))
     if parts:
-        return {"cls": "bad", "text": "Action needed: " + "; ".join(parts) + "."}
+        return {"cls": "bad", "text": tr("Action needed: {what}.", what=tr("; ").join(parts))}
     below = sum(failing.values())
     if below:
-        return {"cls": "warn", "text": f"No finding at or above {run.fail_on}; {below:,} below it."}
-    return {"cls": "good", "text": "Clean: every host answered and no check failed."}
+        return {"cls": "warn", "text": tr("No finding at or above {level}; {count} below it.",
+                                          level=level, count=f"{below:,}")}
+    return {"cls": "good", "text": tr("Clean: every host answered and no check failed.")}
 
 
 def _severity_chart(failing: dict[str, int]) -> dict[str, Any]:

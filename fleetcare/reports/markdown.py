@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from fleetcare import i18n
+from fleetcare.i18n import Translator
 from fleetcare.reports.view import (
     FindingGroup,
     evidence_text,
@@ -43,122 +45,126 @@ def _row(*cells: object) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def render(run: Run) -> str:
+def render(run: Run, lang: str | None = None) -> str:
+    _ = i18n.translator(lang)  # every text below goes through _ (see fleetcare.i18n)
     groups = group_findings(run)
     counts = host_counts(run)
     failing = sum(g.failing for g in groups)
     out: list[str] = []
     add = out.append
 
-    add(f"# fleetcare {cell(run.command)} report: run {cell(run.id)}")
+    add("# " + _("fleetcare {command} report: run {id}", command=cell(run.command), id=cell(run.id)))
     add("")
-    add(_row("run", "status", "exit code", "fail on", "started", "finished", "inventory", "limit"))
+    add(_row(_("run"), _("status"), _("exit code"), _("fail on"), _("started"), _("finished"), _("inventory"),
+             _("limit")))
     add(_row(*["---"] * 8))
     add(_row(cell(run.id), cell(run.status), cell(run.exit_code if run.exit_code is not None else "-"),
              cell(run.fail_on), cell(run.started), cell(run.finished or "-"), cell(run.inventory or "-"),
              cell(run.limit or "-")))
     add("")
 
-    _changes_since(out, run)
+    _changes_since(out, run, _)
 
-    add("## Hosts")
+    add("## " + _("Hosts"))
     add("")
-    add(_row("total", "ok", "unreachable", "failed", "not finished"))
+    add(_row(_("total"), _.label("ok"), _.label("unreachable"), _.label("failed"), _.label("not finished")))
     add(_row(*["---:"] * 5))
     add(_row(len(run.hosts), counts["ok"], counts["unreachable"], counts["failed"], counts["pending"]))
     add("")
 
-    add("## Failing findings")
+    add("## " + _("Failing findings"))
     add("")
     by_severity = {s: 0 for s in SEVERITIES}
     for g in groups:
         by_severity[g.severity] += g.failing
-    add(_row(*SEVERITIES, "total"))
+    add(_row(*(_.label(s) for s in SEVERITIES), _("total")))
     add(_row(*["---:"] * (len(SEVERITIES) + 1)))
     add(_row(*(by_severity[s] for s in SEVERITIES), failing))
     add("")
     problem_groups = [g for g in groups if g.rows]
     if not problem_groups:
-        add("No finding failed or errored.")
+        add(_("No finding failed or errored."))
         add("")
     for g in problem_groups:
-        _group(out, g)
+        _group(out, g, _)
 
     problems = host_problems(run)
     if problems:
-        add("## Hosts unreachable, failed or not finished")
+        add("## " + _("Hosts unreachable, failed or not finished"))
         add("")
-        add(_row("status", "hosts", "message", "which"))
+        add(_row(_("status"), _("hosts"), _("message"), _("which")))
         add(_row("---", "---:", "---", "---"))
         for g in problems:
-            add(_row(g.label, len(g.hosts), cell(g.message or "-", 300),
-                     cell(first_hosts(g.hosts, HOSTS_PER_PROBLEM), 600)))
+            add(_row(_.label(g.label), len(g.hosts), cell(g.message or "-", 300),
+                     cell(first_hosts(g.hosts, HOSTS_PER_PROBLEM, _), 600)))
         add("")
 
     changed = [h for h in run.hosts.values() if h.changes]
     if changed:
-        add("## Changes this run would make (check mode)" if run.check else "## Changes made")
+        add("## " + (_("Changes this run would make (check mode)") if run.check else _("Changes made")))
         add("")
-        add(_row("host", "changes", "what"))
+        add(_row(_("host"), _("changes"), _("what")))
         add(_row("---", "---:", "---"))
         for h in changed:
             add(_row(cell(h.name), len(h.changes), cell("; ".join(h.changes), 600)))
         add("")
 
-    add(f"_fleetcare {cell(run.fleetcare_version)}; every finding with its full evidence is in "
-        "report.json and report.html._")
+    add("_" + _("fleetcare {version}; every finding with its full evidence is in report.json and report.html.",
+                version=cell(run.fleetcare_version)) + "_")
     return "\n".join(out) + "\n"
 
 
 COMPARED_ROWS = 50  # the rest is in report.json
 
 
-def _changes_since(out: list[str], run: Run) -> None:
+def _changes_since(out: list[str], run: Run, _: Translator) -> None:
     """What changed since the compared run: first, before any other section."""
     comparison = run.comparison
     if comparison is None:
         return
     add = out.append
-    add("## What changed since the last run")
+    add("## " + _("What changed since the last run"))
     add("")
     if comparison["against"] is None:
-        add("No earlier run of this command over the same hosts: every failing finding is new.")
+        add(_("No earlier run of this command over the same hosts: every failing finding is new."))
     else:
-        add(f"Compared with run {cell(comparison['against'])} ({cell(comparison['against_started'])}).")
+        add(_("Compared with run {id} ({started}).", id=cell(comparison["against"]),
+              started=cell(comparison["against_started"])))
     add("")
     counts = comparison["counts"]
-    add(_row("new", "regressed", "still open", "resolved"))
+    add(_row(*(_.label(s) for s in ("new", "regressed", "still_open", "resolved"))))
     add(_row(*["---:"] * 4))
     add(_row(counts["new"], counts["regressed"], counts["still_open"], counts["resolved"]))
     add("")
     changed = [e for e in comparison["findings"] if e["state"] != "still_open"]
     if changed:
-        add(_row("change", "severity", "ID", "host", "first seen"))
+        add(_row(_("change"), _("severity"), "ID", _("host"), _("first seen")))
         add(_row(*["---"] * 5))
         for e in changed[:COMPARED_ROWS]:
-            add(_row(e["state"], e["severity"], cell(e["id"]), cell(e["host"]), cell(e["first_seen"])))
+            add(_row(_.label(e["state"]), _.label(e["severity"]), cell(e["id"]), cell(e["host"]),
+                     cell(e["first_seen"])))
         if len(changed) > COMPARED_ROWS:
             add("")
-            add(f"… and {len(changed) - COMPARED_ROWS} more in report.json.")
+            add(_("… and {count} more in report.json.", count=len(changed) - COMPARED_ROWS))
         add("")
 
 
-def _group(out: list[str], g: FindingGroup) -> None:
+def _group(out: list[str], g: FindingGroup, _: Translator) -> None:
     add = out.append
-    parts = [f"{g.failing} failing"]
+    parts = [_("{count} failing", count=g.failing)]
     if g.errors:
-        parts.append(f"{g.errors} error")
-    add(f"### {cell(g.severity)} · {cell(g.id)} · {cell(g.title)} ({', '.join(parts)})")
+        parts.append(_("{count} error", count=g.errors))
+    add(f"### {cell(_.label(g.severity))} · {cell(g.id)} · {cell(_.check(g.id, g.title))} ({_(', ').join(parts)})")
     add("")
     if g.remediation:
-        add(f"Remediation: {cell(g.remediation, 400)}")
+        add(_("Remediation: {text}", text=cell(_.check(g.id, g.remediation), 400)))
         add("")
-    add(_row("host", "status", "evidence"))
+    add(_row(_("host"), _("status"), _("evidence")))
     add(_row("---", "---", "---"))
     for host, status, evidence in g.rows[:HOSTS_PER_FINDING]:
-        add(_row(cell(host), status, cell(evidence_text(evidence), EVIDENCE_CHARS) or "-"))
+        add(_row(cell(host), _.label(status), cell(evidence_text(evidence), EVIDENCE_CHARS) or "-"))
     rest = len(g.rows) - HOSTS_PER_FINDING
     if rest > 0:
         add("")
-        add(f"… and {rest} more host{'s' if rest != 1 else ''}.")
+        add(_.plural("… and {count} more host.", "… and {count} more hosts.", rest))
     add("")

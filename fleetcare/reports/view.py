@@ -218,11 +218,14 @@ def host_problems(run: Run) -> list[HostProblem]:
     return sorted(groups.values(), key=lambda g: (PROBLEM_ORDER.index(g.status), -len(g.hosts), g.message))
 
 
-def first_hosts(names: list[str], shown: int) -> str:
-    """``a, b, c and 1,995 more``: the first ``shown`` names of a group."""
+def first_hosts(names: list[str], shown: int, tr: Any = None) -> str:
+    """``a, b, c and 1,995 more``: the first ``shown`` names of a group (the words by ``tr``,
+    a :class:`fleetcare.i18n.Translator`, when given)."""
     head = ", ".join(names[:shown])
     rest = len(names) - shown
-    return f"{head} and {rest:,} more" if rest > 0 else head
+    if rest <= 0:
+        return head
+    return tr("{names} and {count} more", names=head, count=f"{rest:,}") if tr else f"{head} and {rest:,} more"
 
 
 def _rank(severity: str) -> int:
