@@ -296,7 +296,8 @@ def _print_findings(run, limit: int = 25) -> None:
             print(f" {label:<11} {safe(g.hosts[0])}{message}")
         else:
             names = first_hosts([safe(n) for n in g.hosts], TERMINAL_HOSTS, _)
-            print(f" {label:<11} {_('{count} hosts', count=f"{len(g.hosts):,}")}{message} ({names})")
+            count = _("{count} hosts", count=f"{len(g.hosts):,}")
+            print(f" {label:<11} {count}{message} ({names})")
 
 
 def _evidence_text(evidence: dict, width: int = 90) -> str:
