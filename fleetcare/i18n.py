@@ -141,4 +141,5 @@ LABELS = (
     "pass", "fail", "error", "not applicable", "waived",
     "ok", "unreachable", "failed", "not finished", "pending",
     "new", "regressed", "still open", "resolved",
+    "running", "complete", "interrupted", "abandoned",
 )

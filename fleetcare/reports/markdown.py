@@ -58,8 +58,8 @@ def render(run: Run, lang: str | None = None) -> str:
     add(_row(_("run"), _("status"), _("exit code"), _("fail on"), _("started"), _("finished"), _("inventory"),
              _("limit")))
     add(_row(*["---"] * 8))
-    add(_row(cell(run.id), cell(run.status), cell(run.exit_code if run.exit_code is not None else "-"),
-             cell(run.fail_on), cell(run.started), cell(run.finished or "-"), cell(run.inventory or "-"),
+    add(_row(cell(run.id), cell(_.label(run.status)), cell(run.exit_code if run.exit_code is not None else "-"),
+             cell(_.label(run.fail_on)), cell(run.started), cell(run.finished or "-"), cell(run.inventory or "-"),
              cell(run.limit or "-")))
     add("")
 
