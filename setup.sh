@@ -36,9 +36,10 @@ if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
     apt_install python3-venv
 fi
 if $want_test; then
+    # fonts-wqy-microhei: CJK glyphs for the zh-CN report in the browser test (the report uses no web fonts)
     apt_install podman runc debootstrap openssh-client uidmap slirp4netns fuse-overlayfs \
         chromium ca-certificates prometheus prometheus-node-exporter prometheus-alertmanager \
-        apt-utils dpkg-dev
+        apt-utils dpkg-dev fonts-wqy-microhei
 fi
 
 if [ ! -x .venv/bin/python ]; then

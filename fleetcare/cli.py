@@ -143,9 +143,10 @@ def _lab_arguments(lab: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    environ = dict(os.environ)  # the user's locale, before check_locale may set LC_ALL for Ansible
     try:
         inputs.check_locale()
-        return _dispatch(args)
+        return _dispatch(args, environ)
     except BrokenPipeError:
         # `fleetcare explain ID | head`: the reader left; no traceback, and no
         # second error when Python flushes stdout at exit.
@@ -179,11 +180,11 @@ def _lab_error_type() -> type[Exception] | None:
     return getattr(sys.modules.get("fleetcare_lab"), "LabError", None)
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, environ: dict[str, str] | None = None) -> int:
     from fleetcare import i18n
 
     # --lang (or the locale) for the whole command: reports rendered and lines printed after a run
-    with i18n.use(i18n.choose(getattr(args, "lang", None))):
+    with i18n.use(i18n.choose(getattr(args, "lang", None), environ)):
         return _command(args)
 
 

@@ -4,6 +4,7 @@ fake runner that replays recorded ansible-runner events (no Ansible started)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,12 @@ def data_home(tmp_path, monkeypatch) -> Path:
     """Every test gets its own ~/.local/share so history and runs never leak."""
     home = tmp_path / "data"
     monkeypatch.setenv("XDG_DATA_HOME", str(home))
+    # the reports follow the locale (fleetcare.i18n): a Chinese desktop must not turn the
+    # tests' English expectations into Chinese ones; tests of --lang set what they need
+    monkeypatch.delenv("LANGUAGE", raising=False)
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        if os.environ.get(name, "").lower().startswith("zh"):
+            monkeypatch.setenv(name, "C.UTF-8")
     return home
 
 
