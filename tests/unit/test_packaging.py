@@ -51,3 +51,13 @@ def test_the_lab_ships_its_image_definitions():
                                   "playbooks/inspect.yml", "inventories/localhost.yml"])
 def test_known_files_are_among_them(name):
     assert name in shipped("ansible_collections.fleetcare.ops")
+
+
+def test_the_message_catalogs_ship():
+    """The reports' translations (fleetcare.i18n reads them at render time, offline)."""
+    catalogs = present("fleetcare", "locale")
+    assert {"locale/zh_CN/LC_MESSAGES/ui.po", "locale/zh_CN/LC_MESSAGES/checks.po"} <= catalogs
+    assert catalogs <= {f"locale/{f}" for f in shipped("fleetcare.locale")}
+    assert "fleetcare.locale" in CONFIG["packages"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(d.lower().startswith("babel") for d in project["dependencies"])
