@@ -111,6 +111,12 @@ def test_pip_install_then_inspect_and_audit(tmp_path):
         assert imported["run"]["command"] == command
         assert _statuses(imported) == _statuses(report)
     assert _files(Path(root)) == before  # runs write nothing where they are installed (may be read-only)
+    # the translations ship in the wheel and are read from it, offline (fleetcare.i18n, Babel)
+    zh = _run([fleetcare, "report", "latest", "--format", "md", "--lang", "zh-CN"], tmp_path)
+    assert zh.returncode == 0 and "## 未通过的检查结果" in zh.stdout, zh.stdout[-1000:] + zh.stderr
+    catalogs = _run([str(venv / "bin" / "python"), "-c", "from fleetcare import i18n; "
+                     "print(i18n.catalog_path('zh-CN', 'checks'))"], tmp_path)
+    assert catalogs.stdout.startswith(str(venv)), catalogs.stdout + catalogs.stderr
 
 
 def _files(top: Path) -> set[str]:
