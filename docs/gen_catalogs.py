@@ -33,11 +33,12 @@ _METHODS = {"plural", "label"}
 
 
 def template_messages() -> list[tuple[str, str]]:
-    """(text, where) of the literals the templates translate."""
+    """(text, file) of the literals the templates translate (no line numbers: an edit elsewhere in
+    the template must not touch the catalog)."""
     out = []
     for path in TEMPLATES:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            out += [(m.group("text"), f"{path.relative_to(ROOT)}:{n}") for m in _FILTERED.finditer(line)]
+            out += [(m.group("text"), str(path.relative_to(ROOT))) for m in _FILTERED.finditer(line)]
     return out
 
 
@@ -52,7 +53,7 @@ def code_messages() -> list[tuple[str, str]]:
             if (isinstance(f, ast.Name) and f.id in _CALLS) or (
                     isinstance(f, ast.Attribute) and f.attr in _METHODS
                     and isinstance(f.value, ast.Name) and f.value.id in _CALLS):
-                out += [(a.value, f"{path.relative_to(ROOT)}:{node.lineno}") for a in node.args
+                out += [(a.value, str(path.relative_to(ROOT))) for a in node.args
                         if isinstance(a, ast.Constant) and isinstance(a.value, str)]
     return out
 
@@ -79,11 +80,11 @@ def check_messages() -> list[tuple[str, str, str]]:
     return [(r["id"], r[k], k) for r in records for k in ("title", "remediation") if r.get(k)]
 
 
-def _header(lang: str, domain: str):
+def _header(lang: str, domain: str, created=None):
     from babel.messages.catalog import Catalog
 
     return Catalog(locale=lang.replace("-", "_"), domain=domain, project="fleetcare",
-                   copyright_holder="the fleetcare authors", fuzzy=False)
+                   copyright_holder="the fleetcare authors", fuzzy=False, creation_date=created)
 
 
 def update(lang: str, check: bool = False) -> list[str]:
@@ -99,11 +100,12 @@ def update(lang: str, check: bool = False) -> list[str]:
     }
     for domain, messages in wanted.items():
         path = i18n.catalog_path(lang, domain)
-        old = {}
+        old, created = {}, None
         if path.exists():
             with open(path, "rb") as fh:
-                old = {(m.context, m.id): m.string for m in read_po(fh) if m.id}
-        new = _header(lang, domain)
+                previous = read_po(fh)
+            old, created = {(m.context, m.id): m.string for m in previous if m.id}, previous.creation_date
+        new = _header(lang, domain, created)  # the file's date stays: a rerun changes nothing
         for context, text, where in messages:
             string = old.get((context, text)) or ""
             if not string:

@@ -154,7 +154,8 @@ def _group(out: list[str], g: FindingGroup, _: Translator) -> None:
     parts = [_("{count} failing", count=g.failing)]
     if g.errors:
         parts.append(_("{count} error", count=g.errors))
-    add(f"### {cell(_.label(g.severity))} · {cell(g.id)} · {cell(_.check(g.id, g.title))} ({_(', ').join(parts)})")
+    add("### " + _("{severity} · {id} · {title} ({counts})", severity=cell(_.label(g.severity)), id=cell(g.id),
+                   title=cell(_.check(g.id, g.title)), counts=_(", ").join(parts)))
     add("")
     if g.remediation:
         add(_("Remediation: {text}", text=cell(_.check(g.id, g.remediation), 400)))
