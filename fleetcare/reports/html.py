@@ -25,7 +25,7 @@ from fleetcare.reports.view import (
     host_problems,
     host_state,
 )
-from fleetcare.results import HOST_STATUSES, SEVERITIES, Run
+from fleetcare.results import HOST_STATUSES, SEVERITIES, STATUSES, Run
 from fleetcare.term import safe
 
 EVIDENCE_VALUE_CHARS = 300
@@ -106,6 +106,8 @@ def context(run: Run, lang: str | None = None) -> dict[str, Any]:
     return {
         "tr": tr,
         "lang": tr.lang,
+        # the `label` filter's results, looked up in the loops over rows (10,000s of cells)
+        "labels": {w: tr.label(w) for w in (*i18n.LABELS, *STATUSES, *HOST_LABELS.values())},
         "run": run,
         "title": tr(commands.title(run.command)),  # titles and exit meanings: the command registry
         "exit_meaning": commands.exit_meaning(run.exit_code, run.fail_on, tr),
