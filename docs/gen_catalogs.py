@@ -37,7 +37,7 @@ def template_messages() -> list[tuple[str, str]]:
     the template must not touch the catalog)."""
     out = []
     for path in TEMPLATES:
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for line in path.read_text(encoding="utf-8").splitlines():
             out += [(m.group("text"), str(path.relative_to(ROOT))) for m in _FILTERED.finditer(line)]
     return out
 
