@@ -20,7 +20,7 @@ import json
 import os
 import socket
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,7 @@ _LIFECYCLE_TABLES = frozenset({"waivers", "notes"})  # since schema 5
 _RUN_COLUMNS = ("id", "command", "started", "finished", "status", "exit_code", "fail_on",
                 "inventory", "limit_", "fleetcare_version", "check_mode")
 _OWNER_COLUMNS = ("host", "pid", "pid_start")
+_NOTE_COLUMNS = ("id", "finding", "host", "cause", "fix", "author", "created")
 _INSERT_RUN = (f"INSERT INTO runs ({','.join(_RUN_COLUMNS + _OWNER_COLUMNS)}) "
                f"VALUES ({','.join('?' * (len(_RUN_COLUMNS) + len(_OWNER_COLUMNS)))})")
 
@@ -392,6 +393,96 @@ class History:
             return {(fid, host): since for fid, host, since in self._db.execute(
                 "SELECT c.id, f.host, f.first_seen FROM findings f JOIN checks c ON c.key = f.check_key "
                 "WHERE f.run_id = ? AND f.status = 'fail' AND f.first_seen IS NOT NULL", (run_id,))}
+
+    # -- the knowledge base and recurrence (fleetcare.knowledge) ------------------------
+    def add_note(self, finding: str, host: str, cause: str, fix: str, author: str, created: str) -> int:
+        """Record a cause and a fix against a finding ID on hosts matching ``host``; its id."""
+        with self._tx() as db:
+            return db.execute("INSERT INTO notes (finding, host, cause, fix, author, created) "
+                              "VALUES (?,?,?,?,?,?)", (finding, host, cause, fix, author, created)).lastrowid
+
+    def notes(self, findings: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Notes, newest first: all of them, or those on the given finding IDs."""
+        sql = f"SELECT {','.join(_NOTE_COLUMNS)} FROM notes"
+        params: tuple[Any, ...] = ()
+        if findings is not None:
+            sql += " WHERE finding IN (SELECT value FROM json_each(?))"
+            params = (json.dumps(sorted(set(findings))),)
+        with self._errors():
+            rows = self._db.execute(sql + " ORDER BY created DESC, id DESC", params).fetchall()
+        return [dict(zip(_NOTE_COLUMNS, r, strict=True)) for r in rows]
+
+    def recorded(self, finding: str) -> bool:
+        """Whether any stored run holds a result of this finding ID."""
+        with self._errors():
+            return self._db.execute(
+                "SELECT 1 FROM checks c WHERE c.id = ? AND EXISTS (SELECT 1 FROM findings f "
+                "WHERE f.check_key = c.key) LIMIT 1", (finding,)).fetchone() is not None
+
+    def trail(self, finding: str, recent_since: str) -> list[dict[str, Any]]:
+        """Per host on which ``finding`` ever failed, over every stored run of any command:
+        ``first_failed``, ``last_failed``, ``failed_runs``, ``recurrences`` (failures that came
+        right after the host reported the check passing) and how many of those started at or
+        after ``recent_since``, ``last_status`` and ``last_seen`` (its latest pass or fail).
+        Hosts with the most recent recurrences first, then the latest failures. One scan of the finding's rows
+        (index findings_trail)."""
+        with self._errors():
+            rows = self._db.execute(
+                "WITH obs AS (SELECT f.host AS host, f.status AS status, r.started AS started, r.id AS rid "
+                " FROM checks c CROSS JOIN findings f ON f.check_key = c.key CROSS JOIN runs r ON r.id = f.run_id"
+                " WHERE c.id = ? AND f.status IN ('pass', 'fail')),"
+                " seq AS (SELECT host, status, started, LAG(status) OVER w AS prev, LEAD(1) OVER w AS later"
+                " FROM obs WINDOW w AS (PARTITION BY host ORDER BY started, rid))"
+                " SELECT host, MIN(CASE WHEN status = 'fail' THEN started END),"
+                " MAX(CASE WHEN status = 'fail' THEN started END), SUM(status = 'fail'),"
+                " SUM(status = 'fail' AND prev IS 'pass'),"
+                " SUM(status = 'fail' AND prev IS 'pass' AND started >= ?),"
+                " MAX(CASE WHEN later IS NULL THEN status END), MAX(started)"
+                " FROM seq GROUP BY host HAVING SUM(status = 'fail') > 0", (finding, recent_since)).fetchall()
+        keys = ("host", "first_failed", "last_failed", "failed_runs", "recurrences", "recent_recurrences",
+                "last_status", "last_seen")
+        out = [dict(zip(keys, r, strict=True)) for r in rows]
+        out.sort(key=lambda t: t["host"])
+        out.sort(key=lambda t: t["last_failed"], reverse=True)
+        out.sort(key=lambda t: (-t["recent_recurrences"], -t["recurrences"]))
+        return out
+
+    def recurrences(self, run: Run, since: str) -> dict[tuple[str, str], int]:
+        """(finding id, host) -> how often each failing finding of ``run`` recurred in the runs
+        started from ``since`` up to ``run`` (any command; ``run`` itself counted from memory,
+        so it need not be saved yet): the failures that came right after the host reported
+        the check passing, both inside that window. Only pairs that recurred at least once.
+
+        Driven by the run's failing pairs through the index findings_trail, so the cost
+        follows what fails now, not the size of the fleet's history."""
+        pairs = {(f.id, f.host) for f in run.findings() if f.failing}
+        if not pairs:
+            return {}
+        db = self._db
+        with self._errors():
+            keys: dict[str, list[int]] = {}
+            for key, fid in db.execute("SELECT key, id FROM checks"):
+                keys.setdefault(fid, []).append(key)
+            # a connection's own temporary table: no lock on the history, fine on a read-only file
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS kb_failing (key INTEGER NOT NULL, host TEXT NOT NULL,"
+                       " fid TEXT NOT NULL, PRIMARY KEY (key, host)) WITHOUT ROWID")
+            db.execute("DELETE FROM temp.kb_failing")
+            db.executemany("INSERT OR IGNORE INTO temp.kb_failing VALUES (?,?,?)",
+                           ((key, host, fid) for fid, host in pairs for key in keys.get(fid, ())))
+            rows = db.execute(
+                "WITH obs AS (SELECT w.fid AS fid, w.host AS host, f.status AS status, r.started AS started,"
+                " r.id AS rid FROM temp.kb_failing w CROSS JOIN findings f ON f.check_key = w.key AND f.host = w.host"
+                " CROSS JOIN runs r ON r.id = f.run_id"
+                " WHERE f.status IN ('pass', 'fail') AND r.started >= ? AND r.started <= ? AND r.id != ?),"
+                " seq AS (SELECT fid, host, status, LAG(status) OVER w AS prev, LEAD(1) OVER w AS later"
+                " FROM obs WINDOW w AS (PARTITION BY fid, host ORDER BY started, rid))"
+                " SELECT fid, host, SUM(status = 'fail' AND prev IS 'pass'),"
+                " MAX(CASE WHEN later IS NULL THEN status END)"
+                " FROM seq GROUP BY fid, host", (since, run.started, run.id)).fetchall()
+            db.execute("DELETE FROM temp.kb_failing")
+        # the run's own failure recurs when the latest result before it was a pass
+        counts = {(fid, host): n + (last == "pass") for fid, host, n, last in rows}
+        return {k: n for k, n in counts.items() if n}
 
     def metric_series(self, host: str, name: str) -> list[tuple[str, float, dict[str, str]]]:
         """(run start, value, labels) for one metric of one host, oldest first: trends."""
