@@ -9,7 +9,9 @@ backslash-escaped, so a ``|`` cannot split a table row and ``<script>`` or
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
+from fleetcare import knowledge
 from fleetcare.reports.view import (
     FindingGroup,
     evidence_text,
@@ -60,6 +62,7 @@ def render(run: Run) -> str:
     add("")
 
     _changes_since(out, run)
+    _recurring(out, run)
 
     add("## Hosts")
     add("")
@@ -81,8 +84,9 @@ def render(run: Run) -> str:
     if not problem_groups:
         add("No finding failed or errored.")
         add("")
+    notes = knowledge.notes_by_finding(run)
     for g in problem_groups:
-        _group(out, g)
+        _group(out, g, notes.get(g.id, ()))
 
     problems = host_problems(run)
     if problems:
@@ -143,7 +147,7 @@ def _changes_since(out: list[str], run: Run) -> None:
         add("")
 
 
-def _group(out: list[str], g: FindingGroup) -> None:
+def _group(out: list[str], g: FindingGroup, notes: Sequence[dict] = ()) -> None:
     add = out.append
     parts = [f"{g.failing} failing"]
     if g.errors:
@@ -153,6 +157,7 @@ def _group(out: list[str], g: FindingGroup) -> None:
     if g.remediation:
         add(f"Remediation: {cell(g.remediation, 400)}")
         add("")
+    _known_causes(out, notes)
     add(_row("host", "status", "evidence"))
     add(_row("---", "---", "---"))
     for host, status, evidence in g.rows[:HOSTS_PER_FINDING]:
@@ -161,4 +166,52 @@ def _group(out: list[str], g: FindingGroup) -> None:
     if rest > 0:
         add("")
         add(f"… and {rest} more host{'s' if rest != 1 else ''}.")
+    add("")
+
+
+# -- knowledge base: recurring findings and known causes (fleetcare.knowledge) -------------
+RECURRING_ROWS = 50  # the rest is in report.json
+NOTES_PER_FINDING = 3
+NOTE_CHARS = 300
+
+
+def _recurring(out: list[str], run: Run) -> None:
+    """Failing findings that keep coming back on a host: look for the root cause."""
+    rows = knowledge.recurring(run)
+    if not rows:
+        return
+    add = out.append
+    rule = knowledge.rule(run)
+    add("## Recurring findings: look for the root cause")
+    add("")
+    add(f"Failed again after the host had passed them, {rule['times']} times or more in {rule['days']} days.")
+    add("")
+    add(_row("severity", "ID", "host", "recurrences", "known cause"))
+    add(_row("---", "---", "---", "---:", "---"))
+    notes = knowledge.notes_by_finding(run)
+    for e in rows[:RECURRING_ROWS]:
+        known = next((n for n in notes.get(e["id"], ()) if knowledge.host_matches(n["host"], e["host"])), None)
+        add(_row(e["severity"], cell(e["id"]), cell(e["host"]), e["recurrences"],
+                 cell(known["cause"], 120) if known else "-"))
+    if len(rows) > RECURRING_ROWS:
+        add("")
+        add(f"… and {len(rows) - RECURRING_ROWS} more in report.json.")
+    add("")
+
+
+def _known_causes(out: list[str], notes: Sequence[dict]) -> None:
+    """The notes that apply to a failing finding's hosts, as one quoted block beside it."""
+    if not notes:
+        return
+    add = out.append
+    for n in notes[:NOTES_PER_FINDING]:
+        hosts = "every host" if n["host"] == "*" else f"hosts {cell(n['host'])}"
+        add(f"> **Known cause** (note {n['id']}, {cell(n['author'])}, {cell(n['created'][:10])}, {hosts}, "
+            f"{n['failing_hosts']} failing here): {cell(n['cause'], NOTE_CHARS)}  ")
+        add(f"> **Fix:** {cell(n['fix'], NOTE_CHARS)}")
+        add(">")
+    if len(notes) > NOTES_PER_FINDING:
+        add(f"> … and {len(notes) - NOTES_PER_FINDING} more notes: `fleetcare explain {cell(notes[0]['finding'])}`")
+    else:
+        out.pop()
     add("")
