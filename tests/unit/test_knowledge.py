@@ -252,6 +252,19 @@ def test_recurrences_outside_the_window_do_not_count(tmp_path):
     assert "recurring" in _entry(knowledge.annotate(last, History(db), days=60), DISK, "web-1")
 
 
+def test_runs_saved_out_of_order_count_by_when_they_started(tmp_path):
+    # imported late or saved by concurrent runs: the order of the runs' starts is what counts
+    statuses = dict(enumerate(("fail", "pass") * 3, start=1))  # days 1..6; three comebacks with day 7
+    with History(tmp_path / "h.db") as h:
+        for day in (4, 1, 6, 3, 5, 2):
+            h.save(_run(day, {(DISK, "web-1"): statuses[day]}))
+        h.save(_run(9, {(DISK, "web-1"): "pass"}))  # after the run: never counted for it
+        assert h.recurrences(_run(7, {(DISK, "web-1"): "fail"}), "2026-10-01T00:00:00+00:00") == {(DISK, "web-1"): 3}
+        # a window that starts on day 4 keeps pass(4), fail(5), pass(6) and the run's fail(7)
+        assert h.recurrences(_run(7, {(DISK, "web-1"): "fail"}), "2026-11-04T00:00:00+00:00") == {(DISK, "web-1"): 2}
+        assert h.recurrences(_run(7, {(DISK, "web-1"): "fail"}), "2026-11-07T00:00:00+00:00") == {}
+
+
 def test_errors_and_missing_results_neither_end_nor_start_a_failure(tmp_path):
     # fail, error, fail, (host not reported), fail, not_applicable, fail: one stretch, no recurrence
     statuses = ["fail", "error", "fail", None, "fail", "not_applicable", "fail"]
