@@ -368,3 +368,25 @@ def test_a_schema_4_history_is_upgraded_keeping_everything(tmp_path, capsys, mon
                          (8, {(DISK, "web-1"): "fail", (DISK, "db-1"): "fail"})])
     assert _entry(runs[-1], DISK, "web-1")["recurrences"] == 3
     assert runs[-1].notes[0]["failing_hosts"] == 2
+
+
+def test_recurring_and_notes_in_a_real_browser(tmp_path):
+    """The HTML report in headless chromium: the recurring section and the note beside the finding
+    are there as elements, and a hostile note stays text (notes are typed by people, shown to customers)."""
+    from .test_report_browser import _dump_dom, _parse
+
+    hostile = '<img src=x onerror="document.title=\'PWNED\'">'
+    db = tmp_path / "h.db"
+    with History(db) as h:
+        knowledge.add_note(h, DISK, f"cause {hostile}", "SystemMaxUse=500M", "web-*", "alice")
+    last = _store(db, _alternating(knowledge.RECURRING_TIMES))[-1]
+    page = tmp_path / "report.html"
+    page.write_text(reports.render(last, "html"), encoding="utf-8")
+    dom = _parse(_dump_dom(tmp_path, page))
+    assert dom.title.startswith("Inspection report")
+    assert not [t for t, _ in dom.elements if t in ("img", "script")]
+    ids = {a.get("id") for _, a in dom.elements}
+    classes = [a.get("class") for _, a in dom.elements]
+    assert "recurring" in ids and "kb-note" in classes and "kb-mark" in classes
+    assert "Recurring findings: look for the root cause" in dom.texts
+    assert f" cause {hostile}" in dom.texts
