@@ -390,3 +390,21 @@ def test_recurring_and_notes_in_a_real_browser(tmp_path):
     assert "recurring" in ids and "kb-note" in classes and "kb-mark" in classes
     assert "Recurring findings: look for the root cause" in dom.texts
     assert f" cause {hostile}" in dom.texts
+
+
+def test_a_finding_only_history_knows_can_be_explained_and_noted(capsys, tmp_path):
+    """A check an older fleetcare ran (since renamed or removed) is still in history."""
+    old = ("HLTH-OLD-001", "web-1")
+    db = tmp_path / "h.db"
+    _store(db, [(1, {old: "fail"}), (2, {old: "pass"}), (3, {old: "fail"})])
+    code, out, err = run_cli(capsys, "note", "hlth-old-001", "--cause", "c", "--fix", "f", "--db", db)
+    assert (code, err) == (0, "") and "note #1 on HLTH-OLD-001" in out
+    code, out, err = run_cli(capsys, "explain", "HLTH-OLD-001", "--db", db)
+    assert (code, err) == (0, "")
+    assert out.startswith("HLTH-OLD-001\n\n  not a check of this fleetcare version")
+    assert next(ln for ln in out.splitlines() if ln.startswith("  web-1")).split()[3:5] == ["2", "1"]
+    assert "Notes (1, newest first)" in out
+    # without that history it is unknown, as before
+    code, _, err = run_cli(capsys, "explain", "HLTH-OLD-001", "--db", tmp_path / "other.db")
+    one_line_error(code, err, "unknown finding ID")
+    assert not (tmp_path / "other.db").exists()
