@@ -60,8 +60,8 @@ def _own_options(sub: argparse.ArgumentParser, shared: set[str]) -> list[str]:
 
 
 def _positionals(sub: argparse.ArgumentParser) -> str:
-    names = [a.metavar or a.dest for a in sub._actions if not a.option_strings
-             and not isinstance(a, argparse._SubParsersAction)]
+    names = [f"[{a.metavar or a.dest}]" if a.nargs == "?" else a.metavar or a.dest for a in sub._actions
+             if not a.option_strings and not isinstance(a, argparse._SubParsersAction)]
     if _subparsers(sub):
         names.append("ACTION")
     return "".join(f" {n}" for n in names)

@@ -156,6 +156,18 @@ def _explain_health(r: dict[str, Any]) -> str:
     ])
 
 
+def known_id(finding_id: str) -> str | None:
+    """The ID as the roles spell it when one of them emits it (any case given), else None."""
+    wanted = finding_id.strip().upper()
+    return next((i for i in finding_ids() if i == wanted), None)
+
+
+def unknown_id(finding_id: str) -> InputError:
+    """The one-line error for a finding ID no role knows, naming a close match."""
+    wanted = finding_id.strip().upper()
+    return InputError(f"unknown finding ID {finding_id!r}{_suggestion(wanted, finding_ids())}")
+
+
 def explain(control_id: str, path: str | Path | None = None) -> str:
     """A finding ID's record as readable text (a hardening control or a health check): what,
     why, how to fix, references. InputError naming a close match when no role knows the ID."""
@@ -167,8 +179,7 @@ def explain(control_id: str, path: str | Path | None = None) -> str:
     except InputError:
         if path:
             raise
-        wanted = control_id.strip().upper()
-        raise InputError(f"unknown finding ID {control_id!r}{_suggestion(wanted, finding_ids())}") from None
+        raise unknown_id(control_id) from None
     params = r.get("params") or {}
     lines = [
         f"{r['id']}  {r.get('title', '')}",

@@ -102,6 +102,21 @@ def _report_options(p: argparse.ArgumentParser) -> None:
 
 def _explain_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("control", metavar="ID", help="a finding ID such as HARD-SSH-001")
+    p.add_argument("--hosts", type=int, default=25, metavar="N",
+                   help="hosts listed in its history, most recurrences first (default 25; 0: all)")
+
+
+def _note_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("finding", metavar="ID", help="the finding ID, such as HLTH-DISK-001")
+    p.add_argument("--host", default="*", metavar="PATTERN",
+                   help="hosts the note applies to, shell-style such as 'web-*' (default: every host)")
+    p.add_argument("--cause", metavar="TEXT", help="what caused the finding (required)")
+    p.add_argument("--fix", metavar="TEXT", help="how it was fixed (required)")
+    p.add_argument("--by", metavar="NAME", help="who writes it (default: the login name)")
+
+
+def _notes_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("finding", nargs="?", metavar="ID", help="only the notes on this finding ID")
 
 
 def _report_arguments(p: argparse.ArgumentParser) -> None:
@@ -197,9 +212,43 @@ def _command(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from fleetcare import catalog
+    from fleetcare import knowledge
 
-    print(catalog.explain(args.control))
+    print(knowledge.explain(args.control, args.db, hosts_shown=args.hosts))
+    return 0
+
+
+def _note(args: argparse.Namespace) -> int:
+    from fleetcare import knowledge
+    from fleetcare.history import default_path
+
+    # bad input is refused before a database is opened, let alone created
+    knowledge.check_note(args.finding, args.cause, args.fix, args.host, args.by)
+    if not (args.db or default_path()).expanduser().is_file():
+        knowledge.finding_id(args.finding)  # only history could know an ID the roles do not
+    with _open_history(args) as history:
+        note = knowledge.add_note(history, args.finding, args.cause, args.fix, args.host, args.by)
+    print(safe(f"note #{note['id']} on {note['finding']} (hosts {note['host']}) recorded by {note['author']}"))
+    return 0
+
+
+def _notes(args: argparse.Namespace) -> int:
+    from fleetcare import knowledge
+    from fleetcare.history import default_path
+
+    path = (args.db or default_path()).expanduser()
+    rows = []
+    if path.is_file():  # listing never creates a database
+        with _open_history(args) as history:
+            rows = knowledge.notes(history, args.finding)
+    elif args.finding:
+        knowledge.finding_id(args.finding)  # an unknown ID is still an error
+    if not rows:
+        print("no notes yet: add one with 'fleetcare note ID --cause TEXT --fix TEXT'")
+    for n in rows:
+        print(safe(f"#{n['id']}  {n['created']}  {n['finding']}  hosts {n['host']}  by {n['author']}"))
+        print(safe(f"    cause: {' '.join(n['cause'].split())}"))
+        print(safe(f"    fix:   {' '.join(n['fix'].split())}"))
     return 0
 
 
@@ -416,7 +465,9 @@ class _Tool(NamedTuple):
 
 
 _TOOLS: dict[str, _Tool] = {
-    "explain": _Tool(_explain_arguments, _explain, history=False),
+    "explain": _Tool(_explain_arguments, _explain, history=True),
+    "note": _Tool(_note_arguments, _note, history=True),
+    "notes": _Tool(_notes_arguments, _notes, history=True),
     "report": _Tool(_report_arguments, _report, history=True),
     "history": _Tool(_history_arguments, _history, history=True),
     "import": _Tool(_import_arguments, _import, history=True),

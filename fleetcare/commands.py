@@ -133,7 +133,15 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
         "repository reachable. Never initialises a repository unless backup_init=true.",
         playbook="playbooks/backup.yml", roles=("backup",), title="Backup report",
         example="backup_rpo_hours=26", options=(CHECK,)),
-    Command("explain", "print what a finding ID checks, why, how to fix it, references"),
+    Command("explain", "print what a finding ID checks, why, how to fix it, references, and its history",
+            "Print what a finding ID checks, why and how to fix it, with references; then its history from "
+            "the history database: the hosts it failed on, when it was first and last seen, how often it "
+            "recurred on each host, and the notes left on it (newest first)."),
+    Command("note", "record the cause and the fix of a finding (the knowledge base)",
+            "Record a cause and a fix against a finding ID, for every host or the hosts a shell-style "
+            "--host pattern matches. 'fleetcare explain ID' and every report show it beside the finding."),
+    Command("notes", "list the notes of the knowledge base, newest first",
+            "List the notes recorded with 'fleetcare note', newest first: all, or those on one finding ID."),
     Command("report", "rebuild a report of a past run from history",
             "Rebuild a report from history. RUN is a run id, a unique prefix of one, or 'latest'."),
     Command("history", "list past runs, newest first",

@@ -16,11 +16,12 @@ fleetcare) is refused with one line and left exactly as it was.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import socket
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,7 @@ _LIFECYCLE_TABLES = frozenset({"waivers", "notes"})  # since schema 5
 _RUN_COLUMNS = ("id", "command", "started", "finished", "status", "exit_code", "fail_on",
                 "inventory", "limit_", "fleetcare_version", "check_mode")
 _OWNER_COLUMNS = ("host", "pid", "pid_start")
+_NOTE_COLUMNS = ("id", "finding", "host", "cause", "fix", "author", "created")
 _INSERT_RUN = (f"INSERT INTO runs ({','.join(_RUN_COLUMNS + _OWNER_COLUMNS)}) "
                f"VALUES ({','.join('?' * (len(_RUN_COLUMNS) + len(_OWNER_COLUMNS)))})")
 
@@ -392,6 +394,105 @@ class History:
             return {(fid, host): since for fid, host, since in self._db.execute(
                 "SELECT c.id, f.host, f.first_seen FROM findings f JOIN checks c ON c.key = f.check_key "
                 "WHERE f.run_id = ? AND f.status = 'fail' AND f.first_seen IS NOT NULL", (run_id,))}
+
+    # -- the knowledge base and recurrence (fleetcare.knowledge) ------------------------
+    def add_note(self, finding: str, host: str, cause: str, fix: str, author: str, created: str) -> int:
+        """Record a cause and a fix against a finding ID on hosts matching ``host``; its id."""
+        with self._tx() as db:
+            return db.execute("INSERT INTO notes (finding, host, cause, fix, author, created) "
+                              "VALUES (?,?,?,?,?,?)", (finding, host, cause, fix, author, created)).lastrowid
+
+    def notes(self, findings: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Notes, newest first: all of them, or those on the given finding IDs."""
+        sql = f"SELECT {','.join(_NOTE_COLUMNS)} FROM notes"
+        params: tuple[Any, ...] = ()
+        if findings is not None:
+            sql += " WHERE finding IN (SELECT value FROM json_each(?))"
+            params = (json.dumps(sorted(set(findings))),)
+        with self._errors():
+            rows = self._db.execute(sql + " ORDER BY created DESC, id DESC", params).fetchall()
+        return [dict(zip(_NOTE_COLUMNS, r, strict=True)) for r in rows]
+
+    def recorded(self, finding: str) -> bool:
+        """Whether any stored run holds a result of this finding ID."""
+        with self._errors():
+            return self._db.execute(
+                "SELECT 1 FROM checks c WHERE c.id = ? AND EXISTS (SELECT 1 FROM findings f "
+                "WHERE f.check_key = c.key) LIMIT 1", (finding,)).fetchone() is not None
+
+    def trail(self, finding: str, recent_since: str) -> list[dict[str, Any]]:
+        """Per host on which ``finding`` ever failed, over every stored run of any command:
+        ``first_failed``, ``last_failed``, ``failed_runs``, ``recurrences`` (failures that came
+        right after the host reported the check passing) and how many of those started at or
+        after ``recent_since``, ``last_status`` and ``last_seen`` (its latest pass or fail).
+        Hosts with the most recent recurrences first, then the latest failures. One scan of the finding's rows
+        (index findings_trail)."""
+        with self._errors():
+            rows = self._db.execute(
+                "WITH obs AS (SELECT f.host AS host, f.status AS status, r.started AS started, r.id AS rid "
+                " FROM checks c CROSS JOIN findings f ON f.check_key = c.key CROSS JOIN runs r ON r.id = f.run_id"
+                " WHERE c.id = ? AND f.status IN ('pass', 'fail')),"
+                " seq AS (SELECT host, status, started, LAG(status) OVER w AS prev, LEAD(1) OVER w AS later"
+                " FROM obs WINDOW w AS (PARTITION BY host ORDER BY started, rid))"
+                " SELECT host, MIN(CASE WHEN status = 'fail' THEN started END),"
+                " MAX(CASE WHEN status = 'fail' THEN started END), SUM(status = 'fail'),"
+                " SUM(status = 'fail' AND prev IS 'pass'),"
+                " SUM(status = 'fail' AND prev IS 'pass' AND started >= ?),"
+                " MAX(CASE WHEN later IS NULL THEN status END), MAX(started)"
+                " FROM seq GROUP BY host HAVING SUM(status = 'fail') > 0", (finding, recent_since)).fetchall()
+        keys = ("host", "first_failed", "last_failed", "failed_runs", "recurrences", "recent_recurrences",
+                "last_status", "last_seen")
+        out = [dict(zip(keys, r, strict=True)) for r in rows]
+        out.sort(key=lambda t: t["host"])
+        out.sort(key=lambda t: t["last_failed"], reverse=True)
+        out.sort(key=lambda t: (-t["recent_recurrences"], -t["recurrences"]))
+        return out
+
+    def recurrences(self, run: Run, since: str) -> dict[tuple[str, str], int]:
+        """(finding id, host) -> how often each failing finding of ``run`` recurred in the runs
+        started from ``since`` up to ``run`` (any command; ``run`` itself counted from memory,
+        so it need not be saved yet): the failures that came right after the host reported
+        the check passing, both inside that window. Only pairs that recurred at least once.
+
+        Driven by the run's failing pairs through the index findings_trail, so the cost follows
+        what fails now and how many runs checked it, not the size of the fleet: about 20,000
+        failing pairs x 8 runs of history (1,000 hosts x 200 findings) read 157,000 rows."""
+        pairs = {(f.id, f.host) for f in run.findings() if f.failing}
+        if not pairs:
+            return {}
+        db = self._db
+        with self._errors():
+            keys: dict[str, list[int]] = {}
+            for key, fid in db.execute("SELECT key, id FROM checks"):
+                keys.setdefault(fid, []).append(key)
+            window = dict(db.execute("SELECT id, started FROM runs WHERE started >= ? AND started <= ? AND id != ?",
+                                     (since, run.started, run.id)).fetchall())
+            # rowids grow as runs are saved, and findings_trail holds them: reading from the first row
+            # any run of the window saved skips, in the index itself, every older run
+            firsts = [db.execute("SELECT MIN(rowid) FROM findings WHERE run_id = ?", (run_id,)).fetchone()[0]
+                      for run_id in window]
+            firsts = [rowid for rowid in firsts if rowid is not None]
+            if not firsts:
+                return {}  # nothing before the run in the window: its own failure cannot be a recurrence
+            # the pairs go in as one JSON parameter: no temporary table to write, no statement per pair
+            wanted = json.dumps([[key, host, fid] for fid, host in pairs for key in keys.get(fid, ())])
+            results: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+            for fid, host, run_id, status in db.execute(
+                    "SELECT json_extract(w.value, '$[2]'), f.host, f.run_id, f.status FROM json_each(?) w"
+                    " CROSS JOIN findings f ON f.check_key = json_extract(w.value, '$[0]')"
+                    " AND f.host = json_extract(w.value, '$[1]') AND f.rowid >= ? WHERE f.status IN ('pass', 'fail')",
+                    (wanted, min(firsts))):
+                started = window.get(run_id)  # the few runs of the window, filtered here: no join per row
+                if started is not None:
+                    results.setdefault((fid, host), []).append((started, run_id, status))
+        counts: dict[tuple[str, str], int] = {}
+        for pair, seen in results.items():
+            seen.sort()
+            statuses = [status for _, _, status in seen] + ["fail"]  # the run's own failure comes last
+            n = sum(1 for before, now in itertools.pairwise(statuses) if before == "pass" and now == "fail")
+            if n:
+                counts[pair] = n
+        return counts
 
     def metric_series(self, host: str, name: str) -> list[tuple[str, float, dict[str, str]]]:
         """(run start, value, labels) for one metric of one host, oldest first: trends."""

@@ -75,10 +75,12 @@ def first_seen_of(run: Run) -> dict[Key, str]:
 def annotate(run: Run, history: Any, against: str | None = None) -> Run:
     """Set ``run.comparison`` from history: against the run ``against`` names, or else the
     previous run of the same command over the same hosts."""
+    from fleetcare import knowledge
+
     other_id = history.resolve(against) if against else history.previous_run(run)
     other = history.load(other_id) if other_id else None
     if other is None:
         run.comparison = compare(run, None)
-        return run
-    run.comparison = compare(run, other, history.failed_before(other), history.first_seen(other.id))
-    return run
+    else:
+        run.comparison = compare(run, other, history.failed_before(other), history.first_seen(other.id))
+    return knowledge.annotate(run, history)  # recurring findings and their notes

@@ -134,7 +134,25 @@ def context(run: Run, lang: str | None = None) -> dict[str, Any]:
         "comparison": run.comparison,
         "compared_rows": [e for e in (run.comparison or {}).get("findings", ())
                           if e["state"] != "still_open"][:COMPARED_ROWS],
+        "kb": _knowledge(run),
     }
+
+
+RECURRING_ROWS = 500  # recurring findings listed; report.json has them all
+
+
+def _knowledge(run: Run) -> dict[str, Any]:
+    """The knowledge base's part of the report (fleetcare.knowledge): recurring findings,
+    and the notes and recurring hosts beside each failing finding."""
+    from fleetcare import knowledge
+
+    recurring = knowledge.recurring(run)
+    per_id: dict[str, int] = {}
+    for e in recurring:
+        per_id[e["id"]] = per_id.get(e["id"], 0) + 1
+    return {"rule": knowledge.rule(run), "recurring": recurring[:RECURRING_ROWS],
+            "recurring_total": len(recurring), "recurring_hosts": per_id,
+            "notes": knowledge.notes_by_finding(run)}
 
 
 def _verdict(run: Run, hosts: dict[str, int], failing: dict[str, int], analysis: Analysis,

@@ -9,8 +9,9 @@ backslash-escaped, so a ``|`` cannot split a table row and ``<script>`` or
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from fleetcare import i18n
+from fleetcare import i18n, knowledge
 from fleetcare.i18n import Translator
 from fleetcare.reports.view import (
     FindingGroup,
@@ -64,6 +65,7 @@ def render(run: Run, lang: str | None = None) -> str:
     add("")
 
     _changes_since(out, run, _)
+    _recurring(out, run, _)
 
     add("## " + _("Hosts"))
     add("")
@@ -85,8 +87,9 @@ def render(run: Run, lang: str | None = None) -> str:
     if not problem_groups:
         add(_("No finding failed or errored."))
         add("")
+    notes = knowledge.notes_by_finding(run)
     for g in problem_groups:
-        _group(out, g, _)
+        _group(out, g, _, notes.get(g.id, ()))
 
     problems = host_problems(run)
     if problems:
@@ -149,7 +152,7 @@ def _changes_since(out: list[str], run: Run, _: Translator) -> None:
         add("")
 
 
-def _group(out: list[str], g: FindingGroup, _: Translator) -> None:
+def _group(out: list[str], g: FindingGroup, _: Translator, notes: Sequence[dict] = ()) -> None:
     add = out.append
     parts = [_("{count} failing", count=g.failing)]
     if g.errors:
@@ -160,6 +163,7 @@ def _group(out: list[str], g: FindingGroup, _: Translator) -> None:
     if g.remediation:
         add(_("Remediation: {text}", text=cell(_.check(g.id, g.remediation), 400)))
         add("")
+    _known_causes(out, notes, _)
     add(_row(_("host"), _("status"), _("evidence")))
     add(_row("---", "---", "---"))
     for host, status, evidence in g.rows[:HOSTS_PER_FINDING]:
@@ -168,4 +172,55 @@ def _group(out: list[str], g: FindingGroup, _: Translator) -> None:
     if rest > 0:
         add("")
         add(_.plural("… and {count} more host.", "… and {count} more hosts.", rest))
+    add("")
+
+
+# -- knowledge base: recurring findings and known causes (fleetcare.knowledge) -------------
+RECURRING_ROWS = 50  # the rest is in report.json
+NOTES_PER_FINDING = 3
+NOTE_CHARS = 300
+
+
+def _recurring(out: list[str], run: Run, _: Translator) -> None:
+    """Failing findings that keep coming back on a host: look for the root cause."""
+    rows = knowledge.recurring(run)
+    if not rows:
+        return
+    add = out.append
+    rule = knowledge.rule(run)
+    add("## " + _("Recurring findings: look for the root cause"))
+    add("")
+    add(_("Failed again after the host had passed them, {times} times or more in {days} days.",
+          times=rule["times"], days=rule["days"]))
+    add("")
+    add(_row(_("severity"), _("ID"), _("host"), _("recurrences"), _("known cause")))
+    add(_row("---", "---", "---", "---:", "---"))
+    notes = knowledge.notes_by_finding(run)
+    for e in rows[:RECURRING_ROWS]:
+        known = next((n for n in notes.get(e["id"], ()) if knowledge.host_matches(n["host"], e["host"])), None)
+        add(_row(_.label(e["severity"]), cell(e["id"]), cell(e["host"]), e["recurrences"],
+                 cell(known["cause"], 120) if known else "-"))
+    if len(rows) > RECURRING_ROWS:
+        add("")
+        add(_("… and {count} more in report.json.", count=len(rows) - RECURRING_ROWS))
+    add("")
+
+
+def _known_causes(out: list[str], notes: Sequence[dict], _: Translator) -> None:
+    """The notes that apply to a failing finding's hosts, as one quoted block beside it."""
+    if not notes:
+        return
+    add = out.append
+    for n in notes[:NOTES_PER_FINDING]:
+        hosts = _("every host") if n["host"] == "*" else _("hosts {pattern}", pattern=cell(n["host"]))
+        add("> " + _("**Known cause** (note {id}, {author}, {date}, {hosts}, {failing} failing here): {cause}",
+                     id=n["id"], author=cell(n["author"]), date=cell(n["created"][:10]), hosts=hosts,
+                     failing=n["failing_hosts"], cause=cell(n["cause"], NOTE_CHARS)) + "  ")
+        add("> " + _("**Fix:** {fix}", fix=cell(n["fix"], NOTE_CHARS)))
+        add(">")
+    if len(notes) > NOTES_PER_FINDING:
+        add("> " + _("… and {count} more notes: {command}", count=len(notes) - NOTES_PER_FINDING,
+                     command=f"`fleetcare explain {cell(notes[0]['finding'])}`"))
+    else:
+        out.pop()
     add("")

@@ -317,7 +317,8 @@ def test_the_leak_test_catches_a_heading_added_without_t(monkeypatch):
     source = template.environment.loader.get_source(template.environment, "report.html.j2")[0]
     patched = source.replace("<h2>{{ \"Run\" | t }}</h2>", "<h2>Waivers expiring</h2>\n<h2>{{ \"Run\" | t }}</h2>")
     assert patched != source
-    env = template.environment.overlay(loader=jinja2.DictLoader({"report.html.j2": patched}))
+    env = template.environment.overlay(loader=jinja2.ChoiceLoader([  # the template's includes stay found
+        jinja2.DictLoader({"report.html.j2": patched}), template.environment.loader]))
     run = fleet_run()
     page = env.get_template("report.html.j2").render(**html_report.context(run, ZH))
     words = ui_words() | {w.lower() for t in [patched] for w in _WORD.findall(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fleetcare import app, cli, lifecycle, reports
 from fleetcare.history import History
-from fleetcare.results import Finding, HostResult, Run, validate
+from fleetcare.results import SCHEMA_VERSION, Finding, HostResult, Run, validate
 
 
 def _run(run_id: str, started: str, statuses: dict[tuple[str, str], str], command: str = "inspect") -> Run:
@@ -87,7 +87,7 @@ def test_every_report_format_shows_what_changed_first(tmp_path):
     assert html.index('id="changes"') < html.index("<h2>Run</h2>")
     assert '<tr class="regressed"><td>regressed</td>' in html
     doc = json.loads(reports.render(third, "json"))
-    assert doc["schema_version"] == 2 and doc["comparison"]["against"] == "20261102-080000-bbbb"
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["comparison"]["against"] == "20261102-080000-bbbb"
 
 
 def test_report_against_any_run_from_the_cli(tmp_path, capsys):
