@@ -130,10 +130,50 @@ class _Interrupt:
         return self.signum is not None
 
 
+@dataclass(frozen=True)
+class Rules:
+    """What judges a run beyond its findings: the policy (service levels, waiver limits) and the
+    waivers of a ``--waivers FILE``. Loaded, and so validated, before any host is contacted."""
+
+    policy: Any = None  # fleetcare.policy.Policy; None: the shipped defaults
+    waivers: tuple[Any, ...] = ()  # fleetcare.waivers.Waiver from the file
+    fail_on_overdue: bool = False
+
+    @classmethod
+    def load(cls, policy_file: Path | None = None, waivers_file: Path | None = None,
+             fail_on_overdue: bool = False) -> Rules:
+        from fleetcare import policy, waivers
+
+        at = waivers.now()  # a bad FLEETCARE_NOW stops here
+        rules = policy.load(policy_file)
+        found = tuple(waivers.load_file(waivers_file, rules, at)) if waivers_file else ()
+        return cls(rules, found, fail_on_overdue)
+
+
+def judge_lifecycle(run: Run, history: History, rules: Rules | None = None) -> Run:
+    """The one place a built run meets its lifecycle, before history saves it and the reports are
+    written: waivers (history's and the file's) applied, the comparison with the previous run,
+    service levels from first_seen, and the exit code drawn again from what still counts."""
+    from fleetcare import policy, service_levels, waivers
+
+    rules = rules or Rules()
+    chosen = rules.policy or policy.defaults()
+    run.fail_on_overdue = rules.fail_on_overdue
+    try:
+        stored = waivers.from_history(history)
+    except HistoryError:
+        stored = []  # history unreadable: its waivers cannot apply, the findings fail (safe side)
+    waivers.apply(run, [*stored, *rules.waivers], chosen)
+    _compare(run, history)
+    service_levels.annotate(run, chosen)
+    run.rejudge()
+    return run
+
+
 def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major",
             progress_stream: TextIO | None = sys.stderr,
             on_start: Callable[[Run, Path], None] | None = None,
-            judge: Callable[[Run], None] | None = None) -> Outcome:
+            judge: Callable[[Run], None] | None = None, rules: Rules | None = None) -> Outcome:
     """Execute a job end to end: run directory, events, reports, history.
 
     The reports are written from the run in memory before history is saved, so
@@ -172,7 +212,7 @@ def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major"
                 judge(run)  # controller-side findings (drift), after results and before reports
             run.finish(interrupted=interrupted)
             history_error = None
-            _compare(run, history)
+            judge_lifecycle(run, history, rules)
             try:
                 written = reports.write_all(run, run_dir)
             finally:
@@ -240,15 +280,24 @@ def _compare(run: Run, history: History) -> None:
         run.comparison = None
 
 
-def rebuild_report(history: History, run_ref: str, fmt: str, against: str | None = None) -> str:
+def rebuild_report(history: History, run_ref: str, fmt: str, against: str | None = None,
+                   rules: Rules | None = None) -> str:
     """A past run's report, compared with ``against`` (a run reference) or else with the
-    previous run of the same command over the same hosts."""
-    from fleetcare import lifecycle
+    previous run of the same command over the same hosts. Findings keep the status they were
+    recorded with; the waivers of ``rules`` (a --waivers FILE) active at the run's start waive
+    those still failing, and the service levels are those of ``rules``' policy."""
+    from fleetcare import lifecycle, policy, service_levels, waivers
 
     if fmt not in (*reports.FORMATS, *reports.EXPORTS):
         raise InputError(f"--format: {fmt!r} is not one of {', '.join((*reports.FORMATS, *reports.EXPORTS))}")
+    rules = rules or Rules()
+    chosen = rules.policy or policy.defaults()
     run = history.load(run_ref)
-    return reports.render(lifecycle.annotate(run, history, against), fmt)
+    waivers.apply(run, rules.waivers, chosen)
+    lifecycle.annotate(run, history, against)
+    service_levels.annotate(run, chosen)
+    run.rejudge()
+    return reports.render(run, fmt)
 
 
 def write_output(path: Path, text: str) -> None:
@@ -309,7 +358,8 @@ def _not_finite(name: str) -> float:
     raise ValueError(f"{name} is not a finite number")
 
 
-def import_results(path: Path, history: History, output_dir: Path, fail_on: str = "major") -> Outcome:
+def import_results(path: Path, history: History, output_dir: Path, fail_on: str = "major",
+                   rules: Rules | None = None) -> Outcome:
     """Read back a run made without the wrapper (an ansible-runner artifact directory, or the
     ansible.posix.json callback's output; see :mod:`fleetcare.ingest`) into history and reports.
     The run is named after its playbook's command, or ``import`` when the playbook is not one."""
@@ -325,7 +375,7 @@ def import_results(path: Path, history: History, output_dir: Path, fail_on: str 
     if not run.hosts:
         raise InputError(f"{path}: the run recorded there has no host results")
     run.finish()
-    _compare(run, history)
+    judge_lifecycle(run, history, rules)
     run_dir = output_dir / run.id
     ensure_private(run_dir, new=True)
     written = reports.write_all(run, run_dir)  # reports first: a history failure loses nothing
