@@ -82,7 +82,7 @@ def context(run: Run) -> dict[str, Any]:
     return {
         "run": run,
         "title": commands.title(run.command),  # titles and exit meanings: the command registry
-        "exit_meaning": commands.exit_meaning(run.exit_code, run.fail_on),
+        "exit_meaning": commands.exit_meaning(run.exit_code, run.fail_on, run.fail_on_overdue),
         "verdict": _verdict(run, hosts, failing, analysis),
         "hosts": hosts,
         "hosts_total": len(run.hosts),
@@ -106,7 +106,18 @@ def context(run: Run) -> dict[str, Any]:
         "comparison": run.comparison,
         "compared_rows": [e for e in (run.comparison or {}).get("findings", ())
                           if e["state"] != "still_open"][:COMPARED_ROWS],
+        **_duties_context(run),
     }
+
+
+DUTY_ROWS = 500  # due and waived findings listed; report.json has them all
+
+
+def _duties_context(run: Run) -> dict[str, Any]:
+    """Service levels and waivers (the template's "duties" block)."""
+    from fleetcare.reports.duties import duties
+
+    return {"duties": duties(run, DUTY_ROWS)}
 
 
 def _verdict(run: Run, hosts: dict[str, int], failing: dict[str, int], analysis: Analysis) -> dict[str, str]:

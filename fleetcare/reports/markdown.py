@@ -60,6 +60,7 @@ def render(run: Run) -> str:
     add("")
 
     _changes_since(out, run)
+    _duties(out, run)
 
     add("## Hosts")
     add("")
@@ -141,6 +142,75 @@ def _changes_since(out: list[str], run: Run) -> None:
             add("")
             add(f"… and {len(changed) - COMPARED_ROWS} more in report.json.")
         add("")
+
+
+DUTY_ROWS = 50  # due and waived findings listed; the rest is in report.json
+
+
+def _duties(out: list[str], run: Run) -> None:
+    """Service levels (open findings by due time, overdue marked) and waivers (expiring soon,
+    lapsed, the findings waived): after what changed, before the hosts."""
+    from fleetcare.reports.duties import duties
+
+    d = duties(run, DUTY_ROWS)
+    add = out.append
+    if d.due:
+        c = d.counts
+        add("## Service levels")
+        add("")
+        promise = "; ".join(f"{s} respond {p['respond']}, resolve {p['resolve']}" for s, p in d.policy.items()
+                            if p["respond"] != "none" or p["resolve"] != "none")
+        add(f"{c.get('open', 0)} open failing findings, {c.get('overdue', 0)} overdue, "
+            f"{c.get('respond_late', 0)} past their respond-by time, as of {cell(d.as_of)} "
+            f"(policy {cell(d.policy_source)}: {cell(promise)}).")
+        add("")
+        add(_row("due", "severity", "ID", "host", "first seen", "respond by", "resolve by"))
+        add(_row(*["---"] * 7))
+        for e in d.due:
+            add(_row(f"**{e['mark']}**" if e["overdue"] else e["mark"], e["severity"], cell(e["id"]),
+                     cell(e["host"]), cell(e["first_seen"]), cell(e["respond_by"] or "-"),
+                     cell(e["resolve_by"] or "-")))
+        if c.get("due", 0) > len(d.due):
+            add("")
+            add(f"… and {c['due'] - len(d.due)} more in report.json.")
+        add("")
+    if not (d.waived or d.lapsed):
+        return
+    add("## Waivers")
+    add("")
+    add(f"{d.waived} findings waived under {len(d.used)} waivers; {len(d.expiring)} expire within "
+        f"{d.warn_days} days.")
+    add("")
+    if d.expiring:
+        add(f"### Waivers expiring within {d.warn_days} days")
+        add("")
+        _waiver_table(out, d.expiring)
+    if d.lapsed:
+        add("### Waivers that lapsed (their findings fail again)")
+        add("")
+        _waiver_table(out, d.lapsed)
+    if d.waived_rows:
+        add("### Waived findings")
+        add("")
+        add(_row("severity", "ID", "host", "owner", "expires", "reason", "waiver"))
+        add(_row(*["---"] * 7))
+        for severity, fid, host, w in d.waived_rows:
+            add(_row(severity, cell(fid), cell(host), cell(w.get("owner")), cell(w.get("expires")),
+                     cell(w.get("reason"), 200), cell(f"{w.get('source')} {w.get('ref')}")))
+        if d.waived > len(d.waived_rows):
+            add("")
+            add(f"… and {d.waived - len(d.waived_rows)} more in report.json.")
+        add("")
+
+
+def _waiver_table(out: list[str], rows: list[dict]) -> None:
+    out.append(_row("ID", "hosts", "owner", "expires", "state", "findings", "reason", "waiver"))
+    out.append(_row(*["---"] * 5, "---:", "---", "---"))
+    for w in rows:
+        out.append(_row(cell(w["finding"]), cell(w["host"]), cell(w["owner"]), cell(w["expires"]),
+                        w.get("state", ""), w.get("findings", 0), cell(w["reason"], 200),
+                        cell(f"{w['source']} {w['ref']}")))
+    out.append("")
 
 
 def _group(out: list[str], g: FindingGroup) -> None:
