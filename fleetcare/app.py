@@ -284,8 +284,9 @@ def rebuild_report(history: History, run_ref: str, fmt: str, against: str | None
                    rules: Rules | None = None) -> str:
     """A past run's report, compared with ``against`` (a run reference) or else with the
     previous run of the same command over the same hosts. Findings keep the status they were
-    recorded with; the waivers of ``rules`` (a --waivers FILE) active at the run's start waive
-    those still failing, and the service levels are those of ``rules``' policy."""
+    recorded with; history's waivers given before the run ended and those of ``rules`` (a
+    --waivers FILE), if active at the run's start, waive those still failing; the service levels
+    are those of ``rules``' policy."""
     from fleetcare import lifecycle, policy, service_levels, waivers
 
     if fmt not in (*reports.FORMATS, *reports.EXPORTS):
@@ -293,7 +294,10 @@ def rebuild_report(history: History, run_ref: str, fmt: str, against: str | None
     rules = rules or Rules()
     chosen = rules.policy or policy.defaults()
     run = history.load(run_ref)
-    waivers.apply(run, rules.waivers, chosen)
+    # history's waivers as they stood when the run was judged (none given after it ended)
+    until = run.finished or run.started
+    stored = [w for w in waivers.from_history(history) if not w.created or w.created <= until]
+    waivers.apply(run, [*stored, *rules.waivers], chosen)
     lifecycle.annotate(run, history, against)
     service_levels.annotate(run, chosen)
     run.rejudge()

@@ -54,11 +54,20 @@ class Waiver:
     created: str | None = None
     revoked: str | None = None
 
+    def revoked_by(self, at: datetime) -> bool:
+        """Revoked at or before ``at`` (a revocation after a run's start does not reach back)."""
+        if self.revoked is None:
+            return False
+        try:
+            return parse_time(self.revoked, "revoked") <= at
+        except InputError:
+            return True
+
     def active(self, at: datetime) -> bool:
-        return self.revoked is None and at < self.expires
+        return not self.revoked_by(at) and at < self.expires
 
     def state(self, at: datetime, warn_days: int) -> str:
-        if self.revoked is not None:
+        if self.revoked_by(at):
             return "revoked"
         if at >= self.expires:
             return "expired"
