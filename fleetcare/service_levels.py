@@ -28,36 +28,49 @@ def _iso(t: datetime) -> str:
     return t.isoformat(timespec="seconds")
 
 
+def _due(seen: str, level: Any, at: datetime) -> tuple[Any, ...] | None:
+    """(first_seen, respond_by, resolve_by, sort time, overdue, respond late) for one first_seen
+    time and service level; None when the level promises nothing."""
+    if level.respond is None and level.resolve is None:
+        return None
+    first = _time(seen)
+    respond = first + level.respond if level.respond else None
+    resolve = first + level.resolve if level.resolve else None
+    is_overdue = resolve is not None and at > resolve
+    is_late = respond is not None and at > respond and not is_overdue
+    return (_iso(first), _iso(respond) if respond else None, _iso(resolve) if resolve else None,
+            resolve or respond, is_overdue, is_late)
+
+
 def annotate(run: Run, policy: Policy) -> Run:
     """Set ``run.service_levels``: the policy, counts, and the open failing findings with a due
     time, soonest due first."""
     at = _time(run.started)
     since = first_seen_of(run)
-    entries: list[tuple[Any, ...]] = []
+    # (first_seen, severity) -> due times: a fleet's findings share a handful of first_seen times,
+    # so each is parsed and each due time formatted once, not once per finding
+    due: dict[tuple[str, str], tuple[Any, ...] | None] = {}
+    rows: list[dict[str, Any]] = []
+    keys: list[tuple[Any, ...]] = []
     open_total = 0
     for f in run.findings():
         if not f.failing:
             continue
         open_total += 1
-        level = policy.level(f.severity)
-        if level.respond is None and level.resolve is None:
+        seen = since.get((f.id, f.host)) or run.started
+        d = due.get((seen, f.severity), False)
+        if d is False:
+            d = due[(seen, f.severity)] = _due(seen, policy.level(f.severity), at)
+        if d is None:
             continue
-        first = _time(since.get((f.id, f.host)) or run.started)
-        respond = first + level.respond if level.respond else None
-        resolve = first + level.resolve if level.resolve else None
-        entries.append(((resolve or respond), severity_rank(f.severity), f.id, f.host, f.severity, first,
-                        respond, resolve))
-    entries.sort(key=lambda e: e[:4])
-    rows, overdue, late = [], 0, 0
-    for _, _, fid, host, severity, first, respond, resolve in entries:
-        is_overdue = resolve is not None and at > resolve
-        is_late = respond is not None and at > respond and not is_overdue
-        overdue += is_overdue
-        late += is_late
-        rows.append({"id": fid, "host": host, "severity": severity, "first_seen": _iso(first),
-                     "respond_by": _iso(respond) if respond else None,
-                     "resolve_by": _iso(resolve) if resolve else None,
-                     "overdue": is_overdue, "respond_late": is_late})
+        first, respond, resolve, sort_at, is_overdue, is_late = d
+        keys.append((sort_at, severity_rank(f.severity), f.id, f.host, len(rows)))
+        rows.append({"id": f.id, "host": f.host, "severity": f.severity, "first_seen": first,
+                     "respond_by": respond, "resolve_by": resolve, "overdue": is_overdue, "respond_late": is_late})
+    keys.sort()
+    rows = [rows[k[-1]] for k in keys]
+    overdue = sum(1 for r in rows if r["overdue"])
+    late = sum(1 for r in rows if r["respond_late"])
     run.service_levels = {"as_of": _iso(at), "policy": policy.describe(), "source": policy.source,
                           "counts": {"open": open_total, "due": len(rows), "overdue": overdue,
                                      "respond_late": late},

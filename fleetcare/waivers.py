@@ -123,7 +123,14 @@ def _text(value: Any, where: str, key: str) -> str:
     return " ".join(str(value).split())
 
 
-def check_id(pattern: Any, where: str) -> str:
+def known_ids() -> frozenset[str]:
+    """Every finding ID a role can emit (what ``fleetcare explain`` knows)."""
+    from fleetcare import catalog
+
+    return frozenset(catalog.finding_ids())
+
+
+def check_id(pattern: Any, where: str, known: frozenset[str] | None = None) -> str:
     """An exact finding ID or a pattern of IDs that matches at least one ID a role can emit
     (upper-cased); InputError with a close match otherwise."""
     from fleetcare import catalog
@@ -131,21 +138,21 @@ def check_id(pattern: Any, where: str) -> str:
     if not isinstance(pattern, str) or not pattern.strip():
         raise InputError(f"{where}: id: missing (a finding ID such as HARD-SSH-001, or a pattern such as HARD-SSH-*)")
     wanted = pattern.strip().upper()
-    known = catalog.finding_ids()
+    known = known if known is not None else known_ids()
     if _GLOB & set(wanted):
         if not any(fnmatch.fnmatchcase(i, wanted) for i in known):
             families = sorted({i.rsplit("-", 1)[0] + "-*" for i in known})
             raise InputError(f"{where}: no finding ID matches {pattern!r}{catalog._suggestion(wanted, families)}")
-    elif wanted not in set(known):
-        raise InputError(f"{where}: unknown finding ID {pattern!r}{catalog._suggestion(wanted, known)}")
+    elif wanted not in known:
+        raise InputError(f"{where}: unknown finding ID {pattern!r}{catalog._suggestion(wanted, sorted(known))}")
     return wanted
 
 
 def check(raw: dict[str, Any], where: str, policy: Policy, at: datetime, source: str, ref: str,
-          future: bool = False) -> Waiver:
+          future: bool = False, known: frozenset[str] | None = None) -> Waiver:
     """One waiver from its parts (a file's entry, or the options of ``fleetcare waive``), validated.
     ``future``: the expiry must not have passed yet (a new waiver)."""
-    finding = check_id(raw.get("id"), where)
+    finding = check_id(raw.get("id"), where, known)
     host = raw.get("host")
     host = "*" if host is None else _text(host, where, "host")
     reason = _text(raw.get("reason"), where, "reason")
@@ -177,6 +184,7 @@ def load_file(path: Path | str, policy: Policy, at: datetime | None = None) -> l
     if not isinstance(entries, list):
         raise InputError(f"{label}: waivers: must be a list of waivers")
     out = []
+    known = known_ids()
     for n, entry in enumerate(entries, 1):
         name = entry.get("id") if isinstance(entry, dict) else None
         where = f"{label}: entry {n}" + (f" ({name})" if isinstance(name, str) else "")
@@ -185,7 +193,7 @@ def load_file(path: Path | str, policy: Policy, at: datetime | None = None) -> l
         unknown = sorted(set(entry) - set(_FILE_KEYS))
         if unknown:
             raise InputError(f"{where}: {unknown[0]}: unknown key (expected {', '.join(_FILE_KEYS)})")
-        out.append(check(entry, where, policy, at, "file", f"{path}#{n}"))
+        out.append(check(entry, where, policy, at, "file", f"{path}#{n}", known=known))
     return out
 
 
@@ -212,6 +220,7 @@ class Matcher:
         self.by_id: dict[str, list[Waiver]] = {}
         self.patterns: list[Waiver] = []
         self._for_id: dict[str, list[Waiver]] = {}
+        self._host_ok: dict[tuple[str, str], bool] = {}  # (host pattern, host) -> matches
         for w in waivers:
             if _GLOB & set(w.finding):
                 self.patterns.append(w)
@@ -226,9 +235,19 @@ class Matcher:
         if cands is None:
             cands = self._for_id[fid] = self.by_id.get(fid, []) + [
                 w for w in self.patterns if fnmatch.fnmatchcase(fid, w.finding)]
-        hits = [*self.exact.get((fid, host), ()), *(w for w in cands if fnmatch.fnmatchcase(host, w.host))]
+        hits = list(self.exact.get((fid, host), ()))
+        ok = self._host_ok
+        for w in cands:
+            key = (w.host, host)
+            hit = ok.get(key)
+            if hit is None:
+                hit = ok[key] = fnmatch.fnmatchcase(host, w.host)
+            if hit:
+                hits.append(w)
         if not hits:
             return None
+        if len(hits) == 1:
+            return hits[0]
         return max(hits, key=lambda w: (w.expires, w.source == "history", w.ref))
 
 
@@ -241,6 +260,7 @@ def apply(run: Run, waivers: Iterable[Waiver], policy: Policy) -> Run:
     waivers = list(waivers)
     live = Matcher(w for w in waivers if w.active(at))
     lapsed = Matcher(w for w in waivers if not w.active(at))
+    any_lapsed = bool(lapsed.exact or lapsed.by_id or lapsed.patterns)
     used: dict[tuple[str, str], list[Any]] = {}  # (source, ref) -> [waiver dict, findings]
     gone: dict[tuple[str, str], list[Any]] = {}
     waived = newly = 0
@@ -255,7 +275,7 @@ def apply(run: Run, waivers: Iterable[Waiver], policy: Policy) -> Run:
             continue
         w = live.best(f.id, f.host)
         if w is None:
-            old = lapsed.best(f.id, f.host) if lapsed.exact or lapsed.by_id or lapsed.patterns else None
+            old = lapsed.best(f.id, f.host) if any_lapsed else None
             if old is not None:
                 gone.setdefault((old.source, old.ref), [{**old.to_dict(), "state": old.state(at, warn)}, 0])[1] += 1
             continue

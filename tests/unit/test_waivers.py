@@ -146,13 +146,18 @@ def test_waived_then_expiring_then_expired_fails_again(capsys, fake_runner, flee
                            "--expires", at(20)[:10], "--db", str(db))
     assert code == 0 and out.startswith("waiver 1: HLTH-DISK-001 until 2026-12-21T00:00:00+00:00"), out + err
 
-    code, out, _, first = inspect(capsys, fake_runner, fleet, "--db", str(db))
+    code, out, _, first = inspect(capsys, fake_runner, fleet, "--db", str(db), "--prometheus-dir", str(fleet.parent))
     # every major and critical failure is waived: exit 0, the minor unit check still fails below major
     assert code == 0 and out.strip().splitlines()[-1].startswith("exit 0: clean")
     assert statuses(first)[("HLTH-DISK-001", "db-1")] == "waived"
     assert statuses(first)[("HLTH-UNIT-001", "web-2")] == "fail"
     assert first["summary"]["findings_by_status"]["waived"] == 3
     assert " waived      3 findings under 1 waivers" in out and " expiring " not in out
+    prom = (fleet.parent / "fleetcare_inspect.prom").read_text()
+    assert ('fleetcare_check_status{command="inspect",host="db-1",id="HLTH-DISK-001",role="health",'
+            'severity="critical",status="waived"} 1') in prom
+    assert ('fleetcare_findings_failing{command="inspect",host="db-1",role="health",severity="critical"} 0'
+            in prom)
     waived = next(f for f in first["findings"] if f["host"] == "db-1")
     assert waived["waiver"]["reason"] == "new disks ordered (CHG-7)" and waived["waiver"]["owner"] == "alice"
     with History(db) as h:  # the waiver a finding ran under is kept with it
@@ -533,3 +538,29 @@ def test_two_runs_at_once_are_both_stored_and_both_see_a_waiver_added_meanwhile(
             waived = {(f.id, f.host) for f in run.findings() if f.status == "waived"}
             assert waived == {("HLTH-DISK-001", "web-1"), ("HLTH-DISK-001", "web-2"), ("HLTH-DISK-001", "db-1")}
             assert {f.waiver["reason"] for f in run.findings() if f.waiver} == {"added mid-run"}
+
+
+def test_the_html_duties_render_in_a_real_browser_as_text(tmp_path):
+    """Waivers and service levels in headless chromium: the overdue row and the waiver's hostile
+    reason and owner are there as text, and nothing they hold became an element."""
+    from .test_report_browser import TITLE_PAYLOAD, _dump_dom, _parse
+
+    hostile = "<img src=x onerror=alert(1)>"
+    plan = {("HLTH-DISK-001", "db-1"): "fail", ("HLTH-DISK-001", "web-1"): "fail"}
+    _, second = _sl_runs(tmp_path / "h.db", [(T0, plan), (at(2), plan)])
+    waivers.apply(second, [waivers.check({"id": "HLTH-DISK-001", "host": "web-1", "reason": TITLE_PAYLOAD,
+                                          "owner": hostile, "expires": at(5)}, "t", policy.defaults(),
+                                         waivers.parse_time(at(2), "t"), "file", "w.yml#1")], policy.defaults())
+    from fleetcare import service_levels
+
+    service_levels.annotate(second, policy.defaults())
+    page = tmp_path / "report.html"
+    page.write_text(reports.render(second, "html"), encoding="utf-8")
+    dom = _parse(_dump_dom(tmp_path, page))
+    tags = [tag for tag, _ in dom.elements]
+    assert dom.title.startswith("Inspection report") and "script" not in tags and "img" not in tags
+    ids = [a.get("id") for _, a in dom.elements]
+    assert ids.index("service-levels") < ids.index("waivers")
+    assert ("tr", {"class": "overdue"}) in dom.elements and "overdue" in dom.texts
+    assert TITLE_PAYLOAD in dom.texts and hostile in dom.texts
+    assert "Expiring within 14 days" in dom.texts and "Waived findings" in dom.texts
