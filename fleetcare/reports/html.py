@@ -107,7 +107,7 @@ def context(run: Run) -> dict[str, Any]:
         "compared_rows": [e for e in (run.comparison or {}).get("findings", ())
                           if e["state"] != "still_open"][:COMPARED_ROWS],
         **_duties_context(run),
-    }
+    } | _duties_verdict(run, _verdict(run, hosts, failing, analysis))
 
 
 DUTY_ROWS = 500  # due and waived findings listed; report.json has them all
@@ -118,6 +118,16 @@ def _duties_context(run: Run) -> dict[str, Any]:
     from fleetcare.reports.duties import duties
 
     return {"duties": duties(run, DUTY_ROWS)}
+
+
+def _duties_verdict(run: Run, verdict: dict[str, str]) -> dict[str, Any]:
+    """The verdict, saying how many findings are waived or overdue: "clean" must not hide them."""
+    waived = (run.waivers or {}).get("waived", 0)
+    overdue = (run.service_levels or {}).get("counts", {}).get("overdue", 0)
+    notes = [f"{overdue:,} overdue"] * bool(overdue) + [f"{waived:,} waived"] * bool(waived)
+    if not notes:
+        return {}
+    return {"verdict": {**verdict, "text": f"{verdict['text']} Findings {' and '.join(notes)}: see below."}}
 
 
 def _verdict(run: Run, hosts: dict[str, int], failing: dict[str, int], analysis: Analysis) -> dict[str, str]:

@@ -178,6 +178,7 @@ def test_waived_then_expiring_then_expired_fails_again(capsys, fake_runner, flee
     assert "| HLTH-DISK-001 | \\* | alice | 2026-12-21T00:00:00+00:00 | expiring | 3 |" in md
     html = (run_dir / "report.html").read_text()
     assert 'id="waivers"' in html and "new disks ordered (CHG-7)" in html and "Expiring within 14 days" in html
+    assert "No finding at or above major; 1 below it. Findings 3 waived: see below." in html
 
     monkeypatch.setenv("FLEETCARE_NOW", at(21))  # the waiver ended at 00:00 that morning
     code, out, _, third = inspect(capsys, fake_runner, fleet, "--db", str(db))
