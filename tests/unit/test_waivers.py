@@ -565,3 +565,12 @@ def test_the_html_duties_render_in_a_real_browser_as_text(tmp_path):
     assert ("tr", {"class": "overdue"}) in dom.elements and "overdue" in dom.texts
     assert TITLE_PAYLOAD in dom.texts and hostile in dom.texts
     assert "Expiring within 14 days" in dom.texts and "Waived findings" in dom.texts
+
+
+def test_every_run_command_import_and_report_take_the_lifecycle_options():
+    parser = cli.build_parser()
+    for argv in (["inspect"], ["audit"], ["harden"], ["drift"], ["patch"], ["backup"], ["import", "x"]):
+        args = parser.parse_args([*argv, "--waivers", "w.yml", "--policy", "p.yml", "--fail-on-overdue"])
+        assert (args.waivers, args.policy, args.fail_on_overdue) == (Path("w.yml"), Path("p.yml"), True), argv
+    args = parser.parse_args(["report", "latest", "--waivers", "w.yml", "--policy", "p.yml"])
+    assert (args.waivers, args.policy) == (Path("w.yml"), Path("p.yml"))
