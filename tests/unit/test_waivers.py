@@ -286,6 +286,8 @@ BAD_FILES = {
     "second-entry": (_entry() + "  - id: HLTH-DISK-001\n    reason: r\n    owner: o\n",
                      ("entry 2 (HLTH-DISK-001)", "expires: missing")),
     "yaml-error": ("waivers: [\n", ("YAML error",)),
+    "impossible-date": ("waivers:\n  - id: HLTH-DISK-001\n    reason: r\n    owner: o\n    expires: 2026-13-45\n",
+                        ("line 5, column 14", "month must be in 1..12")),
 }
 
 
@@ -574,3 +576,14 @@ def test_every_run_command_import_and_report_take_the_lifecycle_options():
         assert (args.waivers, args.policy, args.fail_on_overdue) == (Path("w.yml"), Path("p.yml"), True), argv
     args = parser.parse_args(["report", "latest", "--waivers", "w.yml", "--policy", "p.yml"])
     assert (args.waivers, args.policy) == (Path("w.yml"), Path("p.yml"))
+
+
+def test_a_date_yaml_cannot_build_is_one_line_in_any_yaml_file(capsys, trap, tmp_path, data_home):  # noqa: F811
+    """PyYAML raises a bare ValueError for 2026-13-45; the loader turns it into the file's line."""
+    path = tmp_path / "v.yml"
+    path.write_text("health_units_ignore: []\nwhen: 2026-02-30\n")
+    code = cli.main(["inspect", "--vars-file", str(path)])
+    line = one_line(capsys.readouterr().err)
+    assert code == 2 and f"{path}: line 2, column 7" in line and "day is out of range" in line, line
+    assert trap.calls == 0
+    nothing_ran(data_home)
