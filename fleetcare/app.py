@@ -150,21 +150,35 @@ class Rules:
         return cls(rules, found, fail_on_overdue)
 
 
-def judge_lifecycle(run: Run, history: History, rules: Rules | None = None) -> Run:
+def judge_lifecycle(run: Run, history: History, rules: Rules | None = None, *, replay: bool = False,
+                    against: str | None = None) -> Run:
     """The one place a built run meets its lifecycle, before history saves it and the reports are
-    written: waivers (history's and the file's) applied, the comparison with the previous run,
-    service levels from first_seen, and the exit code drawn again from what still counts."""
-    from fleetcare import policy, service_levels, waivers
+    written: waivers (history's and the file's) applied, the comparison with the previous run
+    (or ``against``), service levels from first_seen, and the exit code drawn again from what
+    still counts.
+
+    ``replay``: the run is a past one loaded from history (``fleetcare report``): its findings keep
+    the status they were recorded with, history's waivers are those given before it ended, and a
+    comparison that cannot be made is an error rather than left out."""
+    from fleetcare import lifecycle, policy, service_levels, waivers
 
     rules = rules or Rules()
     chosen = rules.policy or policy.defaults()
-    run.fail_on_overdue = rules.fail_on_overdue
+    run.fail_on_overdue = rules.fail_on_overdue or run.fail_on_overdue
     try:
         stored = waivers.from_history(history)
     except HistoryError:
+        if replay:
+            raise
         stored = []  # history unreadable: its waivers cannot apply, the findings fail (safe side)
+    if replay:
+        until = run.finished or run.started
+        stored = [w for w in stored if not w.created or w.created <= until]
     waivers.apply(run, [*stored, *rules.waivers], chosen)
-    _compare(run, history)
+    if replay:
+        lifecycle.annotate(run, history, against)
+    else:
+        _compare(run, history)
     service_levels.annotate(run, chosen)
     run.rejudge()
     return run
@@ -287,20 +301,9 @@ def rebuild_report(history: History, run_ref: str, fmt: str, against: str | None
     recorded with; history's waivers given before the run ended and those of ``rules`` (a
     --waivers FILE), if active at the run's start, waive those still failing; the service levels
     are those of ``rules``' policy."""
-    from fleetcare import lifecycle, policy, service_levels, waivers
-
     if fmt not in (*reports.FORMATS, *reports.EXPORTS):
         raise InputError(f"--format: {fmt!r} is not one of {', '.join((*reports.FORMATS, *reports.EXPORTS))}")
-    rules = rules or Rules()
-    chosen = rules.policy or policy.defaults()
-    run = history.load(run_ref)
-    # history's waivers as they stood when the run was judged (none given after it ended)
-    until = run.finished or run.started
-    stored = [w for w in waivers.from_history(history) if not w.created or w.created <= until]
-    waivers.apply(run, [*stored, *rules.waivers], chosen)
-    lifecycle.annotate(run, history, against)
-    service_levels.annotate(run, chosen)
-    run.rejudge()
+    run = judge_lifecycle(history.load(run_ref), history, rules, replay=True, against=against)
     return reports.render(run, fmt)
 
 
