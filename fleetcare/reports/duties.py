@@ -49,5 +49,12 @@ def duties(run: Run, rows: int) -> Duties:
     if out.waived:
         waived = [f for f in run.findings() if f.status == "waived"]
         waived.sort(key=lambda f: (severity_rank(f.severity), f.id, f.host))
-        out.waived_rows = [(f.severity, f.id, f.host, f.waiver or {}) for f in waived[:rows]]
+        out.waived_rows = [(f.severity, f.id, f.host, f.waiver or _from_role(f)) for f in waived[:rows]]
     return out
+
+
+def _from_role(f: Any) -> dict[str, Any]:
+    """A finding its role reported waived itself (no fleetcare waiver): what its evidence says."""
+    why = f.evidence.get("reason") or f.evidence.get("waiver") or ""
+    return {"finding": f.id, "host": f.host, "reason": str(why), "owner": "-", "expires": "-",
+            "source": "role", "ref": f.role}

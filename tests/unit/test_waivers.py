@@ -587,3 +587,16 @@ def test_a_date_yaml_cannot_build_is_one_line_in_any_yaml_file(capsys, trap, tmp
     assert code == 2 and f"{path}: line 2, column 7" in line and "day is out of range" in line, line
     assert trap.calls == 0
     nothing_ran(data_home)
+
+
+def test_a_finding_its_role_reported_waived_is_shown_without_a_fleetcare_waiver(capsys, fake_runner, fleet,
+                                                                                data_home):
+    evs = events()
+    evs[0] = ok_event("web-1", [finding(status="waived", reason="site exception EX-12")])
+    code, _, _, doc = inspect(capsys, fake_runner, fleet, evs=evs)
+    assert code == 1 and statuses(doc)[("HLTH-DISK-001", "web-1")] == "waived"
+    assert doc["waivers"]["waived"] == 1 and doc["waivers"]["used"] == []
+    run_dir = data_home / "fleetcare" / "runs" / doc["run"]["id"]
+    assert "| major | HLTH-DISK-001 | web-1 | - | - | site exception EX-12 | role health |" in (
+        run_dir / "report.md").read_text()
+    assert "site exception EX-12" in (run_dir / "report.html").read_text()
