@@ -130,10 +130,64 @@ class _Interrupt:
         return self.signum is not None
 
 
+@dataclass(frozen=True)
+class Rules:
+    """What judges a run beyond its findings: the policy (service levels, waiver limits) and the
+    waivers of a ``--waivers FILE``. Loaded, and so validated, before any host is contacted."""
+
+    policy: Any = None  # fleetcare.policy.Policy; None: the shipped defaults
+    waivers: tuple[Any, ...] = ()  # fleetcare.waivers.Waiver from the file
+    fail_on_overdue: bool = False
+
+    @classmethod
+    def load(cls, policy_file: Path | None = None, waivers_file: Path | None = None,
+             fail_on_overdue: bool = False) -> Rules:
+        from fleetcare import policy, waivers
+
+        at = waivers.now()  # a bad FLEETCARE_NOW stops here
+        rules = policy.load(policy_file)
+        found = tuple(waivers.load_file(waivers_file, rules, at)) if waivers_file else ()
+        return cls(rules, found, fail_on_overdue)
+
+
+def judge_lifecycle(run: Run, history: History, rules: Rules | None = None, *, replay: bool = False,
+                    against: str | None = None) -> Run:
+    """The one place a built run meets its lifecycle, before history saves it and the reports are
+    written: waivers (history's and the file's) applied, the comparison with the previous run
+    (or ``against``), service levels from first_seen, and the exit code drawn again from what
+    still counts.
+
+    ``replay``: the run is a past one loaded from history (``fleetcare report``): its findings keep
+    the status they were recorded with, history's waivers are those given before it ended, and a
+    comparison that cannot be made is an error rather than left out."""
+    from fleetcare import lifecycle, policy, service_levels, waivers
+
+    rules = rules or Rules()
+    chosen = rules.policy or policy.defaults()
+    run.fail_on_overdue = rules.fail_on_overdue or run.fail_on_overdue
+    try:
+        stored = waivers.from_history(history)
+    except HistoryError:
+        if replay:
+            raise
+        stored = []  # history unreadable: its waivers cannot apply, the findings fail (safe side)
+    if replay:
+        until = run.finished or run.started
+        stored = [w for w in stored if not w.created or w.created <= until]
+    waivers.apply(run, [*stored, *rules.waivers], chosen)
+    if replay:
+        lifecycle.annotate(run, history, against, chosen.recurring)
+    else:
+        _compare(run, history, chosen.recurring)
+    service_levels.annotate(run, chosen)
+    run.rejudge()
+    return run
+
+
 def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major",
             progress_stream: TextIO | None = sys.stderr,
             on_start: Callable[[Run, Path], None] | None = None,
-            judge: Callable[[Run], None] | None = None) -> Outcome:
+            judge: Callable[[Run], None] | None = None, rules: Rules | None = None) -> Outcome:
     """Execute a job end to end: run directory, events, reports, history.
 
     The reports are written from the run in memory before history is saved, so
@@ -172,7 +226,7 @@ def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major"
                 judge(run)  # controller-side findings (drift), after results and before reports
             run.finish(interrupted=interrupted)
             history_error = None
-            _compare(run, history)
+            judge_lifecycle(run, history, rules)
             try:
                 written = reports.write_all(run, run_dir)
             finally:
@@ -230,25 +284,27 @@ def write_exports(run: Run, junit: Path | None = None, prometheus_dir: Path | No
     return tuple(written)
 
 
-def _compare(run: Run, history: History) -> None:
+def _compare(run: Run, history: History, recurring=None) -> None:
     # the lifecycle is read from history: a history that fails here costs the comparison only
     from fleetcare import lifecycle
 
     try:
-        lifecycle.annotate(run, history)
+        lifecycle.annotate(run, history, recurring=recurring)
     except HistoryError:
         run.comparison = None
 
 
-def rebuild_report(history: History, run_ref: str, fmt: str, against: str | None = None) -> str:
+def rebuild_report(history: History, run_ref: str, fmt: str, against: str | None = None,
+                   rules: Rules | None = None) -> str:
     """A past run's report, compared with ``against`` (a run reference) or else with the
-    previous run of the same command over the same hosts."""
-    from fleetcare import lifecycle
-
+    previous run of the same command over the same hosts. Findings keep the status they were
+    recorded with; history's waivers given before the run ended and those of ``rules`` (a
+    --waivers FILE), if active at the run's start, waive those still failing; the service levels
+    are those of ``rules``' policy."""
     if fmt not in (*reports.FORMATS, *reports.EXPORTS):
         raise InputError(f"--format: {fmt!r} is not one of {', '.join((*reports.FORMATS, *reports.EXPORTS))}")
-    run = history.load(run_ref)
-    return reports.render(lifecycle.annotate(run, history, against), fmt)
+    run = judge_lifecycle(history.load(run_ref), history, rules, replay=True, against=against)
+    return reports.render(run, fmt)
 
 
 def write_output(path: Path, text: str) -> None:
@@ -309,7 +365,8 @@ def _not_finite(name: str) -> float:
     raise ValueError(f"{name} is not a finite number")
 
 
-def import_results(path: Path, history: History, output_dir: Path, fail_on: str = "major") -> Outcome:
+def import_results(path: Path, history: History, output_dir: Path, fail_on: str = "major",
+                   rules: Rules | None = None) -> Outcome:
     """Read back a run made without the wrapper (an ansible-runner artifact directory, or the
     ansible.posix.json callback's output; see :mod:`fleetcare.ingest`) into history and reports.
     The run is named after its playbook's command, or ``import`` when the playbook is not one."""
@@ -325,7 +382,7 @@ def import_results(path: Path, history: History, output_dir: Path, fail_on: str 
     if not run.hosts:
         raise InputError(f"{path}: the run recorded there has no host results")
     run.finish()
-    _compare(run, history)
+    judge_lifecycle(run, history, rules)
     run_dir = output_dir / run.id
     ensure_private(run_dir, new=True)
     written = reports.write_all(run, run_dir)  # reports first: a history failure loses nothing

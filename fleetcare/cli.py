@@ -98,6 +98,26 @@ def _report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lang", metavar="LANG",
                    help="language of the HTML and Markdown reports and of the lines printed after a run: "
                         "en or zh-CN (default: from LANGUAGE/LC_ALL/LC_MESSAGES/LANG, else en)")
+    _lifecycle_options(p)
+    p.add_argument("--fail-on-overdue", action="store_true",
+                   help="exit 1 only on findings past their service level's resolve-by time, not on "
+                        "merely failing ones (for scheduled compliance runs)")
+
+
+def _lifecycle_options(p: argparse.ArgumentParser) -> None:
+    # what judges a run beyond its findings (fleetcare.app.Rules); runs and `report` take them
+    p.add_argument("--waivers", type=Path, metavar="FILE",
+                   help="YAML file of waivers (e.g. kept in your repository), applied with history's")
+    p.add_argument("--policy", type=Path, metavar="FILE",
+                   help="service-level policy overriding the shipped defaults (respond/resolve per "
+                        "severity, waiver limits)")
+
+
+def _rules(args: argparse.Namespace):
+    """--policy, --waivers and --fail-on-overdue, read and checked before any host is contacted."""
+    from fleetcare import app
+
+    return app.Rules.load(args.policy, args.waivers, bool(getattr(args, "fail_on_overdue", False)))
 
 
 def _explain_arguments(p: argparse.ArgumentParser) -> None:
@@ -128,6 +148,7 @@ def _report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
     p.add_argument("--against", metavar="OTHER",
                    help="compare with this run (default: the previous run of the same command over the same hosts)")
+    _lifecycle_options(p)
 
 
 def _history_arguments(p: argparse.ArgumentParser) -> None:
@@ -161,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     environ = dict(os.environ)  # the user's locale, before check_locale may set LC_ALL for Ansible
     try:
         inputs.check_locale()
+        if os.environ.get("FLEETCARE_NOW"):
+            from fleetcare import waivers
+
+            waivers.now()  # a pinned clock that is not a time: one line, before anything
         return _dispatch(args, environ)
     except BrokenPipeError:
         # `fleetcare explain ID | head`: the reader left; no traceback, and no
@@ -262,6 +287,7 @@ def _run(args: argparse.Namespace, judge=None) -> int:
     """A run command; ``judge(history, run)`` adds controller-side findings before the reports."""
     from fleetcare import app, jobs
 
+    rules = _rules(args)
     options = {o.dest: getattr(args, o.dest) for o in commands.get(args.command).options}
     job = jobs.build(args.command, inventory=args.inventory, limit=args.limit,
                      vars_files=tuple(args.vars_file), var_pairs=tuple(args.vars), forks=args.forks,
@@ -277,7 +303,7 @@ def _run(args: argparse.Namespace, judge=None) -> int:
                 print(f"{job.command} · {where} · {_('run {id}', id=run.id)}{mode}", flush=True)
 
         outcome = app.run_job(job, history, output_dir, fail_on=args.fail_on, on_start=started,
-                              judge=(lambda run: judge(history, run)) if judge else None)
+                              judge=(lambda run: judge(history, run)) if judge else None, rules=rules)
     exports = app.write_exports(outcome.run, args.junit, args.prometheus_dir)
     return _outcome(outcome, args.quiet, exports)
 
@@ -285,6 +311,7 @@ def _run(args: argparse.Namespace, judge=None) -> int:
 def _import(args: argparse.Namespace) -> int:
     from fleetcare import app
 
+    rules = _rules(args)
     if app.is_run_dir(args.path):
         # a fleetcare run directory (say after exit 5): its report.json is the record
         with _open_history(args) as history:
@@ -293,7 +320,7 @@ def _import(args: argparse.Namespace) -> int:
         return 0
     with _open_history(args) as history:
         outcome = app.import_results(args.path, history, args.output_dir or app.default_output_dir(),
-                                     fail_on=args.fail_on)
+                                     fail_on=args.fail_on, rules=rules)
     if not args.quiet:
         print(f"{outcome.run.command} · imported {args.path} · run {outcome.run.id}")
     return _outcome(outcome, args.quiet)
@@ -339,6 +366,7 @@ def _print_findings(run, limit: int = 25) -> None:
         print(f" {_.label(f.severity):<8} {safe(f.id):<16} {safe(f.host):<20} {_evidence_text(f.evidence)}")
     if len(failing) > limit:
         print(" ... " + _("and {count} more in the reports", count=len(failing) - limit))
+    _print_lifecycle(run, _)
     for g in host_problems(run):
         message = f": {safe(g.message)}" if g.message else ""
         label = _.label(g.label)
@@ -348,6 +376,33 @@ def _print_findings(run, limit: int = 25) -> None:
             names = first_hosts([safe(n) for n in g.hosts], TERMINAL_HOSTS, _)
             count = _("{count} hosts", count=f"{len(g.hosts):,}")
             print(f" {label:<11} {count}{message} ({names})")
+
+
+def _print_lifecycle(run, _, shown: int = 3) -> None:
+    """One line each: findings waived, waivers expiring soon or lapsed, findings overdue."""
+    section = run.waivers or {}
+    if section.get("waived"):
+        print(" " + _("waived      {count} findings under {waivers} waivers", count=f"{section['waived']:,}",
+                      waivers=f"{len(section['used']):,}"))
+    expiring = [w for w in section.get("used", ()) if w["state"] == "expiring"]
+    if expiring:
+        names = ", ".join(safe(f"{w['finding']} ({w['expires'][:10]})") for w in expiring[:shown])
+        more = _(" and {count} more", count=len(expiring) - shown) if len(expiring) > shown else ""
+        print(" " + _("expiring    {count} waivers within {days} days: {names}", count=f"{len(expiring):,}",
+                      days=section["warn_days"], names=names + more))
+    lapsed = section.get("lapsed") or ()
+    if lapsed:
+        names = ", ".join(safe(f"{w['finding']} ({_.label(w['state'])})") for w in lapsed[:shown])
+        more = _(" and {count} more", count=len(lapsed) - shown) if len(lapsed) > shown else ""
+        print(" " + _("lapsed      {count} waivers no longer cover failing findings: {names}",
+                      count=f"{len(lapsed):,}", names=names + more))
+    levels = run.service_levels or {}
+    overdue = [e for e in levels.get("findings", ()) if e["overdue"]]
+    if overdue:
+        first = overdue[0]
+        print(" " + _("overdue     {count} findings past their resolve-by time (first: {id} on {host}, due {due})",
+                      count=f"{len(overdue):,}", id=safe(first["id"]), host=safe(first["host"]),
+                      due=first["resolve_by"]))
 
 
 def _evidence_text(evidence: dict, width: int = 90) -> str:
@@ -369,7 +424,7 @@ def _exit_line(run) -> str:
     if unfinished:
         seen += _(", {count} not finished: {names}", count=f"{len(unfinished):,}",
                   names=first_hosts(unfinished, 5, _))
-    why = commands.exit_meaning(run.exit_code, run.fail_on, _)
+    why = commands.exit_meaning(run.exit_code, run.fail_on, _, run.fail_on_overdue)
     return _("exit {code}: {why} ({seen})", code=run.exit_code, why=why, seen=seen)
 
 
@@ -411,8 +466,9 @@ def _drift(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from fleetcare import app
 
+    rules = _rules(args)
     with _open_history(args) as history:
-        text = app.rebuild_report(history, args.run, args.format, args.against)
+        text = app.rebuild_report(history, args.run, args.format, args.against, rules)
     if args.output:
         app.write_output(args.output, text)
         print(args.output)
@@ -432,6 +488,82 @@ def _history(args: argparse.Namespace) -> int:
         # a database written by something else may hold anything
         print(safe(f"{r['id']}  {r['started']}  {r['command']:<8} {r['status']:<11} exit {r['exit_code']}"
                    f"  {r['hosts']} hosts  {r['failing']} failing"))
+    return 0
+
+
+def _waive_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("finding", metavar="ID", help="a finding ID (HARD-SSH-001) or a pattern of IDs (HARD-SSH-*)")
+    p.add_argument("--host", default="*", metavar="PATTERN", help="hosts it covers, a shell pattern (default: all)")
+    p.add_argument("--reason", help="why the finding is accepted (required)")
+    p.add_argument("--owner", help="who answers for it (required)")
+    p.add_argument("--expires", metavar="DATE",
+                   help="when it ends: YYYY-MM-DD (00:00 UTC that day) or an ISO 8601 time (required)")
+    p.add_argument("--policy", type=Path, metavar="FILE", help="policy whose waivers.max_days applies")
+
+
+def _waive(args: argparse.Namespace) -> int:
+    from fleetcare import policy, waivers
+
+    at = waivers.now()
+    rules = policy.load(args.policy)
+    w = waivers.check({"id": args.finding, "host": args.host, "reason": args.reason, "owner": args.owner,
+                       "expires": args.expires}, "waive", rules, at, "history", "", future=True)
+    with _open_history(args) as history:
+        wid = history.add_waiver(w.finding, w.host, w.reason, w.owner, waivers.iso(w.expires), waivers.iso(at))
+    print(safe(f"waiver {wid}: {w.label()} until {waivers.iso(w.expires)}, owner {w.owner}: {w.reason}"))
+    return 0
+
+
+def _waivers_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--waivers", type=Path, metavar="FILE", help="also list the waivers of this YAML file")
+    p.add_argument("--policy", type=Path, metavar="FILE", help="policy whose waivers.warn_days applies")
+
+
+def _waivers(args: argparse.Namespace) -> int:
+    from fleetcare import policy, waivers
+
+    at = waivers.now()
+    rules = policy.load(args.policy)
+    found = waivers.load_file(args.waivers, rules, at) if args.waivers else []
+    with _open_history(args) as history:
+        rows = waivers.listing([*waivers.from_history(history), *found], at, rules.waivers.warn_days)
+    if not rows:
+        print("no waivers: add one with 'fleetcare waive ID --reason TEXT --owner NAME --expires DATE'")
+    labels = {"expiring": "expiring soon"}
+    for r in rows:
+        wid = r["ref"] if r["source"] == "history" else f"file {r['ref']}"
+        host = "" if r["host"] == "*" else f" on {r['host']}"
+        state = labels.get(r["state"], r["state"]) + (f" {r['revoked']}" if r["revoked"] else "")
+        print(safe(f"{wid:<4} {state:<14} {r['finding']}{host}  until {r['expires']}  owner {r['owner']}: "
+                   f"{r['reason']}"))
+    return 0
+
+
+def _unwaive_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="WAIVER_ID|ID", help="a waiver id (a number) or a finding ID or pattern")
+    p.add_argument("--host", metavar="PATTERN", help="only the waivers given for this host pattern")
+
+
+def _unwaive(args: argparse.Namespace) -> int:
+    from fleetcare import waivers
+
+    at = waivers.now()
+    target = args.target.strip()
+    with _open_history(args) as history:
+        rows = [w for w in waivers.from_history(history) if w.active(at)]
+        if target.isdigit():
+            chosen = [w for w in rows if w.ref == target]
+            what = f"waiver {target}"
+        else:
+            wanted = target.upper()
+            chosen = [w for w in rows if w.finding == wanted and (args.host is None or w.host == args.host)]
+            what = f"waiver of {target!r}" + (f" on {args.host!r}" if args.host else "")
+        if not chosen:
+            raise InputError(f"unwaive: no active {what} (see 'fleetcare waivers')")
+        done = history.revoke_waivers([int(w.ref) for w in chosen], waivers.iso(at))
+    for w in chosen:
+        if int(w.ref) in done:
+            print(safe(f"waiver {w.ref} revoked: {w.label()}"))
     return 0
 
 
@@ -471,6 +603,9 @@ _TOOLS: dict[str, _Tool] = {
     "report": _Tool(_report_arguments, _report, history=True),
     "history": _Tool(_history_arguments, _history, history=True),
     "import": _Tool(_import_arguments, _import, history=True),
+    "waive": _Tool(_waive_arguments, _waive, history=True),
+    "waivers": _Tool(_waivers_arguments, _waivers, history=True),
+    "unwaive": _Tool(_unwaive_arguments, _unwaive, history=True),
     "lab": _Tool(_lab_arguments, _lab, history=False),
 }
 

@@ -153,6 +153,18 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             "a run made without the wrapper, read into history with reports written: an ansible-runner "
             "artifact directory, or the output of ansible-playbook with "
             "ANSIBLE_STDOUT_CALLBACK=ansible.posix.json (see the README)."),
+    Command("waive", "waive a finding for a while, with a reason, an owner and an expiry",
+            "Waive a finding: ID is a finding ID (HARD-SSH-001) or a pattern of IDs (HARD-SSH-*), on the "
+            "hosts matching --host (default all). Until it expires (--expires DATE: 00:00 UTC that day, or "
+            "an ISO 8601 time; at most the policy's waivers.max_days away) a failing finding it covers has "
+            "status waived and does not count for --fail-on. Kept in history; see docs/waivers.md."),
+    Command("waivers", "list waivers: expiring soon, active, expired, revoked",
+            "List the waivers in history (and those of --waivers FILE), expiring soon first, then active, "
+            "expired and revoked."),
+    Command("unwaive", "revoke a waiver (kept in history, marked revoked)",
+            "Revoke waivers: by waiver id (a number, from 'fleetcare waivers'), or every active waiver of a "
+            "finding ID or pattern (only those for --host PATTERN when given). A revoked waiver is kept, "
+            "marked revoked, and waives nothing from then on."),
     Command("lab", "a podman fleet on loopback SSH for demos, tests and benchmarks",
             "Debian 11/12/13 systemd containers reachable by SSH on 127.0.0.1, built locally (no registry)."),
 )}
@@ -187,9 +199,11 @@ class ExitCode:
 
 
 EXIT_CODES: tuple[ExitCode, ...] = (
-    ExitCode(EXIT_OK, "clean", "clean: no failing finding at or above --fail-on"),
+    ExitCode(EXIT_OK, "clean", "clean: no failing finding at or above --fail-on (with --fail-on-overdue: "
+             "no finding past its resolve-by time)"),
     ExitCode(EXIT_FINDINGS, "findings at or above {fail_on}",
-             "findings at or above --fail-on (default major; critical, major, minor, info)"),
+             "findings at or above --fail-on (default major; critical, major, minor, info); waived findings "
+             "do not count; with --fail-on-overdue, only findings past their service level's resolve-by time"),
     ExitCode(EXIT_USAGE, "usage or input error",
              "usage or input error: one line naming the file or option and the key, never a traceback"),
     ExitCode(EXIT_HOSTS, "hosts unreachable or failed",
@@ -202,13 +216,19 @@ EXIT_CODES: tuple[ExitCode, ...] = (
 )
 
 
-def exit_meaning(code: int | None, fail_on: str = "--fail-on", tr=None) -> str:
+def exit_meaning(code: int | None, fail_on: str = "--fail-on", tr=None, overdue: bool = False) -> str:
     """What an exit code means, in the words of the exit line (translated by ``tr``, a
-    :class:`fleetcare.i18n.Translator`, when given)."""
+    :class:`fleetcare.i18n.Translator`, when given; ``overdue``: a --fail-on-overdue run)."""
+    if tr is None:
+        from fleetcare import i18n
+
+        tr = i18n.translator("en")
+    if overdue and code == EXIT_FINDINGS:
+        return tr("overdue findings (--fail-on-overdue)")
+    if overdue and code == EXIT_OK:
+        return tr("clean: no finding overdue")
     known = next((e for e in EXIT_CODES if e.code == code), None)
-    if tr is not None:
-        return tr(known.short, fail_on=tr.label(fail_on)) if known else tr("not finished")
-    return known.short.format(fail_on=fail_on) if known else "not finished"
+    return tr(known.short, fail_on=tr.label(fail_on)) if known else tr("not finished")
 
 
 def exit_help() -> str:

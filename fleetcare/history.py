@@ -278,10 +278,11 @@ class History:
 
             since = first_seen_of(run)
             db.executemany(
-                "INSERT INTO findings (run_id, host, check_key, severity, status, evidence, first_seen) "
-                "VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO findings (run_id, host, check_key, severity, status, evidence, first_seen, waiver) "
+                "VALUES (?,?,?,?,?,?,?,?)",
                 ((run.id, f.host, check_key(f), f.severity, f.status, dumps(f.evidence),
-                  since.get((f.id, f.host), run.started) if f.failing else None) for f in run.findings()))
+                  since.get((f.id, f.host), run.started) if f.open else None,
+                  dumps(f.waiver) if f.waiver is not None else None) for f in run.findings()))
             db.executemany(
                 "INSERT INTO metrics VALUES (?,?,?,?,?,?)",
                 ((run.id, m.host, m.name, m.value, m.unit, dumps(m.labels)) for m in run.metrics()))
@@ -339,13 +340,14 @@ class History:
             "SELECT key, id, role, title, remediation, refs FROM checks WHERE key IN "
             "(SELECT DISTINCT check_key FROM findings WHERE run_id = ?)", (run_id,))}
 
-        def finding(host: str, key: int, sev: str, status: str, ev: str) -> Finding:
+        def finding(host: str, key: int, sev: str, status: str, ev: str, waiver: str | None) -> Finding:
             fid, role, title, rem, refs = checks[key]
-            return Finding(fid, title, sev, status, host, role, loads(ev), rem, list(refs))
+            return Finding(fid, title, sev, status, host, role, loads(ev), rem, list(refs),
+                           loads(waiver) if waiver else None)
 
         findings = (finding(*row) for row in db.execute(
-            "SELECT host, check_key, severity, status, evidence FROM findings WHERE run_id = ? ORDER BY rowid",
-            (run_id,)))
+            "SELECT host, check_key, severity, status, evidence, waiver FROM findings WHERE run_id = ? "
+            "ORDER BY rowid", (run_id,)))
         metrics = (Metric(host, name, value, unit, loads(labels)) for host, name, value, unit, labels in
                    db.execute("SELECT host, name, value, unit, labels FROM metrics WHERE run_id = ? "
                               "ORDER BY rowid", (run_id,)))
@@ -378,22 +380,44 @@ class History:
         return None
 
     def failed_before(self, run: Run) -> set[tuple[str, str]]:
-        """(finding id, host) pairs that failed, on ``run``'s hosts, in runs of its command
-        started before it."""
+        """(finding id, host) pairs that failed (waived or not), on ``run``'s hosts, in runs of its
+        command started before it."""
         hosts = set(run.hosts)
         with self._errors():
             rows = self._db.execute(
                 "SELECT DISTINCT c.id, f.host FROM findings f JOIN runs r ON r.id = f.run_id "
                 "JOIN checks c ON c.key = f.check_key WHERE r.command = ? AND r.started < ? "
-                "AND f.status = 'fail'", (run.command, run.started)).fetchall()
+                "AND f.status IN ('fail', 'waived')", (run.command, run.started)).fetchall()
         return {(fid, host) for fid, host in rows if host in hosts}
 
     def first_seen(self, run_id: str) -> dict[tuple[str, str], str]:
-        """(finding id, host) -> when its failures began, for the failing findings of a run."""
+        """(finding id, host) -> when its failures began, for the failing (or waived) findings of a run."""
         with self._errors():
             return {(fid, host): since for fid, host, since in self._db.execute(
                 "SELECT c.id, f.host, f.first_seen FROM findings f JOIN checks c ON c.key = f.check_key "
-                "WHERE f.run_id = ? AND f.status = 'fail' AND f.first_seen IS NOT NULL", (run_id,))}
+                "WHERE f.run_id = ? AND f.status IN ('fail', 'waived') AND f.first_seen IS NOT NULL", (run_id,))}
+
+    # -- waivers (fleetcare.waivers) ------------------------------------------------------------
+    def add_waiver(self, finding: str, host: str, reason: str, owner: str, expires: str, created: str) -> int:
+        """Store a waiver (already validated by fleetcare.waivers); returns its id."""
+        with self._tx() as db:
+            cur = db.execute("INSERT INTO waivers (finding, host, reason, owner, expires, created) "
+                             "VALUES (?,?,?,?,?,?)", (finding, host, reason, owner, expires, created))
+            return int(cur.lastrowid)
+
+    def revoke_waivers(self, ids: list[int], when: str) -> list[int]:
+        """Mark waivers revoked (never deleted); returns the ids that were not revoked before."""
+        with self._tx() as db:
+            done = [i for i in ids if db.execute(
+                "UPDATE waivers SET revoked = ? WHERE id = ? AND revoked IS NULL", (when, i)).rowcount]
+        return done
+
+    def waivers(self) -> list[dict[str, Any]]:
+        """Every waiver ever given, revoked ones too, oldest first."""
+        keys = ("id", "finding", "host", "reason", "owner", "expires", "created", "revoked")
+        with self._errors():
+            return [dict(zip(keys, row, strict=True)) for row in self._db.execute(
+                f"SELECT {', '.join(keys)} FROM waivers ORDER BY id")]
 
     # -- the knowledge base and recurrence (fleetcare.knowledge) ------------------------
     def add_note(self, finding: str, host: str, cause: str, fix: str, author: str, created: str) -> int:

@@ -142,4 +142,5 @@ LABELS = (
     "ok", "unreachable", "failed", "not finished", "pending",
     "new", "regressed", "still open", "resolved",
     "running", "complete", "interrupted", "abandoned",
+    "overdue", "respond late", "due", "active", "expiring", "expired", "revoked",
 )

@@ -150,6 +150,32 @@ def construct(node: yaml.Node | None, label: str) -> Any:
         raise InputError(f"{label}: {_where(exc.problem_mark)}: YAML error: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise InputError(f"{label}: YAML error: {' '.join(str(exc).split())}") from None
+    except ValueError as exc:
+        # a value YAML reads as a date that does not exist (2026-13-45): PyYAML raises a bare ValueError
+        raise InputError(f"{label}: {_where(_bad_timestamp(node))}: YAML error: {exc} (quote the value "
+                         "to keep it as text)") from None
+
+
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+def _bad_timestamp(root: yaml.Node) -> Any:
+    """Where the first date or time YAML cannot build stands (its start mark), or None."""
+    loader = yaml.SafeLoader("")
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode) and node.tag == _TIMESTAMP_TAG:
+            try:
+                loader.construct_yaml_timestamp(node)
+            except ValueError:
+                return node.start_mark
+        stack.extend(reversed(_children(node)))
+    return None
 
 
 def load_yaml_text(text: str, label: str) -> Any:
@@ -168,7 +194,7 @@ def load_value(text: str, label: str) -> Any:
     _check_tree(node, label)
     try:
         return yaml.SafeLoader("").construct_document(node)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: a date that does not exist, kept as text
         return text
 
 

@@ -12,6 +12,11 @@ over the same hosts (or any run named with ``fleetcare report RUN --against OTHE
 ``first_seen`` is when the current stretch of failures began: this run's start for a new or
 regressed finding, the compared run's ``first_seen`` for one still open. History stores it with
 each failing finding, so the next run carries it on.
+
+A waived finding (``fleetcare.waivers``) is still a fault: the comparison follows it like a
+failing one (new, still open or regressed, with status ``waived``), it is never resolved by its
+waiver, and its ``first_seen`` carries on, so the service levels keep counting from the first
+failure when the waiver ends.
 """
 
 from __future__ import annotations
@@ -37,10 +42,10 @@ def compare(run: Run, against: Run | None, failed_before: set[Key] = frozenset()
     for f in run.findings():
         key = (f.id, f.host)
         now[key] = f
-        if not f.failing:
+        if not f.open:
             continue
         before = then.get(key)
-        if before is not None and before.failing:
+        if before is not None and before.open:
             state, since = "still_open", first_seen.get(key) or against.started
         elif key in failed_before:
             state, since = "regressed", run.started
@@ -49,7 +54,7 @@ def compare(run: Run, against: Run | None, failed_before: set[Key] = frozenset()
         entries.append(_entry(f, state, since))
     for key, before in then.items():
         current = now.get(key)
-        if before.failing and current is not None and not current.failing:
+        if before.open and current is not None and not current.open:
             entries.append(_entry(current, "resolved", first_seen.get(key) or against.started))
     order = {s: i for i, s in enumerate(STATES)}
     entries.sort(key=lambda e: (order[e["state"]], e["id"], e["host"]))
@@ -72,9 +77,10 @@ def first_seen_of(run: Run) -> dict[Key, str]:
             if e["state"] != "resolved"}
 
 
-def annotate(run: Run, history: Any, against: str | None = None) -> Run:
+def annotate(run: Run, history: Any, against: str | None = None, recurring: Any = None) -> Run:
     """Set ``run.comparison`` from history: against the run ``against`` names, or else the
-    previous run of the same command over the same hosts."""
+    previous run of the same command over the same hosts; ``recurring`` (the policy's
+    ``times``/``days``, :class:`fleetcare.policy.Recurring`) says when a fault is recurring."""
     from fleetcare import knowledge
 
     other_id = history.resolve(against) if against else history.previous_run(run)
@@ -83,4 +89,6 @@ def annotate(run: Run, history: Any, against: str | None = None) -> Run:
         run.comparison = compare(run, None)
     else:
         run.comparison = compare(run, other, history.failed_before(other), history.first_seen(other.id))
-    return knowledge.annotate(run, history)  # recurring findings and their notes
+    if recurring is None:
+        return knowledge.annotate(run, history)  # recurring findings and their notes
+    return knowledge.annotate(run, history, recurring.times, recurring.days)

@@ -29,7 +29,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from fleetcare import __version__
+from fleetcare import __version__, clock
 
 RESULT_KEY = "fleetcare"  # the module-side twin lives in plugins/module_utils/findings.py
 PAYLOAD_EVENT = "fleetcare_payload"  # one line of the findings channel, as execute.py hands it on
@@ -68,12 +68,21 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
     remediation: str = ""
     references: list[str] = field(default_factory=list)
+    # the waiver a waived finding ran under (fleetcare.waivers): finding, host, reason, owner,
+    # expires, source, ref; None for a finding no waiver touched
+    waiver: dict[str, Any] | None = None
 
     @property
     def failing(self) -> bool:
         """A failed check; errors and not-applicable checks are not failures
         of the host, they are reported apart and never gate the exit code."""
         return self.status == "fail"
+
+    @property
+    def open(self) -> bool:
+        """A fault still there: failing, or failing under a waiver. The lifecycle follows open
+        findings (a waived finding is not resolved; its first_seen carries on)."""
+        return self.status in ("fail", "waived")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +95,7 @@ class Finding:
             "evidence": self.evidence,
             "remediation": self.remediation,
             "references": self.references,
+            **({"waiver": self.waiver} if self.waiver is not None else {}),
         }
 
     @classmethod
@@ -100,6 +110,7 @@ class Finding:
             evidence=dict(data.get("evidence") or {}),
             remediation=data.get("remediation") or "",
             references=list(data.get("references") or []),
+            waiver=dict(data["waiver"]) if data.get("waiver") else None,
         )
 
 
@@ -132,12 +143,13 @@ class HostResult:
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(UTC)
+    now = now or clock.now().astimezone(UTC)
     return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def utcnow() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """Now, on the controller's one clock (FLEETCARE_NOW pins it: fleetcare.clock)."""
+    return clock.now().astimezone(UTC).isoformat(timespec="seconds")
 
 
 class MalformedResult(ValueError):
@@ -153,6 +165,7 @@ class Run:
     status: str = "running"
     exit_code: int | None = None
     fail_on: str = "major"
+    fail_on_overdue: bool = False  # --fail-on-overdue: exit 1 on overdue findings only
     inventory: str | None = None
     limit: str | None = None
     fleetcare_version: str = __version__
@@ -162,6 +175,9 @@ class Run:
     comparison: dict[str, Any] | None = None
     # set by fleetcare.knowledge with the comparison: the notes that apply to its failing findings
     notes: list[dict[str, Any]] | None = None
+    # set by fleetcare.waivers and fleetcare.service_levels, after the comparison
+    waivers: dict[str, Any] | None = None
+    service_levels: dict[str, Any] | None = None
     # (host, task uuid) of payloads taken, and of fleetcare tasks still owing one (-> task name)
     _delivered: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False, compare=False)
     _awaiting: dict[tuple[str, str], str] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -317,11 +333,23 @@ class Run:
                 if h.status == "pending":
                     self.set_status(h.name, "failed", "no result came back from this host")
             self.exit_code = EXIT_HOSTS
-        elif self.failing(self.fail_on):
-            self.exit_code = EXIT_FINDINGS
         else:
-            self.exit_code = EXIT_OK
+            self.exit_code = self.findings_verdict()
         return self.exit_code
+
+    def findings_verdict(self) -> int:
+        """EXIT_FINDINGS or EXIT_OK, from the findings alone: failing at or above --fail-on, or
+        with --fail-on-overdue overdue findings only (waived findings count for neither)."""
+        if self.fail_on_overdue:
+            overdue = (self.service_levels or {}).get("counts", {}).get("overdue", 0)
+            return EXIT_FINDINGS if overdue else EXIT_OK
+        return EXIT_FINDINGS if self.failing(self.fail_on) else EXIT_OK
+
+    def rejudge(self) -> None:
+        """Draw the exit code again after waivers or service levels changed what counts; only a
+        verdict drawn from findings changes (hosts down, an interruption or a run not finished stay)."""
+        if self.exit_code in (EXIT_OK, EXIT_FINDINGS):
+            self.exit_code = self.findings_verdict()
 
     # -- the JSON report, source of truth ---------------------------------------
     def to_report(self) -> dict[str, Any]:
@@ -330,6 +358,12 @@ class Run:
             doc["comparison"] = self.comparison
         if self.notes is not None:
             doc["notes"] = self.notes
+        if self.waivers is not None:
+            doc["waivers"] = self.waivers
+        if self.service_levels is not None:
+            doc["service_levels"] = self.service_levels
+        if self.fail_on_overdue:
+            doc["run"]["fail_on_overdue"] = True
         return doc
 
     def _report(self) -> dict[str, Any]:
@@ -361,7 +395,8 @@ class Run:
         """Rebuild a run from stored parts (history, or a JSON report)."""
         out = cls(**{k: run[k] for k in (
             "id", "command", "started", "finished", "status", "exit_code", "fail_on",
-            "inventory", "limit", "fleetcare_version")}, check=bool(run.get("check")))
+            "inventory", "limit", "fleetcare_version")}, check=bool(run.get("check")),
+            fail_on_overdue=bool(run.get("fail_on_overdue")))
         for h in hosts:
             out.hosts[h["name"]] = HostResult(h["name"], h["status"], h.get("message") or "",
                                               changes=list(h.get("changes") or []))
@@ -380,6 +415,8 @@ class Run:
              for m in report["metrics"]))
         run.comparison = report.get("comparison")
         run.notes = report.get("notes")
+        run.waivers = report.get("waivers")
+        run.service_levels = report.get("service_levels")
         return run
 
 

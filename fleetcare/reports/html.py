@@ -110,7 +110,7 @@ def context(run: Run, lang: str | None = None) -> dict[str, Any]:
         "labels": {w: tr.label(w) for w in (*i18n.LABELS, *STATUSES, *HOST_LABELS.values())},
         "run": run,
         "title": tr(commands.title(run.command)),  # titles and exit meanings: the command registry
-        "exit_meaning": commands.exit_meaning(run.exit_code, run.fail_on, tr),
+        "exit_meaning": commands.exit_meaning(run.exit_code, run.fail_on, tr, run.fail_on_overdue),
         "verdict": _verdict(run, hosts, failing, analysis, tr),
         "hosts": hosts,
         "hosts_total": len(run.hosts),
@@ -135,7 +135,34 @@ def context(run: Run, lang: str | None = None) -> dict[str, Any]:
         "compared_rows": [e for e in (run.comparison or {}).get("findings", ())
                           if e["state"] != "still_open"][:COMPARED_ROWS],
         "kb": _knowledge(run),
-    }
+        **_duties_context(run),
+    } | _duties_verdict(run, _verdict(run, hosts, failing, analysis, tr), tr)
+
+
+DUTY_ROWS = 500  # due and waived findings listed; report.json has them all
+
+
+def _duties_context(run: Run) -> dict[str, Any]:
+    """Service levels and waivers (the template's "duties" block)."""
+    from fleetcare.reports.duties import duties
+
+    return {"duties": duties(run, DUTY_ROWS)}
+
+
+def _duties_verdict(run: Run, verdict: dict[str, str], tr: i18n.Translator) -> dict[str, Any]:
+    """The verdict, saying how many findings are waived or overdue: "clean" must not hide them."""
+    waived = (run.waivers or {}).get("waived", 0)
+    overdue = (run.service_levels or {}).get("counts", {}).get("overdue", 0)
+    if not (waived or overdue):
+        return {}
+    if waived and overdue:
+        note = tr("Findings {overdue} overdue and {waived} waived: see below.", overdue=f"{overdue:,}",
+                  waived=f"{waived:,}")
+    elif overdue:
+        note = tr("Findings {count} overdue: see below.", count=f"{overdue:,}")
+    else:
+        note = tr("Findings {count} waived: see below.", count=f"{waived:,}")
+    return {"verdict": {**verdict, "text": f"{verdict['text']} {note}"}}
 
 
 RECURRING_ROWS = 500  # recurring findings listed; report.json has them all

@@ -42,7 +42,11 @@ def duration(run: Run) -> float:
 
 
 def reason(f: Finding) -> str:
-    """Why a finding was skipped: its evidence's reason when it gives one."""
+    """Why a finding was skipped: for a waived one its waiver (reason, owner, expiry), else the
+    evidence's reason when it gives one."""
+    if f.status == "waived" and f.waiver:
+        w = f.waiver
+        return f"waived: {w.get('reason')} (owner {w.get('owner')}, expires {w.get('expires')})"
     why = f.evidence.get("reason") or f.evidence.get("waiver") or ""
     label = "waived" if f.status == "waived" else "not applicable"
     return f"{label}: {why}" if why else label

@@ -66,6 +66,7 @@ def render(run: Run, lang: str | None = None) -> str:
 
     _changes_since(out, run, _)
     _recurring(out, run, _)
+    _duties(out, run, _)
 
     add("## " + _("Hosts"))
     add("")
@@ -150,6 +151,78 @@ def _changes_since(out: list[str], run: Run, _: Translator) -> None:
             add("")
             add(_("… and {count} more in report.json.", count=len(changed) - COMPARED_ROWS))
         add("")
+
+
+DUTY_ROWS = 50  # due and waived findings listed; the rest is in report.json
+
+
+def _duties(out: list[str], run: Run, _: Translator) -> None:
+    """Service levels (open findings by due time, overdue marked) and waivers (expiring soon,
+    lapsed, the findings waived): after what changed, before the hosts."""
+    from fleetcare.reports.duties import duties
+
+    d = duties(run, DUTY_ROWS)
+    add = out.append
+    if d.due:
+        c = d.counts
+        add("## " + _("Service levels"))
+        add("")
+        promise = "; ".join(_("{severity} respond {respond}, resolve {resolve}", severity=_.label(s),
+                              respond=p["respond"], resolve=p["resolve"]) for s, p in d.policy.items()
+                            if p["respond"] != "none" or p["resolve"] != "none")
+        add(_("{open} open failing findings, {overdue} overdue, {late} past their respond-by time, as of {at} "
+              "(policy {source}: {promise}).", open=c.get("open", 0), overdue=c.get("overdue", 0),
+              late=c.get("respond_late", 0), at=cell(d.as_of), source=cell(d.policy_source), promise=cell(promise)))
+        add("")
+        add(_row(_("due"), _("severity"), _("ID"), _("host"), _("first seen"), _("respond by"), _("resolve by")))
+        add(_row(*["---"] * 7))
+        for e in d.due:
+            mark = _.label(e["mark"])
+            add(_row(f"**{mark}**" if e["overdue"] else mark, _.label(e["severity"]), cell(e["id"]),
+                     cell(e["host"]), cell(e["first_seen"]), cell(e["respond_by"] or "-"),
+                     cell(e["resolve_by"] or "-")))
+        if c.get("due", 0) > len(d.due):
+            add("")
+            add(_("… and {count} more in report.json.", count=c["due"] - len(d.due)))
+        add("")
+    if not (d.waived or d.lapsed):
+        return
+    add("## " + _("Waivers"))
+    add("")
+    add(_("{waived} findings waived under {used} waivers; {expiring} expire within {days} days.",
+          waived=d.waived, used=len(d.used), expiring=len(d.expiring), days=d.warn_days))
+    add("")
+    if d.expiring:
+        add("### " + _("Waivers expiring within {days} days", days=d.warn_days))
+        add("")
+        _waiver_table(out, d.expiring, _)
+    if d.lapsed:
+        add("### " + _("Waivers that lapsed (their findings fail again)"))
+        add("")
+        _waiver_table(out, d.lapsed, _)
+    if d.waived_rows:
+        add("### " + _("Waived findings"))
+        add("")
+        add(_row(_("severity"), _("ID"), _("host"), _("owner"), _("expires"), _("reason"), _("waiver")))
+        add(_row(*["---"] * 7))
+        for severity, fid, host, w in d.waived_rows:
+            add(_row(_.label(severity), cell(fid), cell(host), cell(w.get("owner")), cell(w.get("expires")),
+                     cell(w.get("reason"), 200), cell(f"{w.get('source')} {w.get('ref')}")))
+        if d.waived > len(d.waived_rows):
+            add("")
+            add(_("… and {count} more in report.json.", count=d.waived - len(d.waived_rows)))
+        add("")
+
+
+def _waiver_table(out: list[str], rows: list[dict], _: Translator) -> None:
+    out.append(_row(_("ID"), _("hosts"), _("owner"), _("expires"), _("state"), _("findings"), _("reason"),
+                    _("waiver")))
+    out.append(_row(*["---"] * 5, "---:", "---", "---"))
+    for w in rows:
+        out.append(_row(cell(w["finding"]), cell(w["host"]), cell(w["owner"]), cell(w["expires"]),
+                        _.label(w.get("state", "")) if w.get("state") else "", w.get("findings", 0),
+                        cell(w["reason"], 200), cell(f"{w['source']} {w['ref']}")))
+    out.append("")
 
 
 def _group(out: list[str], g: FindingGroup, _: Translator, notes: Sequence[dict] = ()) -> None:
