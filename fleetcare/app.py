@@ -247,7 +247,10 @@ def rebuild_report(history: History, run_ref: str, fmt: str, against: str | None
 
     if fmt not in (*reports.FORMATS, *reports.EXPORTS):
         raise InputError(f"--format: {fmt!r} is not one of {', '.join((*reports.FORMATS, *reports.EXPORTS))}")
+    from fleetcare import trends
+
     run = history.load(run_ref)
+    trends.annotate(run, history)
     return reports.render(lifecycle.annotate(run, history, against), fmt)
 
 

@@ -35,7 +35,7 @@ RESULT_KEY = "fleetcare"  # the module-side twin lives in plugins/module_utils/f
 PAYLOAD_EVENT = "fleetcare_payload"  # one line of the findings channel, as execute.py hands it on
 MODULE_PREFIX = "fleetcare.ops."  # a task of this collection's modules is expected to deliver a payload
 CONTRACT_VERSION = 1
-SCHEMA_VERSION = 2  # 2: the comparison with an earlier run (fleetcare.lifecycle)
+SCHEMA_VERSION = 3  # 2: the comparison with an earlier run (fleetcare.lifecycle); 3: see docs/findings-contract.md
 SEVERITIES = ("critical", "major", "minor", "info")  # most severe first
 STATUSES = ("pass", "fail", "error", "not_applicable", "waived")
 HOST_STATUSES = ("pending", "ok", "unreachable", "failed")
@@ -160,6 +160,8 @@ class Run:
     hosts: dict[str, HostResult] = field(default_factory=dict)
     # set by fleetcare.lifecycle from history before the reports are written
     comparison: dict[str, Any] | None = None
+    # set by fleetcare.trends from history before the reports are written (report key ``trends``)
+    trends: dict[str, Any] | None = None
     # (host, task uuid) of payloads taken, and of fleetcare tasks still owing one (-> task name)
     _delivered: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False, compare=False)
     _awaiting: dict[tuple[str, str], str] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -326,6 +328,8 @@ class Run:
         doc = self._report()
         if self.comparison is not None:
             doc["comparison"] = self.comparison
+        if self.trends is not None:
+            doc["trends"] = self.trends
         return doc
 
     def _report(self) -> dict[str, Any]:
@@ -375,6 +379,7 @@ class Run:
             (Metric(m["host"], m["name"], m["value"], m.get("unit", ""), m.get("labels") or {})
              for m in report["metrics"]))
         run.comparison = report.get("comparison")
+        run.trends = report.get("trends")
         return run
 
 
