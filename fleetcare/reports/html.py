@@ -106,7 +106,76 @@ def context(run: Run) -> dict[str, Any]:
         "comparison": run.comparison,
         "compared_rows": [e for e in (run.comparison or {}).get("findings", ())
                           if e["state"] != "still_open"][:COMPARED_ROWS],
+        "trends": trends_view(run),
     }
+
+
+# -- trends and capacity (fleetcare.trends; the report's ``trends`` key) ---------------------------
+SPARK_W, SPARK_H = 160, 30
+
+
+def _spark(samples: list[list[Any]], low: float | None = None, high: float | None = None) -> str:
+    """The ``points`` of an SVG polyline through (time, value) samples, oldest first: time across,
+    value up, between ``low`` and ``high`` (the samples' own range when not given)."""
+    from datetime import datetime
+
+    pts = [(datetime.fromisoformat(t).timestamp(), float(v)) for t, v in samples if v is not None]
+    if not pts:
+        return ""
+    t0, t1 = pts[0][0], pts[-1][0]
+    lo = min(v for _, v in pts) if low is None else low
+    hi = max(v for _, v in pts) if high is None else high
+    span_t, span_v = (t1 - t0) or 1.0, (hi - lo) or 1.0
+    pad = 2
+    out = []
+    for t, v in pts:
+        x = SPARK_W if t1 == t0 else (t - t0) / span_t * SPARK_W
+        y = pad + (SPARK_H - 2 * pad) * (1 - (min(max(v, lo), hi) - lo) / span_v)
+        out.append(f"{x:.1f},{y:.1f}")
+    return " ".join(out)
+
+
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return "—"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return ""
+
+
+def trends_view(run: Run) -> dict[str, Any] | None:
+    """Rows of the trends section: filesystems (soonest full first) and memory/load, each with the
+    points of its sparkline; None when the run carries no trends."""
+    trends = run.trends
+    if not trends:
+        return None
+    threshold = trends["settings"]["threshold_days"]
+    order = {"forecast": 0, "unsteady": 1, "insufficient": 2, "not_filling": 3}
+    filesystems = []
+    for fs in sorted(trends["filesystems"], key=lambda f: (
+            order.get(f["status"], 4), f["days_until_full"] if f["days_until_full"] is not None else 0,
+            f["host"], f["mount"])):
+        days = fs["days_until_full"]
+        if fs["status"] == "forecast":
+            verdict = f"full in {days:,.1f} days ({(fs['full_at'] or '')[:10]})"
+        else:
+            verdict = fs["reason"] or fs["status"]
+        filesystems.append({
+            "host": fs["host"], "mount": fs["mount"], "used_pct": fs["used_pct"],
+            "avail": _bytes(fs["avail_bytes"]), "size": _bytes(fs["size_bytes"]),
+            "slope": "—" if fs["slope_bytes_per_day"] is None else _bytes(-fs["slope_bytes_per_day"]) + "/day",
+            "r2": fs["r2"], "points": fs["points"], "verdict": verdict, "status": fs["status"],
+            "soon": days is not None and days <= threshold, "spark": _spark(fs["samples"], 0.0, 100.0)})
+    resources = [{
+        "host": r["host"], "metric": r["metric"], "unit": "%" if r["unit"] == "percent" else "",
+        "last": r["last"], "slope": r["slope_per_day"], "reason": r["reason"], "points": r["points"],
+        "spark": _spark(r["samples"], *((0.0, 100.0) if r["unit"] == "percent" else (None, None))),
+    } for r in trends["resources"]]
+    return {"settings": trends["settings"], "runs": trends["runs"], "filesystems": filesystems,
+            "resources": resources, "soon": sum(1 for f in filesystems if f["soon"]),
+            "w": SPARK_W, "h": SPARK_H}
 
 
 def _verdict(run: Run, hosts: dict[str, int], failing: dict[str, int], analysis: Analysis) -> dict[str, str]:

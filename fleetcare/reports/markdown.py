@@ -95,6 +95,8 @@ def render(run: Run) -> str:
                      cell(first_hosts(g.hosts, HOSTS_PER_PROBLEM), 600)))
         add("")
 
+    _trends(out, run)
+
     changed = [h for h in run.hosts.values() if h.changes]
     if changed:
         add("## Changes this run would make (check mode)" if run.check else "## Changes made")
@@ -111,6 +113,36 @@ def render(run: Run) -> str:
 
 
 COMPARED_ROWS = 50  # the rest is in report.json
+TREND_ROWS = 100  # filesystems listed, soonest full first; report.json and report.html have them all
+
+
+def _trends(out: list[str], run: Run) -> None:
+    """Capacity forecasts (fleetcare.trends): one row per host and filesystem, soonest full first."""
+    trends = run.trends
+    if not trends or not trends["filesystems"]:
+        return
+    add = out.append
+    settings = trends["settings"]
+    add("## Capacity forecast")
+    add("")
+    add(f"From {trends['runs']} runs within {settings['window_days']:g} days; a forecast needs "
+        f"{settings['min_points']} points over {settings['min_span_days']:g} day(s) and R² at least "
+        f"{settings['min_r2']:g}.")
+    add("")
+    add(_row("host", "mount", "used %", "points", "R²", "days until full", "forecast"))
+    add(_row("---", "---", "---:", "---:", "---:", "---:", "---"))
+    order = {"forecast": 0, "unsteady": 1, "insufficient": 2, "not_filling": 3}
+    rows = sorted(trends["filesystems"], key=lambda f: (order.get(f["status"], 4), f["days_until_full"] or 0,
+                                                          f["host"], f["mount"]))
+    for f in rows[:TREND_ROWS]:
+        days = f["days_until_full"]
+        add(_row(cell(f["host"]), cell(f["mount"]), cell(f["used_pct"]), f["points"],
+                 "-" if f["r2"] is None else f"{f['r2']:.2f}", "-" if days is None else f"{days:.1f}",
+                 cell(f"full {f['full_at'][:10]}" if days is not None and f["full_at"] else f["reason"] or "-")))
+    if len(rows) > TREND_ROWS:
+        add("")
+        add(f"… and {len(rows) - TREND_ROWS} more in report.json.")
+    add("")
 
 
 def _changes_since(out: list[str], run: Run) -> None:
