@@ -87,7 +87,7 @@ def test_every_report_format_shows_what_changed_first(tmp_path):
     assert html.index('id="changes"') < html.index("<h2>Run</h2>")
     assert '<tr class="regressed"><td>regressed</td>' in html
     doc = json.loads(reports.render(third, "json"))
-    assert doc["schema_version"] == 2 and doc["comparison"]["against"] == "20261102-080000-bbbb"
+    assert doc["schema_version"] == 3 and doc["comparison"]["against"] == "20261102-080000-bbbb"
 
 
 def test_report_against_any_run_from_the_cli(tmp_path, capsys):

@@ -109,7 +109,7 @@ def test_report_validates_and_round_trips():
     (("findings", 0, "severity"), "urgent", "severity"),
     (("findings", 0, "id"), "disk-1", "id"),
     (("hosts", 0, "status"), "fine", "status"),
-    (("schema_version",), 3, "schema_version"),
+    (("schema_version",), 4, "schema_version"),
 ])
 def test_schema_refuses_broken_reports(path, value, message):
     run = build_run([ok_event("a", [finding()]), stats_event(["a"])])
