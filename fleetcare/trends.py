@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from fleetcare.collection import health_checks
@@ -56,7 +57,9 @@ class Settings:
                 "window_days": self.window_days, "max_points": self.max_points}
 
 
+@lru_cache(maxsize=4096)
 def _epoch(iso: str) -> float:
+    # a few dozen distinct run starts, parsed for thousands of series
     return datetime.fromisoformat(iso).timestamp()
 
 
@@ -164,9 +167,13 @@ def collect(run: Run, history: History, settings: Settings) -> dict[str, Any]:
         elif "mount" in labels:
             disks.setdefault((host, labels["mount"]), {}).setdefault(when, {})[name] = value
 
+    parsed: dict[str, dict[str, str]] = {}  # the few distinct label sets ({"mount": "/var"}), parsed once
     for run_id, host, name, value, labels in history.metric_values([r for r, _ in earlier], names):
         if host in wanted:
-            take(started[run_id], host, name, value, json.loads(labels))
+            found = parsed.get(labels)
+            if found is None:
+                found = parsed[labels] = json.loads(labels)
+            take(started[run_id], host, name, value, found)
     for m in run.metrics():
         if m.name in names:
             take(run.started, m.host, m.name, m.value, m.labels)
