@@ -202,7 +202,7 @@ def annotate(run: Run, history: History, settings: Settings | None = None) -> Ru
 def threshold_of(run: Run, host: str, default: float) -> float:
     """The host's ``health_capacity_days`` as its health module sent it back, else ``default``."""
     value = (run.hosts[host].data.get(ROLE) or {}).get("capacity_days")
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else default
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 else default
 
 
 def capacity_findings(run: Run, settings: Settings) -> dict[str, dict[str, Any]]:
