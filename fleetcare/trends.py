@@ -147,6 +147,8 @@ def _pick(runs: list[tuple[str, str]], count: int) -> list[tuple[str, str]]:
     """At most ``count`` runs spread evenly over ``runs`` (oldest first), the newest always kept."""
     if len(runs) <= count:
         return runs
+    if count <= 1:
+        return runs[-1:] if count == 1 else []
     step = (len(runs) - 1) / (count - 1)
     return [runs[round(i * step)] for i in range(count)]
 

@@ -193,3 +193,11 @@ def test_a_thousand_hosts_are_read_quickly(tmp_path):
     assert took < 10, took  # measured about 3 s on the 2-core CI machine
     html = reports.render(now, "html")
     assert len(html) < 15_000_000
+
+
+def test_runs_are_spread_over_the_window():
+    runs = [(f"r{i}", f"t{i}") for i in range(100)]
+    picked = trends._pick(runs, 10)
+    assert len(picked) == 10 and picked[0] == runs[0] and picked[-1] == runs[-1]
+    assert trends._pick(runs, 1) == [runs[-1]] and trends._pick(runs, 0) == []
+    assert trends._pick(runs[:5], 10) == runs[:5]

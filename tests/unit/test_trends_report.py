@@ -87,3 +87,14 @@ def test_the_trends_section_renders_in_chromium(tmp_path, trended):
 
     assert any("Content Security Policy" in line for line in console(control))
     assert console(page) == []
+
+
+@pytest.mark.parametrize(("key", "value"), [("status", "soon"), ("days_until_full", -1), ("r2", 1.5),
+                                            ("samples", [["2026-11-01T06:00:00+00:00"]])])
+def test_the_schema_refuses_a_broken_forecast(trended, key, value):
+    from fleetcare.results import SchemaError
+
+    doc = json.loads(reports.render(trended, "json"))
+    doc["trends"]["filesystems"][0][key] = value
+    with pytest.raises(SchemaError):
+        validate(doc)
