@@ -180,17 +180,17 @@ def test_rebuilt_report_carries_the_same_trends(tmp_path):
 def test_a_thousand_hosts_are_read_quickly(tmp_path):
     hosts = [f"h{i:04d}" for i in range(1000)]
     with History(tmp_path / "h.db") as history:
-        for i in range(30):
+        for i in range(15):
             run = _run(i, T0 + timedelta(days=i), {h: {"/": (90 - i) * GB, "/var": (50 - i) * GB} for h in hosts})
             run.finish()
             history.save(run)
-        now = _run(99, T0 + timedelta(days=30), {h: {"/": 60 * GB, "/var": 20 * GB} for h in hosts})
-        t = time.perf_counter()
+        now = _run(99, T0 + timedelta(days=15), {h: {"/": 75 * GB, "/var": 35 * GB} for h in hosts})
+        t = time.process_time()  # CPU time (SQLite runs in this process): other helpers' load does not count
         trends.judge(history, now)
-        took = time.perf_counter() - t
+        took = time.process_time() - t
     assert len(now.trends["filesystems"]) == 2000
     assert all(fs["status"] == "forecast" for fs in now.trends["filesystems"])
-    assert took < 10, took  # measured about 3 s on the 2-core CI machine
+    assert took < 5, took  # measured 0.6 s with 3 filesystems a host; 1 s with 30 runs
     html = reports.render(now, "html")
     assert len(html) < 15_000_000
 
