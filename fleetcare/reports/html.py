@@ -114,25 +114,28 @@ def context(run: Run) -> dict[str, Any]:
 SPARK_W, SPARK_H = 160, 30
 
 
-def _spark(samples: list[list[Any]], low: float | None = None, high: float | None = None) -> str:
-    """The ``points`` of an SVG polyline through (time, value) samples, oldest first: time across,
-    value up, between ``low`` and ``high`` (the samples' own range when not given)."""
+def _spark(samples: list[list[Any]], min_span: float) -> dict[str, str]:
+    """An SVG sparkline through (time, value) samples, oldest first: time across, value up, over the
+    samples' own range widened to at least ``min_span`` (so that noise does not fill the height).
+    ``points`` for the polyline and the last point's ``x``/``y`` for a dot (one sample is a dot)."""
     from datetime import datetime
 
     pts = [(datetime.fromisoformat(t).timestamp(), float(v)) for t, v in samples if v is not None]
     if not pts:
-        return ""
+        return {"points": "", "x": "", "y": ""}
     t0, t1 = pts[0][0], pts[-1][0]
-    lo = min(v for _, v in pts) if low is None else low
-    hi = max(v for _, v in pts) if high is None else high
-    span_t, span_v = (t1 - t0) or 1.0, (hi - lo) or 1.0
-    pad = 2
+    lo, hi = min(v for _, v in pts), max(v for _, v in pts)
+    if hi - lo < min_span:
+        mid = (hi + lo) / 2
+        lo, hi = mid - min_span / 2, mid + min_span / 2
+    span_t, span_v = (t1 - t0) or 1.0, hi - lo
+    pad = 3
     out = []
     for t, v in pts:
-        x = SPARK_W if t1 == t0 else (t - t0) / span_t * SPARK_W
-        y = pad + (SPARK_H - 2 * pad) * (1 - (min(max(v, lo), hi) - lo) / span_v)
-        out.append(f"{x:.1f},{y:.1f}")
-    return " ".join(out)
+        x = SPARK_W - pad if t1 == t0 else pad + (t - t0) / span_t * (SPARK_W - 2 * pad)
+        y = pad + (SPARK_H - 2 * pad) * (1 - (v - lo) / span_v)
+        out.append((f"{x:.1f}", f"{y:.1f}"))
+    return {"points": " ".join(f"{x},{y}" for x, y in out), "x": out[-1][0], "y": out[-1][1]}
 
 
 def _bytes(value: float | None) -> str:
@@ -167,11 +170,11 @@ def trends_view(run: Run) -> dict[str, Any] | None:
             "avail": _bytes(fs["avail_bytes"]), "size": _bytes(fs["size_bytes"]),
             "slope": "—" if fs["slope_bytes_per_day"] is None else _bytes(-fs["slope_bytes_per_day"]) + "/day",
             "r2": fs["r2"], "points": fs["points"], "verdict": verdict, "status": fs["status"],
-            "soon": days is not None and days <= threshold, "spark": _spark(fs["samples"], 0.0, 100.0)})
+            "soon": days is not None and days <= threshold, "spark": _spark(fs["samples"], 5.0)})
     resources = [{
         "host": r["host"], "metric": r["metric"], "unit": "%" if r["unit"] == "percent" else "",
         "last": r["last"], "slope": r["slope_per_day"], "reason": r["reason"], "points": r["points"],
-        "spark": _spark(r["samples"], *((0.0, 100.0) if r["unit"] == "percent" else (None, None))),
+        "spark": _spark(r["samples"], 5.0 if r["unit"] == "percent" else max(0.2, abs(r["last"] or 0) * 0.2)),
     } for r in trends["resources"]]
     return {"settings": trends["settings"], "runs": trends["runs"], "filesystems": filesystems,
             "resources": resources, "soon": sum(1 for f in filesystems if f["soon"]),
