@@ -303,7 +303,11 @@ def rebuild_report(history: History, run_ref: str, fmt: str, against: str | None
     are those of ``rules``' policy."""
     if fmt not in (*reports.FORMATS, *reports.EXPORTS):
         raise InputError(f"--format: {fmt!r} is not one of {', '.join((*reports.FORMATS, *reports.EXPORTS))}")
-    run = judge_lifecycle(history.load(run_ref), history, rules, replay=True, against=against)
+    from fleetcare import trends
+
+    run = history.load(run_ref)
+    trends.annotate(run, history)
+    run = judge_lifecycle(run, history, rules, replay=True, against=against)
     return reports.render(run, fmt)
 
 

@@ -232,8 +232,15 @@ def _command(args: argparse.Namespace) -> int:
     if args.command == "drift":
         return _drift(args)
     if commands.get(args.command).runs:
-        return _run(args)
+        # the health role's metrics make trends and the capacity forecast (HLTH-CAP-001)
+        return _run(args, judge=_health_judge if "health" in commands.get(args.command).roles else None)
     return _TOOLS[args.command].handler(args)
+
+
+def _health_judge(history, run) -> None:
+    from fleetcare import trends
+
+    trends.judge(history, run)
 
 
 def _explain(args: argparse.Namespace) -> int:

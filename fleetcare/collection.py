@@ -58,7 +58,8 @@ def role_checks(role: str) -> tuple[dict, ...]:
         module = module_utils(f"{role}_checks")
     except ModuleNotFoundError:
         return ()
-    return tuple(module.CHECKS)
+    # checks the controller judges for the role (health's capacity forecast) come after its own
+    return tuple(module.CHECKS) + tuple(getattr(module, "CONTROLLER_CHECKS", ()))
 
 
 __all__ = ["CHECKOUT_COLLECTIONS", "PACKAGE", "ROOT", "controls", "health_checks", "module_utils", "role_checks"]

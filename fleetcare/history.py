@@ -526,6 +526,33 @@ class History:
                 "WHERE m.host = ? AND m.name = ? ORDER BY r.started", (host, name))]
 
 
+    # -- trends (fleetcare.trends) ---------------------------------------------------
+    def trend_runs(self, command: str, until: str, since: str, exclude: str | None = None) -> list[tuple[str, str]]:
+        """(run id, start) of the finished runs of ``command`` started in [since, until], oldest
+        first, leaving out ``exclude`` (the run being built, recorded as running)."""
+        with self._errors():
+            return [(run_id, started) for run_id, started in self._db.execute(
+                "SELECT id, started FROM runs WHERE command = ? AND started >= ? AND started <= ? AND id != ? "
+                "AND status IN ('complete', 'interrupted') ORDER BY started, id",
+                (command, since, until, exclude or ""))]
+
+    def metric_values(self, run_ids: list[str], names: tuple[str, ...]) -> Iterator[tuple[str, str, str, float, str]]:
+        """(run id, host, metric name, value, labels as stored JSON) of the metrics ``names`` in the
+        runs ``run_ids``: one indexed look-up per run (metrics_run), whatever the number of hosts."""
+        if not run_ids or not names:
+            return iter(())
+        marks = ",".join("?" * len(names))
+        sql = (f"SELECT run_id, host, name, value, labels FROM metrics WHERE run_id = ? AND name IN ({marks}) "
+               "ORDER BY rowid")
+
+        def rows() -> Iterator[tuple[str, str, str, float, str]]:
+            with self._errors():
+                for run_id in run_ids:
+                    yield from self._db.execute(sql, (run_id, *names))
+
+        return rows()
+
+
 def _create_private(path: Path) -> None:
     """Create an empty ``path`` with mode 0600 (and its directory 0700) when it
     does not exist. An existing file keeps its mode and owner: fleetcare sets

@@ -143,4 +143,5 @@ LABELS = (
     "new", "regressed", "still open", "resolved",
     "running", "complete", "interrupted", "abandoned",
     "overdue", "respond late", "due", "active", "expiring", "expired", "revoked",
+    "forecast", "unsteady", "insufficient", "not filling",
 )

@@ -178,6 +178,8 @@ class Run:
     # set by fleetcare.waivers and fleetcare.service_levels, after the comparison
     waivers: dict[str, Any] | None = None
     service_levels: dict[str, Any] | None = None
+    # set by fleetcare.trends from history before the reports are written (report key ``trends``)
+    trends: dict[str, Any] | None = None
     # (host, task uuid) of payloads taken, and of fleetcare tasks still owing one (-> task name)
     _delivered: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False, compare=False)
     _awaiting: dict[tuple[str, str], str] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -364,6 +366,8 @@ class Run:
             doc["service_levels"] = self.service_levels
         if self.fail_on_overdue:
             doc["run"]["fail_on_overdue"] = True
+        if self.trends is not None:
+            doc["trends"] = self.trends
         return doc
 
     def _report(self) -> dict[str, Any]:
@@ -417,6 +421,7 @@ class Run:
         run.notes = report.get("notes")
         run.waivers = report.get("waivers")
         run.service_levels = report.get("service_levels")
+        run.trends = report.get("trends")
         return run
 
 

@@ -135,6 +135,7 @@ def context(run: Run, lang: str | None = None) -> dict[str, Any]:
         "compared_rows": [e for e in (run.comparison or {}).get("findings", ())
                           if e["state"] != "still_open"][:COMPARED_ROWS],
         "kb": _knowledge(run),
+        "trends": trends_view(run, tr),
         **_duties_context(run),
     } | _duties_verdict(run, _verdict(run, hosts, failing, analysis, tr), tr)
 
@@ -180,6 +181,78 @@ def _knowledge(run: Run) -> dict[str, Any]:
     return {"rule": knowledge.rule(run), "recurring": recurring[:RECURRING_ROWS],
             "recurring_total": len(recurring), "recurring_hosts": per_id,
             "notes": knowledge.notes_by_finding(run)}
+
+
+# -- trends and capacity (fleetcare.trends; the report's ``trends`` key) ---------------------------
+SPARK_W, SPARK_H = 160, 30
+
+
+def _spark(samples: list[list[Any]], min_span: float) -> dict[str, str]:
+    """An SVG sparkline through (time, value) samples, oldest first: time across, value up, over the
+    samples' own range widened to at least ``min_span`` (so that noise does not fill the height).
+    ``points`` for the polyline and the last point's ``x``/``y`` for a dot (one sample is a dot)."""
+    from datetime import datetime
+
+    pts = [(datetime.fromisoformat(t).timestamp(), float(v)) for t, v in samples if v is not None]
+    if not pts:
+        return {"points": "", "x": "", "y": ""}
+    t0, t1 = pts[0][0], pts[-1][0]
+    lo, hi = min(v for _, v in pts), max(v for _, v in pts)
+    if hi - lo < min_span:
+        mid = (hi + lo) / 2
+        lo, hi = mid - min_span / 2, mid + min_span / 2
+    span_t, span_v = (t1 - t0) or 1.0, hi - lo
+    pad = 3
+    out = []
+    for t, v in pts:
+        x = SPARK_W - pad if t1 == t0 else pad + (t - t0) / span_t * (SPARK_W - 2 * pad)
+        y = pad + (SPARK_H - 2 * pad) * (1 - (v - lo) / span_v)
+        out.append((f"{x:.1f}", f"{y:.1f}"))
+    return {"points": " ".join(f"{x},{y}" for x, y in out), "x": out[-1][0], "y": out[-1][1]}
+
+
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return "—"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return ""
+
+
+def trends_view(run: Run, tr: i18n.Translator) -> dict[str, Any] | None:
+    """Rows of the trends section: filesystems (soonest full first) and memory/load, each with the
+    points of its sparkline; None when the run carries no trends."""
+    trends = run.trends
+    if not trends:
+        return None
+    threshold = trends["settings"]["threshold_days"]
+    order = {"forecast": 0, "unsteady": 1, "insufficient": 2, "not_filling": 3}
+    filesystems = []
+    for fs in sorted(trends["filesystems"], key=lambda f: (
+            order.get(f["status"], 4), f["days_until_full"] if f["days_until_full"] is not None else 0,
+            f["host"], f["mount"])):
+        days = fs["days_until_full"]
+        if fs["status"] == "forecast":
+            verdict = tr("full in {days} days ({date})", days=f"{days:,.1f}", date=(fs["full_at"] or "")[:10])
+        else:
+            verdict = fs["reason"] or tr.label(fs["status"])
+        filesystems.append({
+            "host": fs["host"], "mount": fs["mount"], "used_pct": fs["used_pct"],
+            "avail": _bytes(fs["avail_bytes"]), "size": _bytes(fs["size_bytes"]),
+            "slope": "—" if fs["slope_bytes_per_day"] is None
+            else tr("{amount}/day", amount=_bytes(-fs["slope_bytes_per_day"])),
+            "r2": fs["r2"], "points": fs["points"], "verdict": verdict, "status": fs["status"],
+            "soon": days is not None and days <= threshold, "spark": _spark(fs["samples"], 5.0)})
+    resources = [{
+        "host": r["host"], "metric": r["metric"], "unit": "%" if r["unit"] == "percent" else "",
+        "last": r["last"], "slope": r["slope_per_day"], "reason": r["reason"], "points": r["points"],
+        "spark": _spark(r["samples"], 5.0 if r["unit"] == "percent" else max(0.2, abs(r["last"] or 0) * 0.2)),
+    } for r in trends["resources"]]
+    return {"settings": trends["settings"], "runs": trends["runs"], "filesystems": filesystems,
+            "resources": resources, "soon": sum(1 for f in filesystems if f["soon"]),
+            "w": SPARK_W, "h": SPARK_H}
 
 
 def _verdict(run: Run, hosts: dict[str, int], failing: dict[str, int], analysis: Analysis,

@@ -103,6 +103,8 @@ def render(run: Run, lang: str | None = None) -> str:
                      cell(first_hosts(g.hosts, HOSTS_PER_PROBLEM, _), 600)))
         add("")
 
+    _trends(out, run, _)
+
     changed = [h for h in run.hosts.values() if h.changes]
     if changed:
         add("## " + (_("Changes this run would make (check mode)") if run.check else _("Changes made")))
@@ -119,6 +121,37 @@ def render(run: Run, lang: str | None = None) -> str:
 
 
 COMPARED_ROWS = 50  # the rest is in report.json
+TREND_ROWS = 100  # filesystems listed, soonest full first; report.json and report.html have them all
+
+
+def _trends(out: list[str], run: Run, _: Translator) -> None:
+    """Capacity forecasts (fleetcare.trends): one row per host and filesystem, soonest full first."""
+    trends = run.trends
+    if not trends or not trends["filesystems"]:
+        return
+    add = out.append
+    settings = trends["settings"]
+    add("## " + _("Capacity forecast"))
+    add("")
+    add(_("From {runs} runs within {window} days; a forecast needs {points} points over {span} day(s) and R² "
+          "at least {r2}.", runs=trends["runs"], window=f"{settings['window_days']:g}",
+          points=settings["min_points"], span=f"{settings['min_span_days']:g}", r2=f"{settings['min_r2']:g}"))
+    add("")
+    add(_row(_("host"), _("mount"), _("used %"), _("points"), "R²", _("days until full"), _("forecast")))
+    add(_row("---", "---", "---:", "---:", "---:", "---:", "---"))
+    order = {"forecast": 0, "unsteady": 1, "insufficient": 2, "not_filling": 3}
+    rows = sorted(trends["filesystems"], key=lambda f: (order.get(f["status"], 4), f["days_until_full"] or 0,
+                                                          f["host"], f["mount"]))
+    for f in rows[:TREND_ROWS]:
+        days = f["days_until_full"]
+        full = _("full {date}", date=f["full_at"][:10]) if days is not None and f["full_at"] else None
+        add(_row(cell(f["host"]), cell(f["mount"]), cell(f["used_pct"]), f["points"],
+                 "-" if f["r2"] is None else f"{f['r2']:.2f}", "-" if days is None else f"{days:.1f}",
+                 cell(full or f["reason"] or "-")))
+    if len(rows) > TREND_ROWS:
+        add("")
+        add(_("… and {count} more in report.json.", count=len(rows) - TREND_ROWS))
+    add("")
 
 
 def _changes_since(out: list[str], run: Run, _: Translator) -> None:

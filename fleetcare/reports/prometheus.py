@@ -27,7 +27,8 @@ PREFIX = "fleetcare_"
 _STATUS_ORDER = ("fail", "error", "waived", "not_applicable", "pass")
 # a host metric's unit -> (name suffix, factor to the base unit); the unit's word leaves the name
 _UNITS = {"percent": ("_ratio", 0.01, "pct"), "bytes": ("_bytes", 1.0, "bytes"),
-          "seconds": ("_seconds", 1.0, "seconds"), "days": ("_seconds", 86400.0, "days")}
+          "seconds": ("_seconds", 1.0, "seconds"), "hours": ("_seconds", 3600.0, "hours"),
+          "days": ("_seconds", 86400.0, "days")}
 _NAME = re.compile(r"[^a-zA-Z0-9_]")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _COMPLETE = re.compile(r"^fleetcare_last_complete_run_timestamp_seconds\{[^}]*\} (\S+)$", re.M)
@@ -140,7 +141,69 @@ def render(run: Run, previous: str = "") -> str:
             unit = f" ({m.unit})" if m.unit else ""
             fam.add(name, f"The {m.name}{unit} the last run measured on the host, in base units.",
                     [cmd, h, *extra], m.value * factor)
+    _role_series(fam, run, cmd)
     return fam.text()
+
+
+# -- what the roles' results mean for alerting (patching, backup, drift, capacity) ---------------
+def _drift_categories() -> dict[str, str]:
+    """finding ID -> drift category (DRFT-FILE-001 -> files), from the drift role's check data."""
+    from fleetcare.collection import module_utils
+
+    return {fid: category for category, fid in module_utils("drift_checks").CATEGORY_IDS.items()}
+
+
+def _role_series(fam: _Families, run: Run, cmd: tuple[str, str]) -> None:
+    """Series named for what they mean rather than for the metric a module sent: pending updates
+    and since when security updates wait, reboot required, last successful backup per set and the
+    RPO it is held to, drift items per category, and when each filesystem is forecast full."""
+    at = _epoch(run.started) or 0.0
+    since = {(e["id"], e["host"]): e["first_seen"] for e in (run.comparison or {}).get("findings", ())
+             if e["state"] != "resolved"}
+    drift: dict[str, str] | None = None
+    for host in run.hosts.values():
+        h = ("host", host.name)
+        for m in host.metrics:
+            if m.name in ("patching_pending_security", "patching_pending_other"):
+                fam.add(f"{PREFIX}patching_pending_updates", "Updates pending on the host, security or other "
+                        "(held packages not counted).", [cmd, h, ("kind", m.name.rsplit("_", 1)[1])], m.value)
+            elif m.name == "patching_reboot_required":
+                fam.add(f"{PREFIX}patching_reboot_required", "1 when the host needs a reboot for updates to take "
+                        "effect.", [cmd, h], m.value)
+            elif m.name == "backup_last_success_age_hours" and m.labels.get("set"):
+                fam.add(f"{PREFIX}backup_last_success_timestamp_seconds", "When the backup set last succeeded "
+                        "(Unix time, from its age when the run started).", [cmd, h, ("set", m.labels["set"])],
+                        round(at - m.value * 3600.0, 3))
+        for f in host.findings:
+            if f.id == "PTCH-SEC-001" and f.status == "fail":
+                fam.add(f"{PREFIX}patching_security_pending_since_timestamp_seconds",
+                        "Since when security updates have been pending on the host (Unix time: the first run "
+                        "of the current stretch in which PTCH-SEC-001 failed).", [cmd, h],
+                        _epoch(since.get((f.id, host.name))) or at)
+            elif f.id in ("BKUP-AGE-001", "HLTH-BKUP-001") and isinstance(
+                    f.evidence.get("threshold_hours"), int | float):
+                fam.add(f"{PREFIX}backup_rpo_seconds", "The recovery point objective the host's backups are "
+                        "held to.", [cmd, h], f.evidence["threshold_hours"] * 3600.0)
+            elif f.role == "drift" and f.id.startswith("DRFT-"):
+                drift = drift if drift is not None else _drift_categories()
+                category = drift.get(f.id)
+                if category:
+                    key = _labels([cmd, h, ("category", category)])
+                    series = fam.series.setdefault(f"{PREFIX}drift_items", {})
+                    fam.help.setdefault(f"{PREFIX}drift_items", "Items drifted from the host's approved "
+                                        "baseline, per category.")
+                    series[key] = _number(float(series.get(key, "0")) + (1 if f.status == "fail" else 0))
+    for fs in (run.trends or {}).get("filesystems", ()):
+        if fs["status"] == "forecast" and fs["full_at"]:
+            fam.add(f"{PREFIX}filesystem_full_timestamp_seconds", "When the filesystem is forecast to be full "
+                    "(Unix time; least squares over the recent runs, see fleetcare explain HLTH-CAP-001).",
+                    [cmd, ("host", fs["host"]), ("mount", fs["mount"])], _epoch(fs["full_at"]) or 0.0)
+    for host in run.hosts.values():
+        for f in host.findings:
+            if f.id == "HLTH-CAP-001" and isinstance(f.evidence.get("threshold_days"), int | float):
+                fam.add(f"{PREFIX}capacity_threshold_seconds", "How close a forecast full filesystem must be "
+                        "to fail HLTH-CAP-001 (health_capacity_days).", [cmd, ("host", host.name)],
+                        f.evidence["threshold_days"] * 86400.0)
 
 
 def write(run: Run, directory: Path) -> Path:

@@ -101,3 +101,19 @@ CHECKS = (
 )
 
 BY_ID = dict((record["id"], record) for record in CHECKS)
+
+# Judged on the controller from history, not by the module (fleetcare/trends.py): the health
+# module measures, the controller forecasts. ``fleetcare explain`` knows them like the others.
+CONTROLLER_CHECKS = (
+    _check("HLTH-CAP-001", "Filesystem full within the forecast threshold", "major", ("capacity_days",),
+           """A least-squares line through each filesystem's free space over the recent inspections
+           (at least 4 points over at least 1 day, R^2 at least 0.6, only since the filesystem last
+           changed size) gives the days until it is full. Fails when a filesystem will be full within
+           health_capacity_days (default 14); not applicable while no filesystem has enough history
+           or a steady enough trend, with the reason. The trends section of the report shows every
+           forecast.""",
+           """Find what grows on the filesystem (du -xsh /mount/* over time, logs, databases), free
+           space or grow the volume before the date in the evidence."""),
+)
+
+CONTROLLER_BY_ID = dict((record["id"], record) for record in CONTROLLER_CHECKS)

@@ -46,6 +46,7 @@ HEALTH_BOUNDS = (
     ("cert_critical_days", 0, None),
     ("oom_warn_count", 0, None),
     ("backup_max_age_hours", 0, None),
+    ("capacity_days", 0, None),
 )
 
 

@@ -189,6 +189,13 @@ options:
       - The backup role does not exist yet, so the check is V(not_applicable) for now.
     type: int
     default: 26
+  capacity_days:
+    description:
+      - Days within which a filesystem forecast to be full fails C(HLTH-CAP-001).
+      - The forecast is made on the controller from the history of inspections; the module only
+        returns this value to it (in the payload's C(data)).
+    type: float
+    default: 14.0
 notes:
   - Works as root and as an unprivileged user. Without root, the journal check needs the user in
     group C(adm) or C(systemd-journal), and certificates under unreadable directories are reported
@@ -296,7 +303,7 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.backup_status import
 from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
     newer_kernel_installed, reboot_required, running_kernel)
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
-    CheckError, NotApplicable, ToolMissing, metric, payload, run_check as run_finding)
+    CheckError, RESULT_KEY, NotApplicable, ToolMissing, metric, payload, run_check as run_finding)
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import CHECKS as CHECK_RECORDS
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import (
     parse_mounts, parse_properties, probe, read_text, run_cmd, user_name)
@@ -1052,7 +1059,10 @@ def inspect(params, root="/"):
         findings.append(one)
         metrics.extend(more)
     metrics.append(metric("health_inspect_seconds", time.time() - started, "seconds"))
-    return payload(ROLE, findings, metrics, expected=len(CHECKS))
+    result = payload(ROLE, findings, metrics, expected=len(CHECKS))
+    # for the controller's capacity forecast (HLTH-CAP-001, fleetcare/trends.py)
+    result[RESULT_KEY]["data"] = {"capacity_days": params.get("capacity_days", 14.0)}
+    return result
 
 
 ARGUMENT_SPEC = dict(
@@ -1092,6 +1102,7 @@ ARGUMENT_SPEC = dict(
     log_warn_count=dict(type="int", default=50),
     log_critical_count=dict(type="int", default=500),
     backup_max_age_hours=dict(type="int", default=26),
+    capacity_days=dict(type="float", default=14.0),
 )
 
 

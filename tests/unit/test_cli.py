@@ -282,7 +282,9 @@ def test_replay_of_a_recorded_local_inspection(capsys, fake_runner):
     with History() as h:
         run = h.load("latest")
     ids = sorted(f.id for f in run.findings())
-    assert len(ids) == len(set(ids)) == 16  # one finding per check
+    assert len(ids) == len(set(ids)) == 17  # one finding per check, and the controller's capacity forecast
+    (cap,) = [f for f in run.findings() if f.id == "HLTH-CAP-001"]
+    assert cap.status == "not_applicable" and "1 point, need 4" in cap.evidence["reason"]  # a first run
     assert {"HLTH-DISK-001", "HLTH-UNIT-001", "HLTH-BKUP-001"} <= set(ids)
     assert run.hosts["localhost"].status == "ok"
     assert code == 0 and out.splitlines()[-1].startswith("exit 0: clean")

@@ -588,6 +588,10 @@ def test_inspect_on_this_machine_gives_every_id_once():
             assert found["evidence"]["reason"]
         assert "traceback" not in found["evidence"], found
     assert all(isinstance(m["value"], float) for m in body["metrics"])
+    # the controller's capacity forecast (HLTH-CAP-001) takes the host's threshold from here
+    assert body["data"] == {"capacity_days": PARAMS["capacity_days"]}
+    assert hi.inspect(dict(PARAMS, sample_seconds=0.01, capacity_days=3.5))["fleetcare"]["data"] == {
+        "capacity_days": 3.5}
 
 
 # ---------------------------------------------------------------- role, spec and module agree
