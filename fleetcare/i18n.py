@@ -144,4 +144,5 @@ LABELS = (
     "running", "complete", "interrupted", "abandoned",
     "overdue", "respond late", "due", "active", "expiring", "expired", "revoked",
     "forecast", "unsteady", "insufficient", "not filling",
+    "history", "file", "role",  # where a waiver came from
 )

@@ -240,7 +240,7 @@ def _duties(out: list[str], run: Run, _: Translator) -> None:
         add(_row(*["---"] * 7))
         for severity, fid, host, w in d.waived_rows:
             add(_row(_.label(severity), cell(fid), cell(host), cell(w.get("owner")), cell(w.get("expires")),
-                     cell(w.get("reason"), 200), cell(f"{w.get('source')} {w.get('ref')}")))
+                     cell(w.get("reason"), 200), cell(f"{_.label(w.get('source') or '')} {w.get('ref')}")))
         if d.waived > len(d.waived_rows):
             add("")
             add(_("… and {count} more in report.json.", count=d.waived - len(d.waived_rows)))
@@ -254,7 +254,7 @@ def _waiver_table(out: list[str], rows: list[dict], _: Translator) -> None:
     for w in rows:
         out.append(_row(cell(w["finding"]), cell(w["host"]), cell(w["owner"]), cell(w["expires"]),
                         _.label(w.get("state", "")) if w.get("state") else "", w.get("findings", 0),
-                        cell(w["reason"], 200), cell(f"{w['source']} {w['ref']}")))
+                        cell(w["reason"], 200), cell(f"{_.label(w['source'])} {w['ref']}")))
     out.append("")
 
 

@@ -183,6 +183,45 @@ def fleet_run(check: bool = False) -> Run:
     return run
 
 
+def lifecycle_run(check: bool = False) -> Run:
+    """fleet_run with everything the lifecycle and trends add to a report, made by the real code:
+    a waiver in force and expiring soon, one lapsed, service levels with an overdue finding, a
+    recurring finding with a note, capacity forecasts and memory/load trends."""
+    from datetime import datetime, timedelta
+
+    from fleetcare import policy, service_levels, trends, waivers
+
+    run = fleet_run(check)
+    at = datetime.fromisoformat(run.started)
+    # HARD-SSH-001 failed on db-1 long ago: overdue; web-2's audit rule is waived until soon
+    for e in run.comparison["findings"]:
+        if e["id"] == "HARD-SSH-001" and e["host"] == "db-1":
+            e["first_seen"] = "2026-10-01T08:00:00+00:00"
+            e["recurring"], e["recurrences"] = True, 3
+    run.comparison["recurring_rule"] = {"times": 3, "days": 30}
+    chosen = policy.defaults()
+    waivers.apply(run, [
+        waivers.Waiver("HARD-AUDIT-*", "web-*", "vendor agent rewrites the rules", "ops-team",
+                       at + timedelta(days=3), "history", "7"),
+        waivers.Waiver("HLTH-DISK-001", "db-1", "migration to a bigger volume", "dba",
+                       at - timedelta(days=1), "file", "waivers.yml#1"),
+    ], chosen)
+    service_levels.annotate(run, chosen)
+    run.notes = [{"id": 1, "finding": "HARD-SSH-001", "host": "db-*", "cause": "image built by hand",
+                  "fix": "rebuild from the golden image", "author": "li.wei", "created": "2026-11-20T09:00:00+00:00",
+                  "failing_hosts": 1}]
+    settings = trends.Settings()
+    days = [(at - timedelta(days=d)).isoformat(timespec="seconds") for d in (4, 3, 2, 1, 0)]
+    run.trends = {"settings": settings.to_dict(), "runs": 5, "filesystems": [
+        trends.forecast_filesystem("db-1", "/var", [(t, 50e9 - i * 4e9, 100e9, 50 + i * 4)
+                                                   for i, t in enumerate(days)], settings),
+        trends.forecast_filesystem("web-1", "/", [(t, 30e9, 40e9, 25) for t in days[-3:]], settings)],
+        "resources": [trends.resource_trend("db-1", "mem_used_pct", [(t, 40 + i) for i, t in enumerate(days)],
+                                            settings)]}
+    run.rejudge()
+    return run
+
+
 def _data(run: Run) -> list[str]:
     """What comes from the run, not from fleetcare: shown as it is in every language; and the
     checks' own texts in zh-CN (commands in them stay English: HOST, root; their translation is
@@ -199,6 +238,16 @@ def _data(run: Run) -> list[str]:
     comparison = run.comparison or {}
     values |= {comparison.get("against") or "", comparison.get("against_started") or ""}
     values |= {e["first_seen"] or "" for e in comparison.get("findings", ())}
+    # what people wrote (waiver reasons and owners, notes), patterns and references they gave, and
+    # what history measured (trend reasons are evidence: "3 points, need 4")
+    for w in [*(run.waivers or {}).get("used", ()), *(run.waivers or {}).get("lapsed", ())]:
+        values |= {w["finding"], w["host"], w["reason"], w["owner"], w["expires"], str(w["ref"])}
+    for n in run.notes or ():
+        values |= {n["finding"], n["host"], n["cause"], n["fix"], n["author"]}
+    for item in [*(run.trends or {}).get("filesystems", ()), *(run.trends or {}).get("resources", ())]:
+        values |= {item.get("reason") or "", item.get("mount") or "", item.get("metric") or ""}
+    if run.trends:
+        values.add("HLTH-CAP-001")
     return sorted((v for v in values if v), key=len, reverse=True)
 
 
@@ -288,9 +337,10 @@ def test_the_ui_vocabulary_is_found_in_template_and_code():
     assert len(words) > 120
 
 
+@pytest.mark.parametrize("build", [fleet_run, lifecycle_run])
 @pytest.mark.parametrize("check", [False, True])
-def test_zh_html_report_leaks_no_english_ui_text(check):
-    run = fleet_run(check)
+def test_zh_html_report_leaks_no_english_ui_text(check, build):
+    run = build(check)
     words, data = ui_words(), _data(run)
     english = _leaks(_html_texts(html_report.render(run, "en")), data, words)
     assert len(english) > 100, "the English report should be full of UI words: the test sees none"
@@ -300,9 +350,10 @@ def test_zh_html_report_leaks_no_english_ui_text(check):
     assert not leaks, f"English UI text in the zh-CN HTML report: {leaks[:15]}"
 
 
+@pytest.mark.parametrize("build", [fleet_run, lifecycle_run])
 @pytest.mark.parametrize("check", [False, True])
-def test_zh_markdown_report_leaks_no_english_ui_text(check):
-    run = fleet_run(check)
+def test_zh_markdown_report_leaks_no_english_ui_text(check, build):
+    run = build(check)
     words = ui_words()
     data = sorted({*_data(run), *(markdown.cell(v) for v in _data(run))}, key=len, reverse=True)
     english = _leaks(markdown.render(run, "en").splitlines(), data, words)
