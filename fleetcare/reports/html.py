@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 
 from fleetcare import commands
+from fleetcare.reports import matrix
 from fleetcare.reports.view import (
     HOST_LABELS,
     Analysis,
@@ -106,7 +107,13 @@ def context(run: Run) -> dict[str, Any]:
         "comparison": run.comparison,
         "compared_rows": [e for e in (run.comparison or {}).get("findings", ())
                           if e["state"] != "still_open"][:COMPARED_ROWS],
+        **matrix_context(run, analysis),
     }
+
+
+def matrix_context(run: Run, analysis: Analysis) -> dict[str, Any]:
+    """The host x check matrix and the per-host sections (:mod:`fleetcare.reports.matrix`)."""
+    return {"matrix": matrix.build(run, analysis)}
 
 
 def _verdict(run: Run, hosts: dict[str, int], failing: dict[str, int], analysis: Analysis) -> dict[str, str]:
