@@ -96,10 +96,10 @@ def kind_of(status: str, severity: str) -> str:
     return _STATUS_KIND.get(status, "e")
 
 
-def build(run: Run, analysis: Analysis, max_cells: int = MAX_CELLS,
-          max_host_cells: int = MAX_HOST_CELLS) -> Matrix:
-    """The matrix of ``run``: columns are the hosts that answered, the most failing
-    first; rows the checks, grouped by role (the role with the most failing findings
+def build(run: Run, analysis: Analysis, max_cells: int | None = None,
+          max_host_cells: int | None = None) -> Matrix:
+    """The matrix of ``run``: columns are the hosts that answered, the worst first (the
+    most critical failures, then major, minor, info, then errors); rows the checks, grouped by role (the role with the most failing findings
     first) and within a role in the order of the report's check blocks."""
     columns = [h for h in run.hosts.values() if answered(h) or h.findings]
     left_out = len(run.hosts) - len(columns)
@@ -117,6 +117,8 @@ def build(run: Run, analysis: Analysis, max_cells: int = MAX_CELLS,
                 kinds[f.id] = k
         seen.append(kinds)
     groups = analysis.groups
+    max_cells = MAX_CELLS if max_cells is None else max_cells
+    max_host_cells = MAX_HOST_CELLS if max_host_cells is None else max_host_cells
     too_big = len(columns) * len(groups) > max_cells
     roles: dict[str, MatrixRole] = {}
     for g in groups:
