@@ -31,12 +31,14 @@ from typing import Any
 
 from fleetcare import reports
 from fleetcare.history import History
+from fleetcare.reports import html as html_report
 from fleetcare.reports import prometheus
 from fleetcare.results import Finding, HostResult, Metric, Run
 
 TARGET_SECONDS = 10.0  # history ingest + load + every report, rendered and written
 TARGET_MEMORY_MB = 500.0
 TARGET_HTML_MB = 5.0
+MATRIX_FILE = "matrix.html.part"  # the matrix's blocks of report.html, written alone to be measured
 MB = 1024 * 1024
 
 # -- a synthetic run, shaped like real ones -------------------------------------------------------------
@@ -208,9 +210,14 @@ def _stages(run: Run, work: Path) -> list[tuple[str, Callable[[], Any]]]:
     def textfile() -> None:
         prometheus.write(run, out)
 
+    def matrix() -> None:
+        # the host x check matrix alone (report html above already holds it): its share
+        reports.atomic_write(out / MATRIX_FILE, html_report.render_matrix(run))
+
     return [("json.dumps (baseline)", baseline),
             ("history save", save), ("history load", load),
             *((f"report {fmt}", write(fmt)) for fmt in (*reports.FORMATS, *reports.EXPORTS)),
+            ("html matrix (in html)", matrix),
             ("prometheus textfile", textfile)]
 
 
@@ -271,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = {fmt: (first / "reports" / reports.filename(fmt)).stat().st_size
                  for fmt in (*reports.FORMATS, *reports.EXPORTS)}
         sizes["prometheus"] = (first / "reports" / prometheus.filename(run.command)).stat().st_size
+        sizes["matrix"] = (first / "reports" / MATRIX_FILE).stat().st_size
         sizes["history"] = (first / "history.db").stat().st_size
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
@@ -283,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
     base = times[0]
     size_of = {"history save": sizes["history"], "prometheus textfile": sizes["prometheus"],
+               "html matrix (in html)": sizes["matrix"],
                **{f"report {f}": sizes[f] for f in (*reports.FORMATS, *reports.EXPORTS)}}
     print(f"{'stage':<22}{'time s':>8}{'x baseline':>12}{'py peak MB':>12}{'rss MB':>8}{'size MB':>10}")
     for (name, _), secs, peak, high in zip(stages, times, peaks, rss_after, strict=True):
@@ -303,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     html_mb = sizes["html"] / MB
     print(f"report.html: {html_mb:.2f} MB / {TARGET_HTML_MB:.0f} MB = {html_mb / TARGET_HTML_MB:.2f}"
           f" · report.json {sizes['json'] / MB:.1f} MB · report.md {sizes['md'] / 1024:.0f} KB")
+    shown = html_report.matrix_context(run, html_report.analyse(run))["matrix"]
+    print(f"matrix: {len(shown.hosts):,} hosts x {shown.checks:,} checks = {shown.cells:,} cells, "
+          f"{sizes['matrix'] / MB:.2f} MB of report.html ({'drawn' if not shown.too_big else 'left out'}; "
+          f"per-host sections {'listed' if shown.hosts_listed else 'left out'} above "
+          f"{html_report.matrix.MAX_HOST_CELLS:,} cells)")
     met = total <= TARGET_SECONDS and peak <= TARGET_MEMORY_MB and rss <= TARGET_MEMORY_MB \
         and html_mb <= TARGET_HTML_MB
     print(f"(py peak: the most Python memory a stage held at once, traced in a second pass that took "

@@ -116,6 +116,17 @@ def matrix_context(run: Run, analysis: Analysis) -> dict[str, Any]:
     return {"matrix": matrix.build(run, analysis)}
 
 
+MATRIX_BLOCKS = ("matrix_style", "matrix", "per_host")
+
+
+def render_matrix(run: Run) -> str:
+    """The matrix's blocks of the report alone (its styles, the matrix, the per-host
+    sections), rendered from the same template: what the matrix costs, for the benchmark."""
+    template = _template()
+    ctx = template.new_context(matrix_context(run, analyse(run)))
+    return "".join(chunk for name in MATRIX_BLOCKS for chunk in template.blocks[name](ctx))
+
+
 def _verdict(run: Run, hosts: dict[str, int], failing: dict[str, int], analysis: Analysis) -> dict[str, str]:
     limit = SEVERITIES.index(run.fail_on) if run.fail_on in SEVERITIES else len(SEVERITIES) - 1
     gating = sum(failing[s] for s in SEVERITIES[: limit + 1])

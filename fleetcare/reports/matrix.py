@@ -16,13 +16,14 @@ each list of IDs on one line; passes and missing checks are counted, not listed.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from markupsafe import Markup
 
 from fleetcare.reports.view import Analysis, answered
-from fleetcare.results import SEVERITIES, Run
+from fleetcare.results import SEVERITIES, Finding, Run
 
 # cell kinds: (class, character shown, legend label); the class is also the key
 FAIL_KINDS = tuple((f"f{i}", "x", f"fail · {sev}") for i, sev in enumerate(SEVERITIES))
@@ -99,52 +100,64 @@ def kind_of(status: str, severity: str) -> str:
 def build(run: Run, analysis: Analysis, max_cells: int | None = None,
           max_host_cells: int | None = None) -> Matrix:
     """The matrix of ``run``: columns are the hosts that answered, the worst first (the
-    most critical failures, then major, minor, info, then errors); rows the checks, grouped by role (the role with the most failing findings
-    first) and within a role in the order of the report's check blocks."""
+    most critical failures, then major, minor, info, then errors); rows the checks,
+    grouped by role (the role with the most failing findings first) and within a role in
+    the order of the report's check blocks. Thresholds default to MAX_CELLS and
+    MAX_HOST_CELLS, read when called."""
     columns = [h for h in run.hosts.values() if answered(h) or h.findings]
     left_out = len(run.hosts) - len(columns)
-    sev_n = len(SEVERITIES)
-    zero = [0] * (sev_n + 1)
+    zero = [0] * (len(SEVERITIES) + 1)
     columns.sort(key=lambda h: (*(-c for c in analysis.per_host.get(h.name, zero)), h.name))
-    # per host: check ID -> cell kind, in one pass over its findings
-    seen: list[dict[str, str]] = []
-    for h in columns:
-        kinds: dict[str, str] = {}
-        for f in h.findings:
-            k = kind_of(f.status, f.severity)
-            old = kinds.get(f.id)
-            if old is None or _WORSE[k] > _WORSE[old]:
-                kinds[f.id] = k
-        seen.append(kinds)
     groups = analysis.groups
-    max_cells = MAX_CELLS if max_cells is None else max_cells
-    max_host_cells = MAX_HOST_CELLS if max_host_cells is None else max_host_cells
-    too_big = len(columns) * len(groups) > max_cells
+    cells = len(columns) * len(groups)
+    too_big = cells > (MAX_CELLS if max_cells is None else max_cells)
+    listed = cells <= (MAX_HOST_CELLS if max_host_cells is None else max_host_cells)
+    # per host: check ID -> cell kind, in one pass over its findings
+    seen = [_kinds(h.findings) for h in columns]
     roles: dict[str, MatrixRole] = {}
     for g in groups:
         role = roles.get(g.role)
         if role is None:
             role = roles[g.role] = MatrixRole(g.role, 0)
         role.failing += g.failing
-        cells = Markup("") if too_big else Markup("".join(CELL[k.get(g.id, "m")] for k in seen))
-        role.rows.append(MatrixRow(g.id, g.title, g.severity, bool(g.rows), cells))
+        fid = g.id
+        row = Markup("") if too_big else Markup("".join([CELL[k.get(fid, "m")] for k in seen]))
+        role.rows.append(MatrixRow(fid, g.title, g.severity, bool(g.rows), row))
     ordered = sorted(roles.values(), key=lambda r: (-r.failing, r.role))
-    hosts = [_host(h.name, i, kinds, (g.id for g in groups)) for i, (h, kinds) in enumerate(zip(columns, seen,
-                                                                                              strict=True))]
+    hosts = [_host(h.name, i, kinds, len(groups), listed) for i, (h, kinds) in enumerate(zip(columns, seen,
+                                                                                            strict=True))]
     counts = dict.fromkeys(LABELS, 0)
     for mh in hosts:
         for cls, n in mh.counts.items():
             counts[cls] += n
     legend = [(cls, ch, label, counts[cls]) for cls, ch, label in KINDS]
-    return Matrix(hosts, ordered, counts, legend, left_out, too_big,
-                  len(columns) * len(groups) <= max_host_cells)
+    return Matrix(hosts, ordered, counts, legend, left_out, too_big, listed)
 
 
-def _host(name: str, index: int, kinds: dict[str, str], checks: Iterable[str]) -> MatrixHost:
-    by_kind: dict[str, list[str]] = {cls: [] for cls in LABELS}
-    for fid in checks:
-        by_kind[kinds.get(fid, "m")].append(fid)
-    counts = {cls: len(ids) for cls, ids in by_kind.items()}
-    order = [cls for cls, _, _ in FAIL_KINDS] + ["e", "w", "na"]
-    lists = [(cls, LABELS[cls], sorted(by_kind[cls])) for cls in order if by_kind[cls]]
+_KIND = {(st, sev): kind_of(st, sev) for st in ("pass", "fail", "error", "not_applicable", "waived")
+         for sev in SEVERITIES}
+_LISTED = [cls for cls, _, _ in FAIL_KINDS] + ["e", "w", "na"]  # failing first, worst first
+
+
+def _kinds(findings: Iterable[Finding]) -> dict[str, str]:
+    kinds: dict[str, str] = {}
+    for f in findings:
+        k = _KIND.get((f.status, f.severity)) or kind_of(f.status, f.severity)
+        old = kinds.setdefault(f.id, k)
+        if old is not k and _WORSE[k] > _WORSE[old]:
+            kinds[f.id] = k  # one check reported twice by a host: the worse result
+    return kinds
+
+
+def _host(name: str, index: int, kinds: dict[str, str], checks: int, listed: bool) -> MatrixHost:
+    tally = Counter(kinds.values())
+    counts = {cls: tally.get(cls, 0) for cls in LABELS}
+    counts["m"] = checks - len(kinds)
+    lists: list[tuple[str, str, list[str]]] = []
+    if listed:
+        by_kind: dict[str, list[str]] = {}
+        for fid, k in kinds.items():
+            if k != "p":
+                by_kind.setdefault(k, []).append(fid)
+        lists = [(cls, LABELS[cls], sorted(by_kind[cls])) for cls in _LISTED if cls in by_kind]
     return MatrixHost(name, f"h-{index}", counts, lists)

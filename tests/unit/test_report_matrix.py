@@ -202,9 +202,11 @@ def test_every_cell_in_the_browser_is_the_hosts_result(tmp_path, fleet, fleet_pa
             kinds[cell[0]] += 1
     # every kind of cell is there, failures in all four severities, missing health results too
     assert set(kinds) == {None, "f0", "f1", "f2", "f3", "e", "w", "na", "m"}
-    # columns: the most failing host first; rows: failing checks before clean ones
-    failing = [sum(f.status == "fail" for f in by_host[h].values()) for h in dom.hosts]
-    assert failing[0] == max(failing) and failing[-1] == min(failing)
+    # columns: the worst host first (most critical failures, then major, ..., then errors)
+    tallies = [tuple([sum(f.status == "fail" and f.severity == sev for f in by_host[h].values())
+                      for sev in SEVERITIES] + [sum(f.status == "error" for f in by_host[h].values())])
+               for h in dom.hosts]
+    assert tallies == sorted(tallies, reverse=True) and len(set(tallies)) > 10
     # each column header leads to that host's section, which names the same host
     assert dom.links == [f"#h-{i}" for i in range(len(dom.hosts))]
     assert [dom.sections[link[1:]] for link in dom.links] == dom.hosts
