@@ -267,10 +267,10 @@ def _pixels(data: bytes) -> tuple[int, int, list[bytes]]:
 
 def test_the_matrix_paints_in_its_colours(tmp_path, fleet_page):
     shot = tmp_path / "matrix.png"
-    _chromium(tmp_path, "--window-size=1400,2000", f"--screenshot={shot}", fleet_page.as_uri(), timeout=90)
+    _chromium(tmp_path, "--window-size=1400,1600", f"--screenshot={shot}", fleet_page.as_uri(), timeout=90)
     assert shot.exists()
     width, height, rows = _pixels(shot.read_bytes())
-    assert (width, height) == (1400, 2000)
+    assert (width, height) == (1400, 1600)
     colours: Counter[bytes] = Counter()
     for row in rows:
         colours.update(row[i:i + 3] for i in range(0, len(row), 3))
