@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 
 from fleetcare import commands, i18n
+from fleetcare.reports import matrix
 from fleetcare.reports.view import (
     HOST_LABELS,
     Analysis,
@@ -137,6 +138,7 @@ def context(run: Run, lang: str | None = None) -> dict[str, Any]:
         "kb": _knowledge(run),
         "trends": trends_view(run, tr),
         **_duties_context(run),
+        **matrix_context(run, analysis, tr),
     } | _duties_verdict(run, _verdict(run, hosts, failing, analysis, tr), tr)
 
 
@@ -253,6 +255,27 @@ def trends_view(run: Run, tr: i18n.Translator) -> dict[str, Any] | None:
     return {"settings": trends["settings"], "runs": trends["runs"], "filesystems": filesystems,
             "resources": resources, "soon": sum(1 for f in filesystems if f["soon"]),
             "w": SPARK_W, "h": SPARK_H}
+
+
+def matrix_context(run: Run, analysis: Analysis, tr: i18n.Translator | None = None) -> dict[str, Any]:
+    """The host x check matrix and the per-host sections (:mod:`fleetcare.reports.matrix`), with
+    the legend's labels in the report's language (``mx_labels``: cell class -> label)."""
+    tr = tr or i18n.translator("en")
+    labels = {"p": tr.label("pass"), "e": tr.label("error"), "w": tr.label("waived"),
+              "na": tr.label("not applicable"), "m": tr("missing (no result from this host)")}
+    labels |= {f"f{i}": tr("fail · {severity}", severity=tr.label(sev)) for i, sev in enumerate(SEVERITIES)}
+    return {"matrix": matrix.build(run, analysis), "mx_labels": labels}
+
+
+MATRIX_BLOCKS = ("matrix_style", "matrix", "per_host")
+
+
+def render_matrix(run: Run) -> str:
+    """The matrix's blocks of the report alone (its styles, the matrix, the per-host
+    sections), rendered from the same template: what the matrix costs, for the benchmark."""
+    template = _template()
+    ctx = template.new_context({**matrix_context(run, analyse(run)), "tr": i18n.translator("en")})
+    return "".join(chunk for name in MATRIX_BLOCKS for chunk in template.blocks[name](ctx))
 
 
 def _verdict(run: Run, hosts: dict[str, int], failing: dict[str, int], analysis: Analysis,
