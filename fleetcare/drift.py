@@ -40,13 +40,20 @@ def flatten(snapshot: dict[str, Any]) -> dict[str, Any]:
     return {f"{cat}:{key}": value for cat, items in snapshot.items() for key, value in items.items()}
 
 
+def judged(baseline: dict[str, Any], observed: dict[str, Any]) -> set[str]:
+    """The categories compared: those both snapshots record. One the observed snapshot lacks was
+    not recordable on the host this time; one the baseline lacks was not recorded when it was
+    taken (an older fleetcare, or sudo installed since): neither is judged item by item."""
+    return set(baseline) & set(observed)
+
+
 def diff(baseline: dict[str, Any], observed: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(item, before, after) of every item that differs, None for absent; categories the
-    observed snapshot lacks (not recordable on the host this time) are not judged."""
+    """(item, before, after) of every item that differs, None for absent, in the categories
+    :func:`judged`."""
     before, after = flatten(baseline), flatten(observed)
-    judged = set(observed)
+    judged_ = judged(baseline, observed)
     items = sorted(k for k in set(before) | set(after)
-                   if k.split(":", 1)[0] in judged and before.get(k) != after.get(k))
+                   if k.split(":", 1)[0] in judged_ and before.get(k) != after.get(k))
     return [(k, before.get(k), after.get(k)) for k in items]
 
 
@@ -66,7 +73,12 @@ def drift_findings(baseline: dict[str, Any], observed: dict[str, Any], version: 
         out.append(_finding(CATEGORY_IDS[category], "fail", {
             "item": item, "change": change, "before": before, "after": after, "baseline_version": version}))
     for category, fid in CATEGORY_IDS.items():
-        if category in observed and category not in drifted:
+        if category in observed and category not in baseline:
+            out.append(_finding(fid, "not_applicable", {
+                "reason": f"baseline version {version} does not record {category}: take a new baseline "
+                          "('fleetcare drift baseline') to judge it", "items": len(observed[category]),
+                "baseline_version": version}))
+        elif category in observed and category not in drifted:
             out.append(_finding(fid, "pass", {"items": len(observed[category]), "baseline_version": version}))
     return out
 

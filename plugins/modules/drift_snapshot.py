@@ -14,7 +14,10 @@ short_description: Take a compact snapshot of a host for drift detection, read-o
 description:
   - Records files under O(paths) (SHA-256, mode, owner, group, size, symlink target), installed
     packages (version, architecture, hold), systemd services (enabled, active), users and groups,
-    sysctl values, listening sockets and scheduled jobs (crontabs, C(/etc/cron.*), systemd timers).
+    sysctl values, listening sockets, scheduled jobs (crontabs, C(/etc/cron.*), systemd timers),
+    loaded kernel modules (C(/proc/modules)), mounts with their options (C(/proc/self/mountinfo),
+    pseudo file systems left out) and sudo rights (C(/etc/sudoers) and what it includes, as rules
+    per user or group).
   - Hashes are computed on the host; only the digests travel. The snapshot travels to the
     controller inside the C(fleetcare) result key (key C(data)), beside one finding,
     C(DRFT-SNAP-001), which fails when the path set holds more than O(max_files) entries; no
@@ -54,6 +57,11 @@ options:
     type: list
     elements: str
     default: []
+  mount_exclude:
+    description: Shell patterns of mount points left out, beside the built-in pseudo file systems.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -77,6 +85,7 @@ import hashlib
 import ipaddress
 import os
 import pwd
+import re
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
@@ -84,12 +93,14 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.debian import DPKG_S
 from ansible_collections.fleetcare.ops.plugins.module_utils.drift_checks import CHECKS
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import CheckError, finding, payload
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import probe, read_optional, run_cmd
+from ansible_collections.fleetcare.ops.plugins.module_utils.sudoers import rights as sudo_rights
 
 ARGUMENT_SPEC = dict(
     paths=dict(type="list", elements="str", default=["/etc"]),
     excludes=dict(type="list", elements="str", default=[]),
     max_files=dict(type="int", default=20000),
     sysctl_exclude=dict(type="list", elements="str", default=[]),
+    mount_exclude=dict(type="list", elements="str", default=[]),
 )
 SNAP = CHECKS[0]
 # counters and random values: never drift
@@ -99,6 +110,12 @@ SYSCTL_VOLATILE = ("kernel.random.*", "fs.dentry-state", "fs.inode-nr", "fs.inod
                    "net.ipv4.route.flush", "net.ipv6.route.flush", "fs.binfmt_misc.*", "dev.*")
 CRON_GLOBS = ("etc/crontab", "etc/cron.d/*", "etc/cron.hourly/*", "etc/cron.daily/*", "etc/cron.weekly/*",
               "etc/cron.monthly/*", "var/spool/cron/crontabs/*")
+# kernel and runtime file systems: what they hold is not configuration, and they come and go
+PSEUDO_FS = frozenset(("proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "debugfs", "tracefs",
+                       "securityfs", "pstore", "bpf", "configfs", "fusectl", "hugetlbfs", "autofs",
+                       "binfmt_misc", "efivarfs", "rpc_pipefs", "nsfs", "selinuxfs", "ramfs"))
+MOUNT_VOLATILE = ("/proc/*", "/sys/*", "/run/user/*", "/run/credentials/*", "/run/netns/*", "/run/snapd/*",
+                  "/var/lib/docker/*", "/var/lib/containers/*", "/snap/*")
 TCP_LISTEN = "0A"
 UDP_UNCONNECTED = "07"
 
@@ -177,17 +194,72 @@ def snapshot_packages(root="/"):
 
 
 def snapshot_accounts(root="/"):
-    """users and groups: {"user:NAME": {...}, "group:NAME": {...}}."""
-    out = {}
-    for line in (read_optional(os.path.join(root, "etc/passwd")) or "").splitlines():
-        f = line.split(":")
-        if len(f) >= 7:
-            out["user:" + f[0]] = {"uid": f[2], "gid": f[3], "home": f[5], "shell": f[6]}
+    """users and groups: {"user:NAME": {...}, "group:NAME": {...}}; a user's ``groups`` are the
+    groups that list it as a member (its primary group is its ``gid``)."""
+    out, member_of = {}, {}
     for line in (read_optional(os.path.join(root, "etc/group")) or "").splitlines():
         f = line.split(":")
         if len(f) >= 4:
-            out["group:" + f[0]] = {"gid": f[2], "members": ",".join(sorted(m for m in f[3].split(",") if m))}
+            members = sorted(m for m in f[3].split(",") if m)
+            out["group:" + f[0]] = {"gid": f[2], "members": ",".join(members)}
+            for m in members:
+                member_of.setdefault(m, []).append(f[0])
+    for line in (read_optional(os.path.join(root, "etc/passwd")) or "").splitlines():
+        f = line.split(":")
+        if len(f) >= 7:
+            out["user:" + f[0]] = {"uid": f[2], "gid": f[3], "home": f[5], "shell": f[6],
+                                   "groups": ",".join(sorted(member_of.get(f[0], ())))}
     return out
+
+
+def snapshot_kmods(root="/"):
+    """{module: {"state": Live}} of the loaded kernel modules; None without /proc/modules
+    (a kernel built without modules; reference counts and users change by themselves)."""
+    text = read_optional(os.path.join(root, "proc/modules"))
+    if text is None:
+        return None
+    out = {}
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) >= 5:
+            out[f[0]] = {"state": f[4]}
+    return out
+
+
+def _unescape(field):
+    # mountinfo writes space, tab, newline and backslash as octal escapes
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def snapshot_mounts(excludes=(), root="/"):
+    """{mount point: {"fstype", "source", "options"}} from /proc/self/mountinfo, the last (visible)
+    mount of each point; pseudo file systems and runtime mount points left out. ``options`` are
+    the per-mount and the file system's options, sorted."""
+    text = read_optional(os.path.join(root, "proc/self/mountinfo"))
+    if text is None:
+        return None
+    patterns = tuple(MOUNT_VOLATILE) + tuple(excludes)
+    out = {}
+    for line in text.splitlines():
+        head, sep, tail = line.partition(" - ")
+        f, t = head.split(), tail.split()
+        if not sep or len(f) < 6 or len(t) < 2:
+            continue
+        point, fstype = _unescape(f[4]), t[0]
+        if fstype in PSEUDO_FS or any(fnmatch.fnmatch(point, p) for p in patterns):
+            continue
+        options = set(f[5].split(",")) | set((t[2] if len(t) > 2 else "").split(","))
+        out[point] = {"fstype": fstype, "source": _unescape(t[1]),
+                      "options": ",".join(sorted(o for o in options if o))}
+    return out
+
+
+def snapshot_sudo(root="/"):
+    """{"%sudo": {"rules": [...]}, "Defaults": {...}} (see module_utils/sudoers.py); None
+    without /etc/sudoers (sudo not installed)."""
+    if not os.path.exists(os.path.join(root, "etc/sudoers")):
+        return None
+    return dict((who, {"rules": rules}) for who, rules in sudo_rights(root).items())
 
 
 def snapshot_sysctl(excludes=(), root="/"):
@@ -316,7 +388,8 @@ def snapshot(params, root="/", runner=run_cmd):
         notes["services"] = "systemd is not running"
     data = {"files": files, "packages": snapshot_packages(root), "accounts": snapshot_accounts(root),
             "sysctl": snapshot_sysctl(params["sysctl_exclude"], root), "ports": snapshot_ports(root),
-            "cron": snapshot_cron(units, root)}
+            "cron": snapshot_cron(units, root), "kmods": snapshot_kmods(root),
+            "mounts": snapshot_mounts(params.get("mount_exclude") or (), root), "sudo": snapshot_sudo(root)}
     if units is not None:
         data["services"] = dict((u, s) for u, s in units.items() if u.endswith(".service"))
     for key in list(data):
