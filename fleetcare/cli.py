@@ -194,8 +194,11 @@ def _open_history(args: argparse.Namespace):
     return History(args.db)
 
 
-def _run(args: argparse.Namespace, judge=None) -> int:
-    """A run command; ``judge(history, run)`` adds controller-side findings before the reports."""
+def _run(args: argparse.Namespace, judge=None, prepare=None) -> int:
+    """A run command; ``judge(history, run)`` adds controller-side findings before the reports;
+    ``prepare(history, job)`` returns extra variables the job takes from history (drift's known texts)."""
+    import dataclasses
+
     from fleetcare import app, jobs
 
     options = {o.dest: getattr(args, o.dest) for o in commands.get(args.command).options}
@@ -205,6 +208,9 @@ def _run(args: argparse.Namespace, judge=None) -> int:
     output_dir = app.check_writable(args.output_dir or app.default_output_dir())
     app.check_exports(args.junit, args.prometheus_dir)
     with _open_history(args) as history:
+        if prepare:
+            job = dataclasses.replace(job, extravars={**job.extravars, **prepare(history, job)})
+
         def started(run, run_dir):
             if not args.quiet:
                 where = "this machine" if job.local else f"{len(job.hosts)} hosts"
@@ -311,9 +317,19 @@ def _drift(args: argparse.Namespace) -> int:
     if action in (None, "baseline"):
         if words:
             raise InputError(f"drift {action or ''}: unexpected argument {words[0]!r}".replace("  ", " "))
-        if action is None:
-            return _run(args, judge=drift.judge)
-        return _run(args, judge=lambda history, run: drift.take_baseline(history, run, args.by))
+        import shutil
+        import tempfile
+
+        known = tempfile.mkdtemp(prefix="fleetcare-drift-")  # 0700: digests of the baselines' files
+        try:
+            def prepare(history, job):
+                return drift.write_known(history, job.hosts, Path(known))
+
+            if action is None:
+                return _run(args, judge=drift.judge, prepare=prepare)
+            return _run(args, judge=lambda history, run: drift.take_baseline(history, run, args.by), prepare=prepare)
+        finally:
+            shutil.rmtree(known, ignore_errors=True)
     if not words:
         raise InputError(f"drift {action}: name the HOST")
     with _open_history(args) as history:

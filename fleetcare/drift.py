@@ -12,12 +12,21 @@ before its reports (``app.run_job(judge=...)``):
 
 An item is ``<category>:<key>``, e.g. ``files:/etc/ssh/sshd_config`` or ``packages:curl:amd64``.
 Baselines live in the history database (tables ``drift_baselines`` and ``drift_observed``).
+
+Unified diffs: beside its categories a snapshot may carry ``texts`` ({path: text}), the text of
+small world-readable text files with secret-looking lines already redacted on the host
+(``module_utils/redact.py``). The host sends only the texts the controller does not hold yet
+(:func:`known_digests` is handed to the module as ``known``), so what travels on a drift run is
+the text of the files that changed; a baseline keeps the text of every such file (bounded on the
+host by ``drift_text_max_bytes`` per file and ``drift_text_budget`` per snapshot), and a drifted
+file's finding carries a unified diff between the two (:data:`DIFF_MAX_LINES` at most).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from fleetcare.collection import module_utils
@@ -31,20 +40,28 @@ CHECKS = {c["id"]: c for c in _checks.CHECKS}
 CATEGORY_IDS: dict[str, str] = dict(_checks.CATEGORY_IDS)
 
 
+TEXTS = "texts"  # the key of a snapshot's redacted file texts: not a category
+DIFF_MAX_LINES = 200
+
+
 def snapshot_of(run: Run, host: str) -> dict[str, Any] | None:
     return run.hosts[host].data.get(ROLE)
 
 
+def categories(snapshot: dict[str, Any]) -> set[str]:
+    return {c for c in snapshot if c != TEXTS}
+
+
 def flatten(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """{"category:key": value} of a snapshot."""
-    return {f"{cat}:{key}": value for cat, items in snapshot.items() for key, value in items.items()}
+    """{"category:key": value} of a snapshot (its texts left out)."""
+    return {f"{cat}:{key}": value for cat, items in snapshot.items() if cat != TEXTS for key, value in items.items()}
 
 
 def judged(baseline: dict[str, Any], observed: dict[str, Any]) -> set[str]:
     """The categories compared: those both snapshots record. One the observed snapshot lacks was
     not recordable on the host this time; one the baseline lacks was not recorded when it was
     taken (an older fleetcare, or sudo installed since): neither is judged item by item."""
-    return set(baseline) & set(observed)
+    return categories(baseline) & categories(observed)
 
 
 def diff(baseline: dict[str, Any], observed: dict[str, Any]) -> list[tuple[str, Any, Any]]:
@@ -63,17 +80,48 @@ def _finding(fid: str, status: str, evidence: dict[str, Any]) -> dict[str, Any]:
             "evidence": evidence, "remediation": c["remediation"], "references": list(c["references"])}
 
 
+def unified_diff(path: str, before: str | None, after: str | None) -> tuple[str, str]:
+    """(diff, note): the unified diff of two redacted texts (None: the file is absent), at most
+    :data:`DIFF_MAX_LINES` lines; the note says why there is no diff or that it was cut."""
+    import difflib
+
+    lines = list(difflib.unified_diff((before or "").splitlines(True), (after or "").splitlines(True),
+                                      f"baseline{path}", f"now{path}", n=2))
+    if not lines:
+        return "", "the change is only in redacted lines (secrets are never shown)"
+    note = ""
+    if len(lines) > DIFF_MAX_LINES:
+        note = f"diff cut at {DIFF_MAX_LINES} of {len(lines)} lines"
+        lines = lines[:DIFF_MAX_LINES]
+    return "".join(ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n" for ln in lines), note
+
+
+def _file_diff(item: str, before: Any, after: Any, base_texts: dict[str, str],
+               now_texts: dict[str, str]) -> dict[str, str]:
+    path = item.split(":", 1)[1]
+    old, new = base_texts.get(path), now_texts.get(path)
+    if (before or {}).get("sha256") == (after or {}).get("sha256"):
+        return {}  # mode, owner or link changed, not the content
+    if (before is not None and old is None) or (after is not None and new is None):
+        return {"diff_note": "no diff: not a small world-readable text file on both sides"}
+    text, note = unified_diff(path, old, new)
+    return {"diff": text, **({"diff_note": note} if note else {})}
+
+
 def drift_findings(baseline: dict[str, Any], observed: dict[str, Any], version: int) -> list[dict[str, Any]]:
     """One failing finding per drifted item, one passing finding per category without drift."""
     out, drifted = [], set()
+    base_texts, now_texts = baseline.get(TEXTS) or {}, observed.get(TEXTS) or {}
     for item, before, after in diff(baseline, observed):
         category = item.split(":", 1)[0]
         drifted.add(category)
         change = "added" if before is None else "removed" if after is None else "changed"
-        out.append(_finding(CATEGORY_IDS[category], "fail", {
-            "item": item, "change": change, "before": before, "after": after, "baseline_version": version}))
+        evidence = {"item": item, "change": change, "before": before, "after": after, "baseline_version": version}
+        if category == "files":
+            evidence.update(_file_diff(item, before, after, base_texts, now_texts))
+        out.append(_finding(CATEGORY_IDS[category], "fail", evidence))
     for category, fid in CATEGORY_IDS.items():
-        if category in observed and category not in baseline:
+        if category in observed and category not in categories(baseline):
             out.append(_finding(fid, "not_applicable", {
                 "reason": f"baseline version {version} does not record {category}: take a new baseline "
                           "('fleetcare drift baseline') to judge it", "items": len(observed[category]),
@@ -115,12 +163,48 @@ def default_by() -> str:
         return str(os.getuid())
 
 
+def known_digests(history: History, host: str) -> dict[str, str]:
+    """{path: SHA-256} of the files whose text the host's latest baseline holds: the host need
+    not send them again."""
+    base = latest(history, host)
+    if base is None:
+        return {}
+    files = base[1].get("files") or {}
+    return {p: files[p]["sha256"] for p in base[1].get(TEXTS) or {} if "sha256" in files.get(p, {})}
+
+
+def write_known(history: History, hosts: tuple[str, ...] | list[str], directory: Path) -> dict[str, str]:
+    """Write ``<host>.json`` (:func:`known_digests`) for each host with a baseline into
+    ``directory``; returns the role variable that points the drift role there."""
+    for host in hosts:
+        digests = known_digests(history, host)
+        if digests and "/" not in host:
+            (directory / f"{host}.json").write_text(json.dumps(digests), encoding="utf-8")
+    return {"__drift_known_dir": str(directory)}
+
+
+def with_texts(snapshot: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    """``snapshot`` with the texts it did not carry because ``previous`` held them (same digest)."""
+    out = dict(snapshot)
+    texts = dict(snapshot.get(TEXTS) or {})
+    old_files, old_texts = (previous or {}).get("files") or {}, (previous or {}).get(TEXTS) or {}
+    for path, entry in (snapshot.get("files") or {}).items():
+        if path not in texts and path in old_texts and old_files.get(path, {}).get("sha256") == entry.get("sha256"):
+            texts[path] = old_texts[path]
+    if texts:
+        out[TEXTS] = dict(sorted(texts.items()))
+    return out
+
+
 def take_baseline(history: History, run: Run, by: str | None = None) -> None:
-    """Store every host's snapshot of ``run`` as its next baseline version."""
+    """Store every host's snapshot of ``run`` as its next baseline version (with the texts the
+    previous version held for files that did not change)."""
     for name in run.hosts:
         snap = snapshot_of(run, name)
         if snap is not None:
-            _store(history, name, snap, run.id, "snapshot", by or default_by(), "baseline taken", [])
+            prev = latest(history, name)
+            _store(history, name, with_texts(snap, prev[1] if prev else None), run.id, "snapshot",
+                   by or default_by(), "baseline taken", [])
 
 
 def judge(history: History, run: Run) -> None:
@@ -162,12 +246,20 @@ def accept(history: History, host: str, items: list[str], reason: str, by: str |
         raise InputError(f"drift accept: {host} has no drift to accept")
     chosen = list(items) or sorted(drifted)
     snapshot = {cat: dict(values) for cat, values in base[1].items()}
+    now_texts = observed.get(TEXTS) or {}
     for item in chosen:
         category, key = item.split(":", 1)
         if drifted[item] is None:
             snapshot.get(category, {}).pop(key, None)
         else:
             snapshot.setdefault(category, {})[key] = drifted[item]
+        if category == "files":
+            # the accepted file's text is the one it has now (or none)
+            texts = snapshot.setdefault(TEXTS, {})
+            if drifted[item] is not None and key in now_texts:
+                texts[key] = now_texts[key]
+            else:
+                texts.pop(key, None)
     version = _store(history, host, snapshot, None, "accept", by or default_by(), reason.strip(), chosen)
     return version, chosen
 

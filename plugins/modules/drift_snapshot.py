@@ -62,6 +62,23 @@ options:
     type: list
     elements: str
     default: []
+  text_max_bytes:
+    description:
+      - Largest file (bytes) whose text is kept for a unified diff on the controller; V(0) keeps none.
+      - Only world-readable UTF-8 files are kept; lines that look like secrets (password, secret,
+        token, key C(=) or C(:) ...) are redacted on the host before the text leaves it.
+    type: int
+    default: 32768
+  text_budget:
+    description: Most bytes of text one snapshot carries; files past it get no diff.
+    type: int
+    default: 1048576
+  known:
+    description:
+      - Host path -> SHA-256 of the files whose text the controller already holds (set by the
+        fleetcare wrapper from the host's baseline); their text is not sent again.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -93,6 +110,7 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.debian import DPKG_S
 from ansible_collections.fleetcare.ops.plugins.module_utils.drift_checks import CHECKS
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import CheckError, finding, payload
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import probe, read_optional, run_cmd
+from ansible_collections.fleetcare.ops.plugins.module_utils.redact import redact
 from ansible_collections.fleetcare.ops.plugins.module_utils.sudoers import rights as sudo_rights
 
 ARGUMENT_SPEC = dict(
@@ -101,6 +119,9 @@ ARGUMENT_SPEC = dict(
     max_files=dict(type="int", default=20000),
     sysctl_exclude=dict(type="list", elements="str", default=[]),
     mount_exclude=dict(type="list", elements="str", default=[]),
+    text_max_bytes=dict(type="int", default=32768),
+    text_budget=dict(type="int", default=1048576),
+    known=dict(type="dict", default={}),
 )
 SNAP = CHECKS[0]
 # counters and random values: never drift
@@ -139,7 +160,40 @@ def sha256(path):
     return digest.hexdigest()
 
 
-def file_entry(path):
+class Texts(object):
+    """The redacted text of small text files, for the controller's unified diffs.
+
+    Only a regular file that every user may read (a file kept from other users is treated as
+    secret: only its digest travels), of at most ``max_bytes``, UTF-8 without NUL bytes, is kept;
+    secret-looking lines are redacted here, on the host (module_utils/redact.py). A file whose
+    SHA-256 is the one in ``known`` (the controller holds its text already) is not sent again.
+    ``budget`` bounds the bytes of text one snapshot carries; files past it get no text
+    (counted in ``skipped``)."""
+
+    def __init__(self, max_bytes=0, budget=0, known=None):
+        self.max_bytes, self.budget, self.known = max_bytes, budget, dict(known or {})
+        self.kept, self.used, self.skipped = {}, 0, 0
+
+    def wants(self, st):
+        return bool(self.max_bytes > 0 and stat.S_ISREG(st.st_mode) and st.st_size <= self.max_bytes
+                    and st.st_mode & stat.S_IROTH)
+
+    def offer(self, shown, raw, digest):
+        if self.known.get(shown) == digest or b"\0" in raw:
+            return
+        try:
+            text = redact(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return
+        size = len(text.encode("utf-8"))
+        if self.used + size > self.budget:
+            self.skipped += 1
+            return
+        self.kept[shown] = text
+        self.used += size
+
+
+def file_entry(path, texts=None, shown=None):
     """One file's record; a directory or socket is left out (None)."""
     st = os.lstat(path)
     out = {"mode": "%04o" % stat.S_IMODE(st.st_mode), "owner": _name(pwd.getpwuid, st.st_uid),
@@ -149,7 +203,17 @@ def file_entry(path):
     elif stat.S_ISREG(st.st_mode):
         out["size"] = st.st_size
         try:
-            out["sha256"] = sha256(path)
+            if texts is not None and texts.wants(st):
+                # small: read once, for the digest and the text
+                with open(path, "rb") as handle:
+                    raw = handle.read(texts.max_bytes + 1)
+                if len(raw) > texts.max_bytes:  # grew since lstat: too large for a text
+                    out["sha256"] = sha256(path)
+                else:
+                    out["sha256"] = hashlib.sha256(raw).hexdigest()
+                    texts.offer(shown or path, raw, out["sha256"])
+            else:
+                out["sha256"] = sha256(path)
         except (IOError, OSError) as exc:
             out["sha256"] = "unreadable: %s" % (exc.strerror or exc)
     else:
@@ -157,14 +221,15 @@ def file_entry(path):
     return out
 
 
-def snapshot_files(paths, excludes=(), max_files=20000, root="/"):
-    """{host path: record} of the files and symlinks under ``paths``; TooMany past ``max_files``."""
+def snapshot_files(paths, excludes=(), max_files=20000, root="/", texts=None):
+    """{host path: record} of the files and symlinks under ``paths``; TooMany past ``max_files``.
+    ``texts`` (a :class:`Texts`) collects the redacted text of small text files on the way."""
     out = {}
 
     def add(real, shown):
         if any(fnmatch.fnmatch(shown, pat) for pat in excludes):
             return
-        entry = file_entry(real)
+        entry = file_entry(real, texts, shown)
         if entry is not None:
             if len(out) >= max_files:
                 raise TooMany(shown)
@@ -371,7 +436,8 @@ def snapshot_cron(services, root="/"):
 def snapshot(params, root="/", runner=run_cmd):
     """(finding of DRFT-SNAP-001, snapshot or None)."""
     try:
-        files = snapshot_files(params["paths"], params["excludes"], params["max_files"], root)
+        texts = Texts(params.get("text_max_bytes") or 0, params.get("text_budget") or 0, params.get("known"))
+        files = snapshot_files(params["paths"], params["excludes"], params["max_files"], root, texts)
     except TooMany as exc:
         return finding(SNAP["id"], SNAP["title"], SNAP["severity"], "fail",
                        {"reason": "more than %d files under %s (at %s): nothing recorded"
@@ -397,7 +463,10 @@ def snapshot(params, root="/", runner=run_cmd):
             notes[key] = "not available on this host"
             del data[key]
     counts = dict((key, len(value)) for key, value in data.items())
-    evidence = {"paths": list(params["paths"]), "items": counts}
+    evidence = {"paths": list(params["paths"]), "items": counts,
+                "texts": {"sent": len(texts.kept), "bytes": texts.used, "over_budget": texts.skipped}}
+    if texts.kept:
+        data["texts"] = texts.kept
     if notes:
         evidence["not_recorded"] = notes
     return finding(SNAP["id"], SNAP["title"], SNAP["severity"], "pass", evidence, SNAP["remediation"]), data
@@ -415,6 +484,9 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     if module.params["max_files"] < 1:
         module.fail_json(msg="max_files: must be at least 1, not %d" % module.params["max_files"])
+    for option in ("text_max_bytes", "text_budget"):
+        if module.params[option] < 0:
+            module.fail_json(msg="%s: must not be negative, not %d" % (option, module.params[option]))
     module.exit_json(changed=False, **run(module.params))
 
 

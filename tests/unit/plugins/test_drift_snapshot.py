@@ -235,3 +235,102 @@ def test_explain_knows_the_new_drift_ids():
 
     for fid in ("DRFT-KMOD-001", "DRFT-MOUNT-001", "DRFT-SUDO-001"):
         assert "drifted from the baseline" in catalog.explain(fid)
+
+
+# -- unified diffs with secrets redacted on the host ---------------------------------------------
+SECRET = "hunter2-XyZ"
+APP_CONF = f"""listen = 8080
+db_password = {SECRET}
+  "api_token": "{SECRET}"
+# password: {SECRET}
+url = postgres://app:{SECRET}@db/app
+requirepass {SECRET}
+AWS_SECRET_ACCESS_KEY={SECRET}
+-----BEGIN OPENSSH PRIVATE KEY-----
+{SECRET}
+-----END OPENSSH PRIVATE KEY-----
+workers = 4
+"""
+TEXT_PARAMS = dict(PARAMS, text_max_bytes=4096, text_budget=1 << 20)
+
+
+def text_root(tmp_path: Path) -> Path:
+    root = fake_root(tmp_path)
+    (root / "etc/app.conf").write_text(APP_CONF)
+    os.chmod(root / "etc/app.conf", 0o644)
+    (root / "etc/private.conf").write_text(f"{SECRET}\n")  # not world-readable: a digest only
+    os.chmod(root / "etc/private.conf", 0o640)
+    (root / "etc/blob.bin").write_bytes(b"\0\1\2" + SECRET.encode())
+    os.chmod(root / "etc/blob.bin", 0o644)
+    (root / "etc/big.conf").write_text("x = 1\n" * 1000)
+    os.chmod(root / "etc/big.conf", 0o644)
+    return root
+
+
+def test_redaction_keeps_keys_and_hides_values():
+    from fleetcare.collection import module_utils
+
+    out = module_utils("redact").redact(APP_CONF)
+    assert SECRET not in out
+    assert "listen = 8080\n" in out and "workers = 4\n" in out
+    assert "db_password = <redacted>\n" in out and "url = postgres://app:<redacted>@db/app" in out
+    assert "requirepass <redacted>" in out and "-----BEGIN OPENSSH PRIVATE KEY-----\n<redacted>\n" in out
+    assert module_utils("redact").redact_line("see https://u:pw@h/x") == "see https://u:<redacted>@h/x"
+
+
+def test_only_small_world_readable_text_travels_redacted_and_known_texts_stay_home(tmp_path):
+    root = text_root(tmp_path)
+    out = ds.run(TEXT_PARAMS, root=str(root))["fleetcare"]
+    texts = out["data"]["texts"]
+    assert "/etc/app.conf" in texts and "/etc/private.conf" not in texts
+    assert "/etc/blob.bin" not in texts and "/etc/big.conf" not in texts  # binary; over 4096 bytes
+    assert SECRET not in repr(out)  # nowhere in the payload
+    sha = out["data"]["files"]["/etc/app.conf"]["sha256"]
+    assert sha == hashlib.sha256(APP_CONF.encode()).hexdigest()  # the digest is of the real file
+    again = ds.run(dict(TEXT_PARAMS, known={"/etc/app.conf": sha}), root=str(root))["fleetcare"]
+    assert "/etc/app.conf" not in again["data"].get("texts", {})
+    assert again["findings"][0]["evidence"]["texts"]["sent"] == len(texts) - 1
+    tight = ds.run(dict(TEXT_PARAMS, text_budget=10), root=str(root))["fleetcare"]
+    assert "texts" not in tight["data"] and tight["findings"][0]["evidence"]["texts"]["over_budget"] >= 1
+    assert "texts" not in ds.run(PARAMS, root=str(root))["fleetcare"]["data"]  # no text_max_bytes: none
+
+
+def test_a_drifted_file_shows_a_unified_diff_and_the_secret_reaches_no_report_nor_history(tmp_path):
+    from fleetcare import reports
+    from fleetcare.history import History
+    from fleetcare.results import Run
+
+    root = text_root(tmp_path)
+
+    def run_of(run_id, params):
+        run = Run(id=run_id, command="drift", fail_on="major")
+        run.add_payload("web1", ds.run(params, root=str(root))["fleetcare"])
+        run.set_status("web1", "ok")
+        return run
+
+    db = tmp_path / "h.db"
+    with History(db) as history:
+        drift.take_baseline(history, run_of("r1", TEXT_PARAMS), by="alice")
+        known = drift.known_digests(history, "web1")
+        assert "/etc/app.conf" in known and "/etc/private.conf" not in known
+        (root / "etc/app.conf").write_text(APP_CONF.replace("workers = 4", "workers = 8")
+                                           .replace(f"db_password = {SECRET}", f"db_password = {SECRET}-2"))
+        (root / "etc/private.conf").write_text(f"{SECRET}-3\n")
+        run = run_of("r2", dict(TEXT_PARAMS, known=known))
+        assert set(run.hosts["web1"].data["drift"]["texts"]) == {"/etc/app.conf"}  # only what changed travels
+        drift.judge(history, run)
+        found = {f.evidence["item"]: f for f in run.hosts["web1"].findings if f.failing and "item" in f.evidence}
+        app = found["files:/etc/app.conf"].evidence
+        assert "-workers = 4\n+workers = 8\n" in app["diff"] and app["diff"].startswith("--- baseline/etc/app.conf")
+        assert "db_password" not in app["diff"]  # the secret line changed, but it reads the same redacted
+        assert "no diff" in found["files:/etc/private.conf"].evidence["diff_note"]
+        run.finish()
+        run_dir = tmp_path / "run"
+        run_dir.mkdir()
+        written = reports.write_all(run, run_dir)
+        history.save(run)
+        assert drift.accept(history, "web1", ["files:/etc/app.conf"], "more workers", by="bob")[0] == 2
+        assert "workers = 8" in drift.latest(history, "web1")[1]["texts"]["/etc/app.conf"]
+    assert written and all(SECRET.encode() not in p.read_bytes() for p in written.values())
+    for path in tmp_path.glob("h.db*"):
+        assert SECRET.encode() not in path.read_bytes(), path
