@@ -41,6 +41,8 @@ CATEGORY_IDS: dict[str, str] = dict(_checks.CATEGORY_IDS)
 
 
 TEXTS = "texts"  # the key of a snapshot's redacted file texts: not a category
+SETTINGS = "settings"  # the host's drift_severity and drift_baseline_from, as its module checked them
+RESERVED = frozenset((TEXTS, SETTINGS))
 DIFF_MAX_LINES = 200
 
 
@@ -49,12 +51,13 @@ def snapshot_of(run: Run, host: str) -> dict[str, Any] | None:
 
 
 def categories(snapshot: dict[str, Any]) -> set[str]:
-    return {c for c in snapshot if c != TEXTS}
+    return {c for c in snapshot if c not in RESERVED}
 
 
 def flatten(snapshot: dict[str, Any]) -> dict[str, Any]:
     """{"category:key": value} of a snapshot (its texts left out)."""
-    return {f"{cat}:{key}": value for cat, items in snapshot.items() if cat != TEXTS for key, value in items.items()}
+    return {f"{cat}:{key}": value for cat, items in snapshot.items() if cat not in RESERVED
+            for key, value in items.items()}
 
 
 def judged(baseline: dict[str, Any], observed: dict[str, Any]) -> set[str]:
@@ -74,9 +77,13 @@ def diff(baseline: dict[str, Any], observed: dict[str, Any]) -> list[tuple[str, 
     return [(k, before.get(k), after.get(k)) for k in items]
 
 
-def _finding(fid: str, status: str, evidence: dict[str, Any]) -> dict[str, Any]:
+def settings(snapshot: dict[str, Any], key: str) -> dict[str, Any]:
+    return dict((snapshot.get(SETTINGS) or {}).get(key) or {})
+
+
+def _finding(fid: str, status: str, evidence: dict[str, Any], severity: str | None = None) -> dict[str, Any]:
     c = CHECKS[fid]
-    return {"id": fid, "title": c["title"], "severity": c["severity"], "status": status,
+    return {"id": fid, "title": c["title"], "severity": severity or c["severity"], "status": status,
             "evidence": evidence, "remediation": c["remediation"], "references": list(c["references"])}
 
 
@@ -112,6 +119,7 @@ def drift_findings(baseline: dict[str, Any], observed: dict[str, Any], version: 
     """One failing finding per drifted item, one passing finding per category without drift."""
     out, drifted = [], set()
     base_texts, now_texts = baseline.get(TEXTS) or {}, observed.get(TEXTS) or {}
+    severity = settings(observed, "severity")  # drift_severity, per category
     for item, before, after in diff(baseline, observed):
         category = item.split(":", 1)[0]
         drifted.add(category)
@@ -119,15 +127,16 @@ def drift_findings(baseline: dict[str, Any], observed: dict[str, Any], version: 
         evidence = {"item": item, "change": change, "before": before, "after": after, "baseline_version": version}
         if category == "files":
             evidence.update(_file_diff(item, before, after, base_texts, now_texts))
-        out.append(_finding(CATEGORY_IDS[category], "fail", evidence))
+        out.append(_finding(CATEGORY_IDS[category], "fail", evidence, severity.get(category)))
     for category, fid in CATEGORY_IDS.items():
         if category in observed and category not in categories(baseline):
             out.append(_finding(fid, "not_applicable", {
                 "reason": f"baseline version {version} does not record {category}: take a new baseline "
                           "('fleetcare drift baseline') to judge it", "items": len(observed[category]),
-                "baseline_version": version}))
+                "baseline_version": version}, severity.get(category)))
         elif category in observed and category not in drifted:
-            out.append(_finding(fid, "pass", {"items": len(observed[category]), "baseline_version": version}))
+            out.append(_finding(fid, "pass", {"items": len(observed[category]), "baseline_version": version},
+                                severity.get(category)))
     return out
 
 
@@ -145,6 +154,7 @@ def latest(history: History, host: str) -> tuple[int, dict[str, Any]] | None:
 
 def _store(history: History, host: str, snapshot: dict[str, Any], run_id: str | None, kind: str,
            by: str, reason: str, items: list[str]) -> int:
+    snapshot = {k: v for k, v in snapshot.items() if k != SETTINGS}  # a run's settings, not the host's state
     with history._tx() as db:
         (top,) = db.execute("SELECT COALESCE(MAX(version), 0) FROM drift_baselines WHERE host = ?",
                             (host,)).fetchone()

@@ -73,6 +73,21 @@ options:
     description: Most bytes of text one snapshot carries; files past it get no diff.
     type: int
     default: 1048576
+  severity:
+    description:
+      - Category -> severity (critical, major, minor, info) of its drift findings, instead of the
+        one in C(fleetcare explain); for example C({files: major, packages: minor}).
+      - Judged on the controller; the module checks the categories and severities and returns them
+        with the snapshot (C(data.settings)).
+    type: dict
+    default: {}
+  baseline_from:
+    description:
+      - Category -> the baseline the host is held against in it; V(own) (the default) for its own
+        last approved snapshot, a golden host's inventory name (its baseline), or C(group:NAME)
+        for a baseline declared for a group (C(fleetcare drift baseline --as group:NAME)).
+    type: dict
+    default: {}
   known:
     description:
       - Host path -> SHA-256 of the files whose text the controller already holds (set by the
@@ -112,6 +127,7 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.findings import Chec
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import probe, read_optional, run_cmd
 from ansible_collections.fleetcare.ops.plugins.module_utils.redact import redact
 from ansible_collections.fleetcare.ops.plugins.module_utils.sudoers import rights as sudo_rights
+from ansible_collections.fleetcare.ops.plugins.module_utils.validation import drift_problems
 
 ARGUMENT_SPEC = dict(
     paths=dict(type="list", elements="str", default=["/etc"]),
@@ -122,6 +138,8 @@ ARGUMENT_SPEC = dict(
     text_max_bytes=dict(type="int", default=32768),
     text_budget=dict(type="int", default=1048576),
     known=dict(type="dict", default={}),
+    severity=dict(type="dict", default={}),
+    baseline_from=dict(type="dict", default={}),
 )
 SNAP = CHECKS[0]
 # counters and random values: never drift
@@ -467,6 +485,9 @@ def snapshot(params, root="/", runner=run_cmd):
                 "texts": {"sent": len(texts.kept), "bytes": texts.used, "over_budget": texts.skipped}}
     if texts.kept:
         data["texts"] = texts.kept
+    settings = dict((k, dict(params[k])) for k in ("severity", "baseline_from") if params.get(k))
+    if settings:
+        data["settings"] = settings
     if notes:
         evidence["not_recorded"] = notes
     return finding(SNAP["id"], SNAP["title"], SNAP["severity"], "pass", evidence, SNAP["remediation"]), data
@@ -487,6 +508,9 @@ def main():
     for option in ("text_max_bytes", "text_budget"):
         if module.params[option] < 0:
             module.fail_json(msg="%s: must not be negative, not %d" % (option, module.params[option]))
+    problems = drift_problems(module.params)
+    if problems:
+        module.fail_json(msg=problems[0][1])
     module.exit_json(changed=False, **run(module.params))
 
 

@@ -73,9 +73,10 @@ def test_baseline_drift_accept_log_on_this_machine(tmp_path):
                      "--reason", "new setting", "--by", "ops")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
-    proc = fleetcare(tmp_path, "drift", "-e", paths)
-    found = {k for k in drifted(newest_report(tmp_path)) if k.startswith("files:")}
-    assert found == {f"files:{cfg}/link"}  # accepted drift is gone, the rest stays a finding
+    proc = fleetcare(tmp_path, "drift", "-e", paths, "-e", "drift_severity={files: minor}")
+    found = {k: f for k, f in drifted(newest_report(tmp_path)).items() if k.startswith("files:")}
+    assert set(found) == {f"files:{cfg}/link"}  # accepted drift is gone, the rest stays a finding
+    assert found[f"files:{cfg}/link"]["severity"] == "minor"  # drift_severity, through the module
 
     proc = fleetcare(tmp_path, "drift", "log", "localhost")
     assert proc.returncode == 0

@@ -64,3 +64,23 @@ def test_judge_accept_log_against_a_real_history(tmp_path):
     history.close()
     with History(tmp_path / "h.db") as again:  # a history holding drift tables opens again
         assert drift.latest(again, "web1")[0] == 2
+
+
+def test_severity_per_category_comes_with_the_snapshot_and_applies_to_its_findings():
+    from fleetcare.collection import module_utils
+
+    now = {**BASE, "packages": {}, "settings": {"severity": {"packages": "critical", "ports": "info"}}}
+    found = {f["id"]: f for f in drift.drift_findings(BASE, now, 1)}
+    assert found["DRFT-PKG-001"]["severity"] == "critical" and found["DRFT-PKG-001"]["status"] == "fail"
+    assert found["DRFT-PORT-001"]["severity"] == "info"  # a passing category keeps its setting too
+    assert found["DRFT-SVC-001"]["severity"] == "major"  # unnamed: its own (fleetcare explain)
+    problems = module_utils("validation").drift_problems
+    assert problems({"severity": {"packages": "minor"}, "baseline_from": {"sysctl": "web-1"}}) == []
+    (bad,) = problems({"severity": {"pkgs": "minor"}})
+    assert "severity (drift_severity): unknown category 'pkgs'" in bad[1]
+
+
+def test_the_settings_of_a_run_are_not_stored_in_the_baseline(tmp_path):
+    with History(tmp_path / "h.db") as history:
+        drift.take_baseline(history, run_with({"web1": {**BASE, "settings": {"severity": {"files": "minor"}}}}, "r1"))
+        assert "settings" not in drift.latest(history, "web1")[1]
