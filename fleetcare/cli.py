@@ -306,6 +306,9 @@ def _drift_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("words", nargs="*", metavar="HOST [ITEM ...]", help="for accept and log")
     p.add_argument("--reason", help="why the drift is accepted (accept)")
     p.add_argument("--by", help="who accepts it (accept; default: the login name)")
+    p.add_argument("--as", dest="as_name", metavar="group:NAME",
+                   help="baseline: store the one host's snapshot as the declared baseline of a group "
+                        "(hosts hold categories against it with drift_baseline_from)")
 
 
 def _drift(args: argparse.Namespace) -> int:
@@ -320,14 +323,21 @@ def _drift(args: argparse.Namespace) -> int:
         import shutil
         import tempfile
 
+        if args.as_name and action != "baseline":
+            raise InputError("--as: only with 'drift baseline'")
+        if args.as_name:
+            drift.check_baseline_name(args.as_name)
         known = tempfile.mkdtemp(prefix="fleetcare-drift-")  # 0700: digests of the baselines' files
         try:
             def prepare(history, job):
+                if args.as_name:
+                    drift.check_baseline_name(args.as_name, job.hosts)
                 return drift.write_known(history, job.hosts, Path(known))
 
             if action is None:
                 return _run(args, judge=drift.judge, prepare=prepare)
-            return _run(args, judge=lambda history, run: drift.take_baseline(history, run, args.by), prepare=prepare)
+            return _run(args, judge=lambda history, run: drift.take_baseline(history, run, args.by, args.as_name),
+                        prepare=prepare)
         finally:
             shutil.rmtree(known, ignore_errors=True)
     if not words:

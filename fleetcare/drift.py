@@ -115,8 +115,10 @@ def _file_diff(item: str, before: Any, after: Any, base_texts: dict[str, str],
     return {"diff": text, **({"diff_note": note} if note else {})}
 
 
-def drift_findings(baseline: dict[str, Any], observed: dict[str, Any], version: int) -> list[dict[str, Any]]:
-    """One failing finding per drifted item, one passing finding per category without drift."""
+def drift_findings(baseline: dict[str, Any], observed: dict[str, Any], version: int,
+                   source: str = "own") -> list[dict[str, Any]]:
+    """One failing finding per drifted item, one passing finding per category without drift;
+    ``source`` names the baseline (``own``, a golden host, ``group:NAME``) in the evidence."""
     out, drifted = [], set()
     base_texts, now_texts = baseline.get(TEXTS) or {}, observed.get(TEXTS) or {}
     severity = settings(observed, "severity")  # drift_severity, per category
@@ -124,7 +126,8 @@ def drift_findings(baseline: dict[str, Any], observed: dict[str, Any], version: 
         category = item.split(":", 1)[0]
         drifted.add(category)
         change = "added" if before is None else "removed" if after is None else "changed"
-        evidence = {"item": item, "change": change, "before": before, "after": after, "baseline_version": version}
+        evidence = {"item": item, "change": change, "before": before, "after": after, "baseline": source,
+                    "baseline_version": version}
         if category == "files":
             evidence.update(_file_diff(item, before, after, base_texts, now_texts))
         out.append(_finding(CATEGORY_IDS[category], "fail", evidence, severity.get(category)))
@@ -133,11 +136,31 @@ def drift_findings(baseline: dict[str, Any], observed: dict[str, Any], version: 
             out.append(_finding(fid, "not_applicable", {
                 "reason": f"baseline version {version} does not record {category}: take a new baseline "
                           "('fleetcare drift baseline') to judge it", "items": len(observed[category]),
-                "baseline_version": version}, severity.get(category)))
+                "baseline": source, "baseline_version": version}, severity.get(category)))
         elif category in observed and category not in drifted:
-            out.append(_finding(fid, "pass", {"items": len(observed[category]), "baseline_version": version},
-                                severity.get(category)))
+            out.append(_finding(fid, "pass", {"items": len(observed[category]), "baseline": source,
+                                              "baseline_version": version}, severity.get(category)))
     return out
+
+
+# -- which baseline each category is held against (drift_baseline_from) ------------------------
+OWN = "own"  # the host's own last approved snapshot
+GROUP_PREFIX = "group:"  # a baseline declared for a group: 'fleetcare drift baseline --as group:NAME'
+
+
+def sources(observed: dict[str, Any]) -> dict[str, list[str]]:
+    """baseline name -> the categories of ``observed`` held against it (``own`` unless its
+    drift_baseline_from names a golden host or ``group:NAME``)."""
+    chosen = settings(observed, "baseline_from")
+    out: dict[str, list[str]] = {}
+    for category in sorted(categories(observed)):
+        out.setdefault(chosen.get(category, OWN), []).append(category)
+    return out
+
+
+def part(snapshot: dict[str, Any], cats: list[str] | set[str]) -> dict[str, Any]:
+    """The categories ``cats`` of a snapshot, with its texts and settings."""
+    return {k: v for k, v in snapshot.items() if k in cats or k in RESERVED}
 
 
 def _add(run: Run, host: str, findings: list[dict[str, Any]]) -> None:
@@ -206,15 +229,30 @@ def with_texts(snapshot: dict[str, Any], previous: dict[str, Any] | None) -> dic
     return out
 
 
-def take_baseline(history: History, run: Run, by: str | None = None) -> None:
+def check_baseline_name(name: str, hosts: tuple[str, ...] | list[str] | None = None) -> None:
+    """``drift baseline --as NAME``: NAME is ``group:GROUP`` and the run covers one host."""
+    if not name.startswith(GROUP_PREFIX) or not name[len(GROUP_PREFIX):].strip() or name != name.strip():
+        raise InputError(f"--as {name!r}: a declared baseline is named group:NAME (e.g. group:web)")
+    if hosts is not None and len(hosts) != 1:
+        shown = ", ".join(list(hosts)[:3]) + (", ..." if len(hosts) > 3 else "")
+        raise InputError(f"--as {name}: takes the snapshot of one host, this run covers {len(hosts)} "
+                         f"({shown}); name it with -l")
+
+
+def take_baseline(history: History, run: Run, by: str | None = None, as_name: str | None = None) -> None:
     """Store every host's snapshot of ``run`` as its next baseline version (with the texts the
-    previous version held for files that did not change)."""
+    previous version held for files that did not change); with ``as_name`` (``group:NAME``), the
+    one host's snapshot becomes that declared baseline's next version instead."""
     for name in run.hosts:
         snap = snapshot_of(run, name)
-        if snap is not None:
-            prev = latest(history, name)
-            _store(history, name, with_texts(snap, prev[1] if prev else None), run.id, "snapshot",
-                   by or default_by(), "baseline taken", [])
+        if snap is None:
+            continue
+        own = latest(history, name)
+        snap = with_texts(snap, own[1] if own else None)
+        target, reason = (as_name, f"declared from {name}") if as_name else (name, "baseline taken")
+        prev = latest(history, target) if as_name else own
+        _store(history, target, with_texts(snap, prev[1] if prev else None), run.id, "snapshot",
+               by or default_by(), reason, [])
 
 
 def judge(history: History, run: Run) -> None:
@@ -226,12 +264,28 @@ def judge(history: History, run: Run) -> None:
         with history._tx() as db:
             db.execute("INSERT OR REPLACE INTO drift_observed VALUES (?,?,?,?)",
                        (name, run.id, utcnow(), json.dumps(snap, sort_keys=True)))
-        base = latest(history, name)
+        _add(run, name, host_findings(history, name, snap))
+
+
+def host_findings(history: History, name: str, snap: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each category of ``snap`` held against the baseline drift_baseline_from names for it."""
+    own = latest(history, name)
+    out: list[dict[str, Any]] = []
+    for source, cats in sources(snap).items():
+        base = own if source == OWN else latest(history, source)
         if base is None:
-            _add(run, name, [_finding("DRFT-BASE-001", "fail", {
-                "reason": f"no baseline for {name}: take one with 'fleetcare drift baseline'"})])
+            if source == OWN:
+                reason = f"no baseline for {name}: take one with 'fleetcare drift baseline'"
+            else:
+                how = f"--as {source} -l HOST" if source.startswith(GROUP_PREFIX) else f"-l {source}"
+                reason = (f"no baseline {source!r} to hold {', '.join(cats)} against (drift_baseline_from): "
+                          f"take it with 'fleetcare drift baseline {how}'")
+            out.append(_finding("DRFT-BASE-001", "fail", {"reason": reason, "baseline": source, "categories": cats}))
             continue
-        _add(run, name, drift_findings(base[1], snap, base[0]))
+        # the texts the host did not send because its own baseline holds them
+        observed = with_texts(part(snap, cats), own[1] if own else None)
+        out.extend(drift_findings(part(base[1], cats), observed, base[0], source))
+    return out
 
 
 def accept(history: History, host: str, items: list[str], reason: str, by: str | None = None) -> tuple[int, list[str]]:
@@ -247,7 +301,15 @@ def accept(history: History, host: str, items: list[str], reason: str, by: str |
     if row is None:
         raise InputError(f"drift accept: {host!r} has no drift run since its baseline (run 'fleetcare drift')")
     observed = json.loads(row[0])
-    drifted = {item: after for item, _before, after in diff(base[1], observed)}
+    held = sources(observed)
+    own = set(held.get(OWN, ()))
+    drifted = {item: after for item, _before, after in diff(part(base[1], own), part(observed, own))}
+    golden = {c: src for src, cats in held.items() if src != OWN for c in cats}
+    for item in items:
+        category = item.split(":", 1)[0]
+        if category in golden:
+            raise InputError(f"drift accept: {item!r} is held against the baseline {golden[category]!r} "
+                             f"(drift_baseline_from {category}), not {host}'s own: change that baseline instead")
     unknown = [i for i in items if i not in drifted]
     if unknown:
         raise InputError(f"drift accept: {unknown[0]!r} is not a drifted item of {host} "

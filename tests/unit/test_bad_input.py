@@ -261,6 +261,10 @@ CASES: dict[str, tuple[Argv, tuple[str, ...]]] = {
         ("group_vars/web", "drift_baseline_from", "unknown category 'pkgs'")),
     "e-drift-baseline-from-empty-host": (args("drift", "-e", "drift_baseline_from={packages: ''}"),
                                          ("drift_baseline_from", "packages", "not a host name")),
+    "drift-as-not-a-group": (args("drift", "baseline", "--as", "web"), ("--as 'web'", "group:NAME")),
+    "drift-as-many-hosts": (lambda t, f: ["drift", "baseline", "-i", str(f / "hosts.yml"), "--as", "group:web"],
+                            ("--as group:web", "one host", "covers 3")),
+    "drift-as-without-baseline": (args("drift", "--as", "group:web"), ("--as", "only with 'drift baseline'")),
     # the history database
     "history-db-is-a-directory": (lambda t, f: [*_inv(f), "--db", str(t)], ("history database",)),
 }

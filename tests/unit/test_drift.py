@@ -84,3 +84,42 @@ def test_the_settings_of_a_run_are_not_stored_in_the_baseline(tmp_path):
     with History(tmp_path / "h.db") as history:
         drift.take_baseline(history, run_with({"web1": {**BASE, "settings": {"severity": {"files": "minor"}}}}, "r1"))
         assert "settings" not in drift.latest(history, "web1")[1]
+
+
+def test_categories_held_against_a_golden_host_or_a_group_baseline(tmp_path):
+    golden = {"packages": {"curl:amd64": {"version": "1"}}, "sysctl": {"net.ipv4.ip_forward": "0"}}
+    mine = {"packages": {"curl:amd64": {"version": "1"}, "nc:amd64": {"version": "1"}},
+            "sysctl": {"net.ipv4.ip_forward": "1"}, "ports": {"tcp/0.0.0.0:22": {"process": "sshd"}}}
+    with History(tmp_path / "h.db") as history:
+        drift.take_baseline(history, run_with({"web-1": golden, "web-2": mine}, "r1"), by="alice")
+        drift.take_baseline(history, run_with({"web-1": golden}, "r2"), by="alice", as_name="group:web")
+        now = {**mine, "ports": {}, "settings": {"baseline_from": {"packages": "web-1", "sysctl": "group:web"}}}
+        run = run_with({"web-2": now}, "r3")
+        drift.judge(history, run)
+        found = {f.evidence["item"]: f.evidence for f in run.hosts["web-2"].findings if f.failing}
+        # nc is in web-2's own baseline, not in web-1's: drift against the golden host
+        assert found["packages:nc:amd64"]["baseline"] == "web-1" and found["packages:nc:amd64"]["change"] == "added"
+        assert found["sysctl:net.ipv4.ip_forward"]["baseline"] == "group:web"
+        assert found["ports:tcp/0.0.0.0:22"]["baseline"] == "own"
+
+        # accept: own categories only; a golden category is refused in one line
+        with pytest.raises(InputError, match="held against the baseline 'web-1'"):
+            drift.accept(history, "web-2", ["packages:nc:amd64"], "why")
+        version, items = drift.accept(history, "web-2", [], "port closed on purpose", by="bob")
+        assert items == ["ports:tcp/0.0.0.0:22"] and version == 2  # all own drift, and nothing golden
+
+        # a golden host without a baseline: the host says which one is missing
+        lost = {**mine, "settings": {"baseline_from": {"sysctl": "db-9"}}}
+        run = run_with({"web-2": lost}, "r4")
+        drift.judge(history, run)
+        (base,) = [f for f in run.hosts["web-2"].findings if f.id == "DRFT-BASE-001"]
+        assert base.failing and "no baseline 'db-9' to hold sysctl" in base.evidence["reason"]
+        assert [r["reason"] for r in drift.log(history, "group:web")] == ["declared from web-1"]
+
+
+def test_a_declared_baseline_is_named_group_and_takes_one_host():
+    drift.check_baseline_name("group:web", ("web-1",))
+    with pytest.raises(InputError, match="group:NAME"):
+        drift.check_baseline_name("web", ("web-1",))
+    with pytest.raises(InputError, match="one host, this run covers 2"):
+        drift.check_baseline_name("group:web", ("web-1", "web-2"))
