@@ -32,7 +32,7 @@ from typing import Any
 from fleetcare.collection import module_utils
 from fleetcare.errors import InputError
 from fleetcare.history import History
-from fleetcare.results import CONTRACT_VERSION, Run, utcnow
+from fleetcare.results import CONTRACT_VERSION, Run
 
 ROLE = "drift"
 _checks = module_utils("drift_checks")
@@ -169,22 +169,13 @@ def _add(run: Run, host: str, findings: list[dict[str, Any]]) -> None:
 
 # -- the store -----------------------------------------------------------------------
 def latest(history: History, host: str) -> tuple[int, dict[str, Any]] | None:
-    with history._errors():
-        row = history._db.execute("SELECT version, snapshot FROM drift_baselines WHERE host = ? "
-                                  "ORDER BY version DESC LIMIT 1", (host,)).fetchone()
-    return (row[0], json.loads(row[1])) if row else None
+    return history.drift_latest(host)
 
 
 def _store(history: History, host: str, snapshot: dict[str, Any], run_id: str | None, kind: str,
            by: str, reason: str, items: list[str]) -> int:
     snapshot = {k: v for k, v in snapshot.items() if k != SETTINGS}  # a run's settings, not the host's state
-    with history._tx() as db:
-        (top,) = db.execute("SELECT COALESCE(MAX(version), 0) FROM drift_baselines WHERE host = ?",
-                            (host,)).fetchone()
-        db.execute("INSERT INTO drift_baselines VALUES (?,?,?,?,?,?,?,?,?)",
-                   (host, top + 1, utcnow(), run_id, kind, by, reason, json.dumps(items),
-                    json.dumps(snapshot, sort_keys=True)))
-    return top + 1
+    return history.drift_store(host, snapshot, run_id, kind, by, reason, items)
 
 
 def default_by() -> str:
@@ -261,9 +252,7 @@ def judge(history: History, run: Run) -> None:
         snap = snapshot_of(run, name)
         if snap is None:
             continue
-        with history._tx() as db:
-            db.execute("INSERT OR REPLACE INTO drift_observed VALUES (?,?,?,?)",
-                       (name, run.id, utcnow(), json.dumps(snap, sort_keys=True)))
+        history.drift_observe(name, run.id, snap)
         _add(run, name, host_findings(history, name, snap))
 
 
@@ -296,11 +285,9 @@ def accept(history: History, host: str, items: list[str], reason: str, by: str |
     base = latest(history, host)
     if base is None:
         raise InputError(f"drift accept: unknown host {host!r} (no baseline; see 'fleetcare drift baseline')")
-    with history._errors():
-        row = history._db.execute("SELECT snapshot FROM drift_observed WHERE host = ?", (host,)).fetchone()
-    if row is None:
+    observed = history.drift_observed(host)
+    if observed is None:
         raise InputError(f"drift accept: {host!r} has no drift run since its baseline (run 'fleetcare drift')")
-    observed = json.loads(row[0])
     held = sources(observed)
     own = set(held.get(OWN, ()))
     drifted = {item: after for item, _before, after in diff(part(base[1], own), part(observed, own))}
@@ -338,10 +325,7 @@ def accept(history: History, host: str, items: list[str], reason: str, by: str |
 
 def log(history: History, host: str) -> list[dict[str, Any]]:
     """The baseline versions of a host, oldest first."""
-    with history._errors():
-        rows = history._db.execute("SELECT version, taken, run_id, kind, by, reason, items FROM drift_baselines "
-                                   "WHERE host = ? ORDER BY version", (host,)).fetchall()
+    rows = history.drift_log(host)
     if not rows:
         raise InputError(f"drift log: unknown host {host!r} (no baseline)")
-    keys = ("version", "taken", "run_id", "kind", "by", "reason", "items")
-    return [dict(zip(keys, (*r[:6], json.loads(r[6])), strict=True)) for r in rows]
+    return rows

@@ -123,3 +123,14 @@ def test_a_declared_baseline_is_named_group_and_takes_one_host():
         drift.check_baseline_name("web", ("web-1",))
     with pytest.raises(InputError, match="one host, this run covers 2"):
         drift.check_baseline_name("group:web", ("web-1", "web-2"))
+
+
+def test_no_sql_and_no_history_internals_outside_history_py():
+    import re
+    from pathlib import Path
+
+    package = Path(drift.__file__).parent
+    pattern = re.compile(r"\b(SELECT|INSERT INTO|DELETE FROM)\b|\._db\b|\._tx\(|\._errors\(")
+    offenders = [f"{p.relative_to(package)}:{n}" for p in package.rglob("*.py") if p.name != "history.py"
+                 for n, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert offenders == []
