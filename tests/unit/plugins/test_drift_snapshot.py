@@ -334,3 +334,14 @@ def test_a_drifted_file_shows_a_unified_diff_and_the_secret_reaches_no_report_no
     assert written and all(SECRET.encode() not in p.read_bytes() for p in written.values())
     for path in tmp_path.glob("h.db*"):
         assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_a_private_key_without_its_end_line_is_hidden_to_the_end():
+    from fleetcare.collection import module_utils
+
+    redact = module_utils("redact").redact
+    out = redact(f"a = 1\n-----BEGIN RSA PRIVATE KEY-----\n{SECRET}\nmore{SECRET}\n")
+    assert SECRET not in out and out.startswith("a = 1\n-----BEGIN RSA PRIVATE KEY-----\n<redacted>\n")
+    both = redact(f"-----BEGIN PRIVATE KEY-----\n{SECRET}\n-----END PRIVATE KEY-----\nafter = ok\n")
+    assert both == "-----BEGIN PRIVATE KEY-----\n<redacted>\n-----END PRIVATE KEY-----\nafter = ok\n"
+    assert redact("plain text, nothing here\n") == "plain text, nothing here\n"
