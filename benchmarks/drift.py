@@ -62,7 +62,7 @@ FC = p+u+g+s+l+ftype+sha256
 
 def timed(argv: list[str], env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> tuple[float, bytes]:
     start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True)
     elapsed = time.perf_counter() - start
     if proc.returncode not in ok:
         sys.exit(f"{argv[0]} failed ({proc.returncode}): {proc.stderr.decode(errors='replace').strip()[-500:]}")
