@@ -106,7 +106,26 @@ def context(run: Run) -> dict[str, Any]:
         "comparison": run.comparison,
         "compared_rows": [e for e in (run.comparison or {}).get("findings", ())
                           if e["state"] != "still_open"][:COMPARED_ROWS],
+        "drift_diffs": drift_diffs(run),
     }
+
+
+# -- drift: the unified diffs of drifted files (section "drift diffs" of the template) -----------
+DRIFT_DIFFS_SHOWN = 100
+
+
+def drift_diffs(run: Run) -> list[dict[str, Any]]:
+    """The failing findings that carry a unified diff (fleetcare.drift, already redacted on the
+    host), in report order, at most :data:`DRIFT_DIFFS_SHOWN`."""
+    out = []
+    for f in run.findings():
+        if f.failing and isinstance(f.evidence.get("diff"), str) and f.evidence["diff"]:
+            out.append({"host": f.host, "item": f.evidence.get("item", ""), "diff": f.evidence["diff"],
+                        "baseline": f.evidence.get("baseline", "own"),
+                        "version": f.evidence.get("baseline_version", ""), "note": f.evidence.get("diff_note", "")})
+            if len(out) >= DRIFT_DIFFS_SHOWN:
+                break
+    return out
 
 
 def _verdict(run: Run, hosts: dict[str, int], failing: dict[str, int], analysis: Analysis) -> dict[str, str]:

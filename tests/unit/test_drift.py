@@ -134,3 +134,16 @@ def test_no_sql_and_no_history_internals_outside_history_py():
     offenders = [f"{p.relative_to(package)}:{n}" for p in package.rglob("*.py") if p.name != "history.py"
                  for n, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert offenders == []
+
+
+def test_the_html_report_shows_each_diff_escaped():
+    from fleetcare.reports import html
+
+    run = run_with({"web1": None}, "r1")
+    diff = "--- baseline/etc/a\n+++ now/etc/a\n@@ -1 +1 @@\n-x = 1\n+x = <script>2</script>\n"
+    drift._add(run, "web1", [drift._finding("DRFT-FILE-001", "fail", {
+        "item": "files:/etc/a", "change": "changed", "diff": diff, "baseline": "own", "baseline_version": 3})])
+    run.finish()
+    page = html.render(run)
+    assert "File diffs against the baseline (1)" in page and "baseline own v3" in page
+    assert "+x = &lt;script&gt;2&lt;/script&gt;" in page and "<script>2" not in page
