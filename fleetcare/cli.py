@@ -332,7 +332,7 @@ def _drift(args: argparse.Namespace) -> int:
             def prepare(history, job):
                 if args.as_name:
                     drift.check_baseline_name(args.as_name, job.hosts)
-                return drift.write_known(history, job.hosts, Path(known))
+                return drift.write_known(history, job.hosts, Path(known), baseline=action == "baseline")
 
             if action is None:
                 return _run(args, judge=drift.judge, prepare=prepare)

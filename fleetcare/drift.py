@@ -187,21 +187,34 @@ def default_by() -> str:
         return str(os.getuid())
 
 
-def known_digests(history: History, host: str) -> dict[str, str]:
-    """{path: SHA-256} of the files whose text the host's latest baseline holds: the host need
-    not send them again."""
+KNOWN_DIGITS = 16  # of a digest in 'known' (drift_snapshot's KNOWN_DIGITS)
+
+
+def known_digests(history: History, host: str, baseline: bool = False) -> dict[str, str]:
+    """What the host need not send, from its latest baseline: {path: first digits of the SHA-256}
+    of the files whose text the baseline holds (sent again only when the file changed); for a
+    drift run (``baseline`` False) also ``-`` for each file the baseline holds no text of (a diff
+    needs both sides, so its text is never sent; a baseline run collects it, budget permitting)."""
     base = latest(history, host)
     if base is None:
         return {}
-    files = base[1].get("files") or {}
-    return {p: files[p]["sha256"] for p in base[1].get(TEXTS) or {} if "sha256" in files.get(p, {})}
+    files, texts = base[1].get("files") or {}, base[1].get(TEXTS) or {}
+    out = {}
+    for path, entry in files.items():
+        digest = str(entry.get("sha256", ""))[:KNOWN_DIGITS]
+        if path in texts:
+            out[path] = digest
+        elif not baseline and "sha256" in entry:
+            out[path] = "-"
+    return out
 
 
-def write_known(history: History, hosts: tuple[str, ...] | list[str], directory: Path) -> dict[str, str]:
+def write_known(history: History, hosts: tuple[str, ...] | list[str], directory: Path,
+                baseline: bool = False) -> dict[str, str]:
     """Write ``<host>.json`` (:func:`known_digests`) for each host with a baseline into
     ``directory``; returns the role variable that points the drift role there."""
     for host in hosts:
-        digests = known_digests(history, host)
+        digests = known_digests(history, host, baseline)
         if digests and "/" not in host:
             (directory / f"{host}.json").write_text(json.dumps(digests), encoding="utf-8")
     return {"__drift_known_dir": str(directory)}

@@ -90,8 +90,10 @@ options:
     default: {}
   known:
     description:
-      - Host path -> SHA-256 of the files whose text the controller already holds (set by the
-        fleetcare wrapper from the host's baseline); their text is not sent again.
+      - Host path -> the first 16 hex digits of the SHA-256 of the files whose text the controller
+        already holds (set by the fleetcare wrapper from the host's baseline); their text is not
+        sent again while the digest matches. A value starting with C(-) marks a file the baseline
+        holds no text of (no diff can be made): its text is never sent.
     type: dict
     default: {}
 """
@@ -178,13 +180,19 @@ def sha256(path):
     return digest.hexdigest()
 
 
+KNOWN_DIGITS = 16
+
+
 class Texts(object):
     """The redacted text of small text files, for the controller's unified diffs.
 
     Only a regular file that every user may read (a file kept from other users is treated as
     secret: only its digest travels), of at most ``max_bytes``, UTF-8 without NUL bytes, is kept;
     secret-looking lines are redacted here, on the host (module_utils/redact.py). A file whose
-    SHA-256 is the one in ``known`` (the controller holds its text already) is not sent again.
+    SHA-256 is the one in ``known`` (the controller holds its text already) is not sent again; one
+    ``known`` marks ``-`` (the baseline has its digest but no text: no diff can be made) is never
+    sent. Digests in ``known`` are the first :data:`KNOWN_DIGITS` hex digits (a false match costs
+    a diff, never a finding: the controller compares whole digests).
     ``budget`` bounds the bytes of text one snapshot carries; files past it get no text
     (counted in ``skipped``)."""
 
@@ -197,7 +205,8 @@ class Texts(object):
                     and st.st_mode & stat.S_IROTH)
 
     def offer(self, shown, raw, digest):
-        if self.known.get(shown) == digest or b"\0" in raw:
+        known = self.known.get(shown)
+        if known is not None and (known.startswith("-") or known == digest[:KNOWN_DIGITS]) or b"\0" in raw:
             return
         try:
             text = redact(raw.decode("utf-8"))

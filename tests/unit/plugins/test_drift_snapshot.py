@@ -287,10 +287,17 @@ def test_only_small_world_readable_text_travels_redacted_and_known_texts_stay_ho
     assert SECRET not in repr(out)  # nowhere in the payload
     sha = out["data"]["files"]["/etc/app.conf"]["sha256"]
     assert sha == hashlib.sha256(APP_CONF.encode()).hexdigest()  # the digest is of the real file
-    again = ds.run(dict(TEXT_PARAMS, known={"/etc/app.conf": sha}), root=str(root))["fleetcare"]
-    assert "/etc/app.conf" not in again["data"].get("texts", {})
-    assert again["findings"][0]["evidence"]["texts"]["sent"] == len(texts) - 1
-    tight = ds.run(dict(TEXT_PARAMS, text_budget=10), root=str(root))["fleetcare"]
+    again = ds.run(dict(TEXT_PARAMS, known={"/etc/app.conf": sha[:16], "/etc/ssh/sshd_config": "-"}),
+                   root=str(root))["fleetcare"]
+    # known and unchanged, or known to have no text in the baseline: neither travels
+    assert not {"/etc/app.conf", "/etc/ssh/sshd_config"} & set(again["data"].get("texts", {}))
+    assert again["findings"][0]["evidence"]["texts"]["sent"] == len(texts) - 1  # sshd_config is 0600 anyway
+    (root / "etc/app.conf").write_text("changed = 1\n")
+    (root / "etc/group").write_text("root:x:0:\n")
+    known = {"/etc/app.conf": sha[:16], "/etc/group": "-"}
+    changed = ds.run(dict(TEXT_PARAMS, known=known), root=str(root))["fleetcare"]["data"]["texts"]
+    assert changed["/etc/app.conf"] == "changed = 1\n" and "/etc/group" not in changed
+    tight = ds.run(dict(TEXT_PARAMS, text_budget=5), root=str(root))["fleetcare"]
     assert "texts" not in tight["data"] and tight["findings"][0]["evidence"]["texts"]["over_budget"] >= 1
     assert "texts" not in ds.run(PARAMS, root=str(root))["fleetcare"]["data"]  # no text_max_bytes: none
 
@@ -312,7 +319,9 @@ def test_a_drifted_file_shows_a_unified_diff_and_the_secret_reaches_no_report_no
     with History(db) as history:
         drift.take_baseline(history, run_of("r1", TEXT_PARAMS), by="alice")
         known = drift.known_digests(history, "web1")
-        assert "/etc/app.conf" in known and "/etc/private.conf" not in known
+        assert known["/etc/app.conf"] == drift.latest(history, "web1")[1]["files"]["/etc/app.conf"]["sha256"][:16]
+        assert known["/etc/private.conf"] == "-"  # no text in the baseline: never sent on a drift run
+        assert "/etc/private.conf" not in drift.known_digests(history, "web1", baseline=True)
         (root / "etc/app.conf").write_text(APP_CONF.replace("workers = 4", "workers = 8")
                                            .replace(f"db_password = {SECRET}", f"db_password = {SECRET}-2"))
         (root / "etc/private.conf").write_text(f"{SECRET}-3\n")
