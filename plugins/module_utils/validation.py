@@ -130,7 +130,14 @@ def drift_problems(params, name=None):
             return "%r is not a host name, group:NAME or %s" % (value, OWN_BASELINE)
         return None
 
-    problems = _categories(params.get("severity") or {}, "severity", name, severity)
+    problems = []
+    for category in params.get("categories") or ():
+        if category not in CATEGORY_IDS:
+            problems.append((("categories",), "%s: unknown category %r (one of %s)"
+                             % (name("categories"), category, ", ".join(sorted(CATEGORY_IDS)))))
+    if params.get("categories") == []:
+        problems.append((("categories",), "%s: names no category; nothing would be recorded" % name("categories")))
+    problems += _categories(params.get("severity") or {}, "severity", name, severity)
     problems += _categories(params.get("baseline_from") or {}, "baseline_from", name, source)
     return problems
 

@@ -73,6 +73,13 @@ options:
     description: Most bytes of text one snapshot carries; files past it get no diff.
     type: int
     default: 1048576
+  categories:
+    description:
+      - The categories recorded (files, packages, services, accounts, sysctl, ports, cron, kmods,
+        mounts, sudo); the others are neither recorded nor judged.
+    type: list
+    elements: str
+    default: [files, packages, services, accounts, sysctl, ports, cron, kmods, mounts, sudo]
   severity:
     description:
       - Category -> severity (critical, major, minor, info) of its drift findings, instead of the
@@ -124,7 +131,7 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetcare.ops.plugins.module_utils.debian import DPKG_STATUS, parse_dpkg_installed
-from ansible_collections.fleetcare.ops.plugins.module_utils.drift_checks import CHECKS
+from ansible_collections.fleetcare.ops.plugins.module_utils.drift_checks import CATEGORY_IDS, CHECKS
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import CheckError, finding, payload
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import probe, read_optional, run_cmd
 from ansible_collections.fleetcare.ops.plugins.module_utils.redact import redact
@@ -140,6 +147,7 @@ ARGUMENT_SPEC = dict(
     text_max_bytes=dict(type="int", default=32768),
     text_budget=dict(type="int", default=1048576),
     known=dict(type="dict", default={}),
+    categories=dict(type="list", elements="str", default=list(CATEGORY_IDS)),
     severity=dict(type="dict", default={}),
     baseline_from=dict(type="dict", default={}),
 )
@@ -165,11 +173,17 @@ class TooMany(Exception):
     pass
 
 
+_NAMES = {}
+
+
 def _name(lookup, ident):
-    try:
-        return lookup(ident)[0]
-    except KeyError:
-        return str(ident)
+    key = (lookup, ident)
+    if key not in _NAMES:
+        try:
+            _NAMES[key] = lookup(ident)[0]
+        except KeyError:
+            _NAMES[key] = str(ident)
+    return _NAMES[key]
 
 
 def sha256(path):
@@ -354,27 +368,41 @@ def snapshot_sudo(root="/"):
     return dict((who, {"rules": rules}) for who, rules in sudo_rights(root).items())
 
 
+def _matcher(patterns):
+    """One compiled regex for shell patterns (fnmatch per key per pattern costs more than the read)."""
+    if not patterns:
+        return None
+    return re.compile("|".join("(?:%s)" % fnmatch.translate(p) for p in patterns))
+
+
 def snapshot_sysctl(excludes=(), root="/"):
     base = os.path.join(root, "proc/sys")
-    patterns = tuple(SYSCTL_VOLATILE) + tuple(excludes)
+    skip = _matcher(tuple(SYSCTL_VOLATILE) + tuple(excludes))
+    # whole subtrees the built-in list leaves out are not even walked
+    pruned = frozenset(p[:-2] for p in SYSCTL_VOLATILE if p.endswith(".*") and "*" not in p[:-2])
     out = {}
-    for dirpath, dirnames, filenames in os.walk(base):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = os.path.join(dirpath, name)
-            key = os.path.relpath(path, base).replace("/", ".")
-            if any(fnmatch.fnmatch(key, p) for p in patterns):
+    stack = [(base, "")]
+    while stack:
+        directory, prefix = stack.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            key = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if key not in pruned:
+                    stack.append((entry.path, key + "."))
+                continue
+            if skip is not None and skip.match(key):
                 continue
             try:
-                st = os.stat(path)
-                if not st.st_mode & stat.S_IRUSR:
-                    continue
-                value = read_optional(path)
-            except OSError:
+                with open(entry.path, "rb") as handle:
+                    value = handle.read(65536)
+            except (IOError, OSError):  # write-only (route.flush) or refused
                 continue
-            if value is not None:
-                out[key] = " ".join(value.split())
-    return out
+            out[key] = " ".join(value.decode("utf-8", "replace").split())
+    return dict(sorted(out.items()))
 
 
 def _socket_owners(root="/"):
@@ -462,9 +490,11 @@ def snapshot_cron(services, root="/"):
 
 def snapshot(params, root="/", runner=run_cmd):
     """(finding of DRFT-SNAP-001, snapshot or None)."""
+    wanted = set(params.get("categories") or CATEGORY_IDS)
+    texts = Texts(params.get("text_max_bytes") or 0, params.get("text_budget") or 0, params.get("known"))
     try:
-        texts = Texts(params.get("text_max_bytes") or 0, params.get("text_budget") or 0, params.get("known"))
-        files = snapshot_files(params["paths"], params["excludes"], params["max_files"], root, texts)
+        files = snapshot_files(params["paths"], params["excludes"], params["max_files"], root, texts) \
+            if "files" in wanted else None
     except TooMany as exc:
         return finding(SNAP["id"], SNAP["title"], SNAP["severity"], "fail",
                        {"reason": "more than %d files under %s (at %s): nothing recorded"
@@ -472,19 +502,26 @@ def snapshot(params, root="/", runner=run_cmd):
                        SNAP["remediation"]), None
     notes = {}
     units = None
-    if root == "/" and probe().systemd:
+    if not wanted & {"services", "cron"}:
+        pass  # systemctl only for what needs it
+    elif root == "/" and probe().systemd:
         try:
             units = snapshot_services(runner)
         except CheckError as exc:
             notes["services"] = str(exc)
     else:
         notes["services"] = "systemd is not running"
-    data = {"files": files, "packages": snapshot_packages(root), "accounts": snapshot_accounts(root),
-            "sysctl": snapshot_sysctl(params["sysctl_exclude"], root), "ports": snapshot_ports(root),
-            "cron": snapshot_cron(units, root), "kmods": snapshot_kmods(root),
-            "mounts": snapshot_mounts(params.get("mount_exclude") or (), root), "sudo": snapshot_sudo(root)}
-    if units is not None:
-        data["services"] = dict((u, s) for u, s in units.items() if u.endswith(".service"))
+    takers = {"files": lambda: files, "packages": lambda: snapshot_packages(root),
+              "accounts": lambda: snapshot_accounts(root),
+              "sysctl": lambda: snapshot_sysctl(params["sysctl_exclude"], root), "ports": lambda: snapshot_ports(root),
+              "cron": lambda: snapshot_cron(units, root), "kmods": lambda: snapshot_kmods(root),
+              "mounts": lambda: snapshot_mounts(params.get("mount_exclude") or (), root),
+              "sudo": lambda: snapshot_sudo(root),
+              "services": lambda: None if units is None else dict(
+                  (u, s) for u, s in units.items() if u.endswith(".service"))}
+    data = dict((key, take()) for key, take in takers.items() if key in wanted)
+    if units is None:
+        data.pop("services", None)
     for key in list(data):
         if data[key] is None:
             notes[key] = "not available on this host"

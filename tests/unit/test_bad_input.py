@@ -259,6 +259,8 @@ CASES: dict[str, tuple[Argv, tuple[str, ...]]] = {
         lambda t, f: ["drift", "-i", str(_w(f / "group_vars" / "web.yml", "drift_baseline_from: {pkgs: web-1}\n")
                                          .parent.parent / "hosts.yml")],
         ("group_vars/web", "drift_baseline_from", "unknown category 'pkgs'")),
+    "e-drift-categories-unknown": (args("drift", "-e", "drift_categories=[files, crons]"),
+                                   ("-e", "drift_categories", "unknown category 'crons'")),
     "e-drift-baseline-from-empty-host": (args("drift", "-e", "drift_baseline_from={packages: ''}"),
                                          ("drift_baseline_from", "packages", "not a host name")),
     "drift-as-not-a-group": (args("drift", "baseline", "--as", "web"), ("--as 'web'", "group:NAME")),

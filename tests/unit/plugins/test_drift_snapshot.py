@@ -354,3 +354,14 @@ def test_a_private_key_without_its_end_line_is_hidden_to_the_end():
     both = redact(f"-----BEGIN PRIVATE KEY-----\n{SECRET}\n-----END PRIVATE KEY-----\nafter = ok\n")
     assert both == "-----BEGIN PRIVATE KEY-----\n<redacted>\n-----END PRIVATE KEY-----\nafter = ok\n"
     assert redact("plain text, nothing here\n") == "plain text, nothing here\n"
+
+
+def test_only_the_categories_asked_for_are_recorded(tmp_path):
+    root = sudo_root(tmp_path)
+    out = ds.run(dict(PARAMS, categories=["packages", "sudo"]), root=str(root))["fleetcare"]
+    assert set(out["data"]) == {"packages", "sudo"}
+    assert "not_recorded" not in out["findings"][0]["evidence"]  # services were not asked for
+    from fleetcare.collection import module_utils
+
+    (bad,) = module_utils("validation").drift_problems({"categories": ["files", "crons"]})
+    assert "unknown category 'crons'" in bad[1]
