@@ -148,13 +148,15 @@ OWN = "own"  # the host's own last approved snapshot
 GROUP_PREFIX = "group:"  # a baseline declared for a group: 'fleetcare drift baseline --as group:NAME'
 
 
-def sources(observed: dict[str, Any]) -> dict[str, list[str]]:
+def sources(observed: dict[str, Any], host: str = "") -> dict[str, list[str]]:
     """baseline name -> the categories of ``observed`` held against it (``own`` unless its
-    drift_baseline_from names a golden host or ``group:NAME``)."""
+    drift_baseline_from names a golden host or ``group:NAME``; the golden host itself, whose
+    group_vars name it too, is held against its own)."""
     chosen = settings(observed, "baseline_from")
     out: dict[str, list[str]] = {}
     for category in sorted(categories(observed)):
-        out.setdefault(chosen.get(category, OWN), []).append(category)
+        source = chosen.get(category, OWN)
+        out.setdefault(OWN if source == host else source, []).append(category)
     return out
 
 
@@ -273,7 +275,7 @@ def host_findings(history: History, name: str, snap: dict[str, Any]) -> list[dic
     """Each category of ``snap`` held against the baseline drift_baseline_from names for it."""
     own = latest(history, name)
     out: list[dict[str, Any]] = []
-    for source, cats in sources(snap).items():
+    for source, cats in sources(snap, name).items():
         base = own if source == OWN else latest(history, source)
         if base is None:
             if source == OWN:
@@ -301,7 +303,7 @@ def accept(history: History, host: str, items: list[str], reason: str, by: str |
     observed = history.drift_observed(host)
     if observed is None:
         raise InputError(f"drift accept: {host!r} has no drift run since its baseline (run 'fleetcare drift')")
-    held = sources(observed)
+    held = sources(observed, host)
     own = set(held.get(OWN, ()))
     drifted = {item: after for item, _before, after in diff(part(base[1], own), part(observed, own))}
     golden = {c: src for src, cats in held.items() if src != OWN for c in cats}

@@ -147,3 +147,15 @@ def test_the_html_report_shows_each_diff_escaped():
     page = html.render(run)
     assert "File diffs against the baseline (1)" in page and "baseline own v3" in page
     assert "+x = &lt;script&gt;2&lt;/script&gt;" in page and "<script>2" not in page
+
+
+def test_the_golden_host_itself_is_held_against_its_own_baseline(tmp_path):
+    snap = {"packages": {"curl:amd64": {"version": "1"}}}
+    with History(tmp_path / "h.db") as history:
+        drift.take_baseline(history, run_with({"web-1": snap}, "r1"))
+        now = {"packages": {}, "settings": {"baseline_from": {"packages": "web-1"}}}  # group_vars name it too
+        run = run_with({"web-1": now}, "r2")
+        drift.judge(history, run)
+        (f,) = [f for f in run.hosts["web-1"].findings if f.failing]
+        assert f.evidence["baseline"] == "own"
+        assert drift.accept(history, "web-1", ["packages:curl:amd64"], "removed on purpose")[0] == 2
