@@ -290,8 +290,11 @@ def _open_history(args: argparse.Namespace):
     return History(args.db)
 
 
-def _run(args: argparse.Namespace, judge=None) -> int:
-    """A run command; ``judge(history, run)`` adds controller-side findings before the reports."""
+def _run(args: argparse.Namespace, judge=None, prepare=None) -> int:
+    """A run command; ``judge(history, run)`` adds controller-side findings before the reports;
+    ``prepare(history, job)`` returns extra variables the job takes from history (drift's known texts)."""
+    import dataclasses
+
     from fleetcare import app, jobs
 
     rules = _rules(args)
@@ -302,6 +305,9 @@ def _run(args: argparse.Namespace, judge=None) -> int:
     output_dir = app.check_writable(args.output_dir or app.default_output_dir())
     app.check_exports(args.junit, args.prometheus_dir)
     with _open_history(args) as history:
+        if prepare:
+            job = dataclasses.replace(job, extravars={**job.extravars, **prepare(history, job)})
+
         def started(run, run_dir):
             if not args.quiet:
                 _ = _tr()
@@ -441,6 +447,9 @@ def _drift_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("words", nargs="*", metavar="HOST [ITEM ...]", help="for accept and log")
     p.add_argument("--reason", help="why the drift is accepted (accept)")
     p.add_argument("--by", help="who accepts it (accept; default: the login name)")
+    p.add_argument("--as", dest="as_name", metavar="group:NAME",
+                   help="baseline: store the one host's snapshot as the declared baseline of a group "
+                        "(hosts hold categories against it with drift_baseline_from)")
 
 
 def _drift(args: argparse.Namespace) -> int:
@@ -452,9 +461,26 @@ def _drift(args: argparse.Namespace) -> int:
     if action in (None, "baseline"):
         if words:
             raise InputError(f"drift {action or ''}: unexpected argument {words[0]!r}".replace("  ", " "))
-        if action is None:
-            return _run(args, judge=drift.judge)
-        return _run(args, judge=lambda history, run: drift.take_baseline(history, run, args.by))
+        import shutil
+        import tempfile
+
+        if args.as_name and action != "baseline":
+            raise InputError("--as: only with 'drift baseline'")
+        if args.as_name:
+            drift.check_baseline_name(args.as_name)
+        known = tempfile.mkdtemp(prefix="fleetcare-drift-")  # 0700: digests of the baselines' files
+        try:
+            def prepare(history, job):
+                if args.as_name:
+                    drift.check_baseline_name(args.as_name, job.hosts)
+                return drift.write_known(history, job.hosts, Path(known), baseline=action == "baseline")
+
+            if action is None:
+                return _run(args, judge=drift.judge, prepare=prepare)
+            return _run(args, judge=lambda history, run: drift.take_baseline(history, run, args.by, args.as_name),
+                        prepare=prepare)
+        finally:
+            shutil.rmtree(known, ignore_errors=True)
     if not words:
         raise InputError(f"drift {action}: name the HOST")
     with _open_history(args) as history:

@@ -109,10 +109,13 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
         "drift", "whole-host snapshots held against an approved baseline",
         "Snapshot each host in one read-only module call (files under drift_paths with SHA-256, mode, "
         "owner, group, size, link target; packages; services; users and groups; sysctl; listening "
-        "sockets; cron jobs and timers) and report one finding per item that differs from the host's "
-        "approved baseline, kept on this machine in history. 'drift baseline' stores the snapshots as "
-        "the new baselines; 'drift accept HOST [ITEM ...] --reason TEXT [--by NAME]' makes drifted items "
-        "part of the baseline; 'drift log HOST' shows a host's baseline versions.",
+        "sockets; cron jobs and timers; kernel modules; mounts; sudo rights) and report one finding per "
+        "item that differs from the host's approved baseline, kept on this machine in history, with a "
+        "unified diff for text files (secrets redacted on the host). 'drift baseline' stores the "
+        "snapshots as the new baselines ('--as group:NAME -l HOST' declares a group's baseline, which "
+        "drift_baseline_from holds categories against); 'drift accept HOST [ITEM ...] --reason TEXT "
+        "[--by NAME]' makes drifted items part of the host's own baseline; 'drift log HOST' shows a "
+        "host's baseline versions.",
         playbook="playbooks/drift.yml", roles=("drift",), title="Drift report",
         example="drift_paths=[/etc,/usr/local/bin]"),
     Command(

@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from fleetcare import data_dir
 from fleetcare.lifecycle import first_seen_of
-from fleetcare.results import Finding, Metric, Run
+from fleetcare.results import Finding, Metric, Run, utcnow
 
 # "FLCR" in the SQLite header: this file is a fleetcare history (set since schema 2)
 APPLICATION_ID = 0x464C4352
@@ -524,6 +524,46 @@ class History:
             return [(started, value, json.loads(labels)) for started, value, labels in self._db.execute(
                 "SELECT r.started, m.value, m.labels FROM metrics m JOIN runs r ON r.id = m.run_id "
                 "WHERE m.host = ? AND m.name = ? ORDER BY r.started", (host, name))]
+
+    # -- drift baselines (fleetcare.drift) ---------------------------------------------
+    def drift_latest(self, host: str) -> tuple[int, dict[str, Any]] | None:
+        """(version, snapshot) of the newest baseline of ``host`` (or of a declared baseline
+        such as ``group:web``), None when it has none."""
+        with self._errors():
+            row = self._db.execute("SELECT version, snapshot FROM drift_baselines WHERE host = ? "
+                                   "ORDER BY version DESC LIMIT 1", (host,)).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    def drift_store(self, host: str, snapshot: dict[str, Any], run_id: str | None, kind: str, by: str,
+                    reason: str, items: list[str]) -> int:
+        """Store ``snapshot`` as the next baseline version of ``host``, with who, why and which
+        items (for an accept); returns the version."""
+        with self._tx() as db:
+            (top,) = db.execute("SELECT COALESCE(MAX(version), 0) FROM drift_baselines WHERE host = ?",
+                                (host,)).fetchone()
+            db.execute("INSERT INTO drift_baselines VALUES (?,?,?,?,?,?,?,?,?)",
+                       (host, top + 1, utcnow(), run_id, kind, by, reason, json.dumps(items),
+                        json.dumps(snapshot, sort_keys=True)))
+        return top + 1
+
+    def drift_observe(self, host: str, run_id: str, snapshot: dict[str, Any]) -> None:
+        """Keep ``snapshot`` as the last observed one of ``host`` (what accept draws from)."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO drift_observed VALUES (?,?,?,?)",
+                       (host, run_id, utcnow(), json.dumps(snapshot, sort_keys=True)))
+
+    def drift_observed(self, host: str) -> dict[str, Any] | None:
+        with self._errors():
+            row = self._db.execute("SELECT snapshot FROM drift_observed WHERE host = ?", (host,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def drift_log(self, host: str) -> list[dict[str, Any]]:
+        """The baseline versions of ``host``, oldest first, without their snapshots."""
+        keys = ("version", "taken", "run_id", "kind", "by", "reason", "items")
+        with self._errors():
+            rows = self._db.execute("SELECT version, taken, run_id, kind, by, reason, items FROM drift_baselines "
+                                    "WHERE host = ? ORDER BY version", (host,)).fetchall()
+        return [dict(zip(keys, (*r[:6], json.loads(r[6])), strict=True)) for r in rows]
 
 
     # -- trends (fleetcare.trends) ---------------------------------------------------

@@ -139,6 +139,7 @@ def context(run: Run, lang: str | None = None) -> dict[str, Any]:
         "trends": trends_view(run, tr),
         **_duties_context(run),
         **matrix_context(run, analysis, tr),
+        "drift_diffs": drift_diffs(run),
     } | _duties_verdict(run, _verdict(run, hosts, failing, analysis, tr), tr)
 
 
@@ -276,6 +277,24 @@ def render_matrix(run: Run) -> str:
     template = _template()
     ctx = template.new_context({**matrix_context(run, analyse(run)), "tr": i18n.translator("en")})
     return "".join(chunk for name in MATRIX_BLOCKS for chunk in template.blocks[name](ctx))
+
+
+# -- drift: the unified diffs of drifted files (section "drift diffs" of the template) -----------
+DRIFT_DIFFS_SHOWN = 100
+
+
+def drift_diffs(run: Run) -> list[dict[str, Any]]:
+    """The failing findings that carry a unified diff (fleetcare.drift, already redacted on the
+    host), in report order, at most :data:`DRIFT_DIFFS_SHOWN`."""
+    out = []
+    for f in run.findings():
+        if f.failing and isinstance(f.evidence.get("diff"), str) and f.evidence["diff"]:
+            out.append({"host": f.host, "item": f.evidence.get("item", ""), "diff": f.evidence["diff"],
+                        "baseline": f.evidence.get("baseline", "own"),
+                        "version": f.evidence.get("baseline_version", ""), "note": f.evidence.get("diff_note", "")})
+            if len(out) >= DRIFT_DIFFS_SHOWN:
+                break
+    return out
 
 
 def _verdict(run: Run, hosts: dict[str, int], failing: dict[str, int], analysis: Analysis,

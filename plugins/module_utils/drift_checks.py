@@ -50,6 +50,19 @@ CHECKS = (
     _check("DRFT-CRON-001", "Scheduled job drifted from the baseline", "major", (),
            """A crontab or systemd timer added, changed or removed: code that runs by itself.""",
            _ACCEPT, "cron"),
+    _check("DRFT-KMOD-001", "Kernel module drifted from the baseline", "major", (),
+           """A kernel module loaded or unloaded since the baseline: code running in the kernel.
+           (In a container the modules are the host's; they are recorded as the container sees
+           them.)""", _ACCEPT, "kmods"),
+    _check("DRFT-MOUNT-001", "Mount drifted from the baseline", "major", ("mount_exclude",),
+           """A file system mounted, unmounted, or mounted with other options (nodev, nosuid,
+           noexec, ro) or from another source. Pseudo file systems (proc, sysfs, cgroup, ...)
+           and runtime mount points under /proc, /sys and /run/user are left out.""",
+           _ACCEPT, "mounts"),
+    _check("DRFT-SUDO-001", "Sudo rights drifted from the baseline", "major", (),
+           """Who may run what as whom through sudo (/etc/sudoers and the files it includes,
+           aliases expanded), per user or %group, and the Defaults lines: a new NOPASSWD rule or
+           a new user with rights is a privilege change.""", _ACCEPT, "sudo"),
     _check("DRFT-BASE-001", "Host has an approved baseline", "major", (),
            """Drift is judged against an approved snapshot kept on the controller; a host without
            one cannot be judged.""", """Take one: fleetcare drift baseline -l HOST."""),

@@ -24,6 +24,9 @@ __metaclass__ = type
 
 import math
 
+from ansible_collections.fleetcare.ops.plugins.module_utils.drift_checks import CATEGORY_IDS
+from ansible_collections.fleetcare.ops.plugins.module_utils.findings import SEVERITIES
+
 # (warn, critical, upper bound): warn and critical thresholds of one check; None = no bound / no pair
 HEALTH_PAIRS = (
     ("load_warn_per_core", "load_critical_per_core", None),
@@ -94,5 +97,51 @@ def health_problems(params, name=None):
     return problems
 
 
+# the value of drift_baseline_from that means "the host's own last approved snapshot"
+OWN_BASELINE = "own"
+
+
+def _categories(mapping, option, name, what):
+    """Problems of a {category: value} option: unknown categories; ``what(value)`` -> message or None."""
+    problems = []
+    if not isinstance(mapping, dict):
+        return problems  # the argument spec's type check names it
+    for category in sorted(mapping, key=str):
+        if category not in CATEGORY_IDS:
+            problems.append(((option,), "%s: unknown category %r (one of %s)"
+                             % (name(option), category, ", ".join(sorted(CATEGORY_IDS)))))
+            continue
+        bad = what(mapping[category])
+        if bad:
+            problems.append(((option,), "%s: %s: %s" % (name(option), category, bad)))
+    return problems
+
+
+def drift_problems(params, name=None):
+    """Problems of the drift_snapshot options beside their types: ``severity`` maps categories to
+    severities, ``baseline_from`` categories to a golden host, a group's declared baseline
+    (``group:NAME``) or ``own``."""
+    name = name or module_name("drift")
+
+    def severity(value):
+        return None if value in SEVERITIES else "%r is not a severity (%s)" % (value, "|".join(SEVERITIES))
+
+    def source(value):
+        if not isinstance(value, str) or not value.strip() or value != value.strip() or value in ("group:",):
+            return "%r is not a host name, group:NAME or %s" % (value, OWN_BASELINE)
+        return None
+
+    problems = []
+    for category in params.get("categories") or ():
+        if category not in CATEGORY_IDS:
+            problems.append((("categories",), "%s: unknown category %r (one of %s)"
+                             % (name("categories"), category, ", ".join(sorted(CATEGORY_IDS)))))
+    if params.get("categories") == []:
+        problems.append((("categories",), "%s: names no category; nothing would be recorded" % name("categories")))
+    problems += _categories(params.get("severity") or {}, "severity", name, severity)
+    problems += _categories(params.get("baseline_from") or {}, "baseline_from", name, source)
+    return problems
+
+
 # role -> its check; a role without an entry has only the type checks of its argument spec
-CHECKS = {"health": health_problems}
+CHECKS = {"health": health_problems, "drift": drift_problems}

@@ -14,7 +14,10 @@ short_description: Take a compact snapshot of a host for drift detection, read-o
 description:
   - Records files under O(paths) (SHA-256, mode, owner, group, size, symlink target), installed
     packages (version, architecture, hold), systemd services (enabled, active), users and groups,
-    sysctl values, listening sockets and scheduled jobs (crontabs, C(/etc/cron.*), systemd timers).
+    sysctl values, listening sockets, scheduled jobs (crontabs, C(/etc/cron.*), systemd timers),
+    loaded kernel modules (C(/proc/modules)), mounts with their options (C(/proc/self/mountinfo),
+    pseudo file systems left out) and sudo rights (C(/etc/sudoers) and what it includes, as rules
+    per user or group).
   - Hashes are computed on the host; only the digests travel. The snapshot travels to the
     controller inside the C(fleetcare) result key (key C(data)), beside one finding,
     C(DRFT-SNAP-001), which fails when the path set holds more than O(max_files) entries; no
@@ -54,6 +57,52 @@ options:
     type: list
     elements: str
     default: []
+  mount_exclude:
+    description: Shell patterns of mount points left out, beside the built-in pseudo file systems.
+    type: list
+    elements: str
+    default: []
+  text_max_bytes:
+    description:
+      - Largest file (bytes) whose text is kept for a unified diff on the controller; V(0) keeps none.
+      - Only world-readable UTF-8 files are kept; lines that look like secrets (password, secret,
+        token, key C(=) or C(:) ...) are redacted on the host before the text leaves it.
+    type: int
+    default: 32768
+  text_budget:
+    description: Most bytes of text one snapshot carries; files past it get no diff.
+    type: int
+    default: 1048576
+  categories:
+    description:
+      - The categories recorded (files, packages, services, accounts, sysctl, ports, cron, kmods,
+        mounts, sudo); the others are neither recorded nor judged.
+    type: list
+    elements: str
+    default: [files, packages, services, accounts, sysctl, ports, cron, kmods, mounts, sudo]
+  severity:
+    description:
+      - Category -> severity (critical, major, minor, info) of its drift findings, instead of the
+        one in C(fleetcare explain); for example C({files: major, packages: minor}).
+      - Judged on the controller; the module checks the categories and severities and returns them
+        with the snapshot (C(data.settings)).
+    type: dict
+    default: {}
+  baseline_from:
+    description:
+      - Category -> the baseline the host is held against in it; V(own) (the default) for its own
+        last approved snapshot, a golden host's inventory name (its baseline), or C(group:NAME)
+        for a baseline declared for a group (C(fleetcare drift baseline --as group:NAME)).
+    type: dict
+    default: {}
+  known:
+    description:
+      - Host path -> the first 16 hex digits of the SHA-256 of the files whose text the controller
+        already holds (set by the fleetcare wrapper from the host's baseline); their text is not
+        sent again while the digest matches. A value starting with C(-) marks a file the baseline
+        holds no text of (no diff can be made): its text is never sent.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -77,19 +126,30 @@ import hashlib
 import ipaddress
 import os
 import pwd
+import re
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetcare.ops.plugins.module_utils.debian import DPKG_STATUS, parse_dpkg_installed
-from ansible_collections.fleetcare.ops.plugins.module_utils.drift_checks import CHECKS
+from ansible_collections.fleetcare.ops.plugins.module_utils.drift_checks import CATEGORY_IDS, CHECKS
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import CheckError, finding, payload
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import probe, read_optional, run_cmd
+from ansible_collections.fleetcare.ops.plugins.module_utils.redact import redact
+from ansible_collections.fleetcare.ops.plugins.module_utils.sudoers import rights as sudo_rights
+from ansible_collections.fleetcare.ops.plugins.module_utils.validation import drift_problems
 
 ARGUMENT_SPEC = dict(
     paths=dict(type="list", elements="str", default=["/etc"]),
     excludes=dict(type="list", elements="str", default=[]),
     max_files=dict(type="int", default=20000),
     sysctl_exclude=dict(type="list", elements="str", default=[]),
+    mount_exclude=dict(type="list", elements="str", default=[]),
+    text_max_bytes=dict(type="int", default=32768),
+    text_budget=dict(type="int", default=1048576),
+    known=dict(type="dict", default={}),
+    categories=dict(type="list", elements="str", default=list(CATEGORY_IDS)),
+    severity=dict(type="dict", default={}),
+    baseline_from=dict(type="dict", default={}),
 )
 SNAP = CHECKS[0]
 # counters and random values: never drift
@@ -99,6 +159,12 @@ SYSCTL_VOLATILE = ("kernel.random.*", "fs.dentry-state", "fs.inode-nr", "fs.inod
                    "net.ipv4.route.flush", "net.ipv6.route.flush", "fs.binfmt_misc.*", "dev.*")
 CRON_GLOBS = ("etc/crontab", "etc/cron.d/*", "etc/cron.hourly/*", "etc/cron.daily/*", "etc/cron.weekly/*",
               "etc/cron.monthly/*", "var/spool/cron/crontabs/*")
+# kernel and runtime file systems: what they hold is not configuration, and they come and go
+PSEUDO_FS = frozenset(("proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "debugfs", "tracefs",
+                       "securityfs", "pstore", "bpf", "configfs", "fusectl", "hugetlbfs", "autofs",
+                       "binfmt_misc", "efivarfs", "rpc_pipefs", "nsfs", "selinuxfs", "ramfs"))
+MOUNT_VOLATILE = ("/proc/*", "/sys/*", "/run/user/*", "/run/credentials/*", "/run/netns/*", "/run/snapd/*",
+                  "/var/lib/docker/*", "/var/lib/containers/*", "/snap/*")
 TCP_LISTEN = "0A"
 UDP_UNCONNECTED = "07"
 
@@ -107,11 +173,17 @@ class TooMany(Exception):
     pass
 
 
+_NAMES = {}
+
+
 def _name(lookup, ident):
-    try:
-        return lookup(ident)[0]
-    except KeyError:
-        return str(ident)
+    key = (lookup, ident)
+    if key not in _NAMES:
+        try:
+            _NAMES[key] = lookup(ident)[0]
+        except KeyError:
+            _NAMES[key] = str(ident)
+    return _NAMES[key]
 
 
 def sha256(path):
@@ -122,7 +194,47 @@ def sha256(path):
     return digest.hexdigest()
 
 
-def file_entry(path):
+KNOWN_DIGITS = 16
+
+
+class Texts(object):
+    """The redacted text of small text files, for the controller's unified diffs.
+
+    Only a regular file that every user may read (a file kept from other users is treated as
+    secret: only its digest travels), of at most ``max_bytes``, UTF-8 without NUL bytes, is kept;
+    secret-looking lines are redacted here, on the host (module_utils/redact.py). A file whose
+    SHA-256 is the one in ``known`` (the controller holds its text already) is not sent again; one
+    ``known`` marks ``-`` (the baseline has its digest but no text: no diff can be made) is never
+    sent. Digests in ``known`` are the first :data:`KNOWN_DIGITS` hex digits (a false match costs
+    a diff, never a finding: the controller compares whole digests).
+    ``budget`` bounds the bytes of text one snapshot carries; files past it get no text
+    (counted in ``skipped``)."""
+
+    def __init__(self, max_bytes=0, budget=0, known=None):
+        self.max_bytes, self.budget, self.known = max_bytes, budget, dict(known or {})
+        self.kept, self.used, self.skipped = {}, 0, 0
+
+    def wants(self, st):
+        return bool(self.max_bytes > 0 and stat.S_ISREG(st.st_mode) and st.st_size <= self.max_bytes
+                    and st.st_mode & stat.S_IROTH)
+
+    def offer(self, shown, raw, digest):
+        known = self.known.get(shown)
+        if known is not None and (known.startswith("-") or known == digest[:KNOWN_DIGITS]) or b"\0" in raw:
+            return
+        try:
+            text = redact(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return
+        size = len(text.encode("utf-8"))
+        if self.used + size > self.budget:
+            self.skipped += 1
+            return
+        self.kept[shown] = text
+        self.used += size
+
+
+def file_entry(path, texts=None, shown=None):
     """One file's record; a directory or socket is left out (None)."""
     st = os.lstat(path)
     out = {"mode": "%04o" % stat.S_IMODE(st.st_mode), "owner": _name(pwd.getpwuid, st.st_uid),
@@ -132,7 +244,17 @@ def file_entry(path):
     elif stat.S_ISREG(st.st_mode):
         out["size"] = st.st_size
         try:
-            out["sha256"] = sha256(path)
+            if texts is not None and texts.wants(st):
+                # small: read once, for the digest and the text
+                with open(path, "rb") as handle:
+                    raw = handle.read(texts.max_bytes + 1)
+                if len(raw) > texts.max_bytes:  # grew since lstat: too large for a text
+                    out["sha256"] = sha256(path)
+                else:
+                    out["sha256"] = hashlib.sha256(raw).hexdigest()
+                    texts.offer(shown or path, raw, out["sha256"])
+            else:
+                out["sha256"] = sha256(path)
         except (IOError, OSError) as exc:
             out["sha256"] = "unreadable: %s" % (exc.strerror or exc)
     else:
@@ -140,14 +262,15 @@ def file_entry(path):
     return out
 
 
-def snapshot_files(paths, excludes=(), max_files=20000, root="/"):
-    """{host path: record} of the files and symlinks under ``paths``; TooMany past ``max_files``."""
+def snapshot_files(paths, excludes=(), max_files=20000, root="/", texts=None):
+    """{host path: record} of the files and symlinks under ``paths``; TooMany past ``max_files``.
+    ``texts`` (a :class:`Texts`) collects the redacted text of small text files on the way."""
     out = {}
 
     def add(real, shown):
         if any(fnmatch.fnmatch(shown, pat) for pat in excludes):
             return
-        entry = file_entry(real)
+        entry = file_entry(real, texts, shown)
         if entry is not None:
             if len(out) >= max_files:
                 raise TooMany(shown)
@@ -177,40 +300,109 @@ def snapshot_packages(root="/"):
 
 
 def snapshot_accounts(root="/"):
-    """users and groups: {"user:NAME": {...}, "group:NAME": {...}}."""
-    out = {}
-    for line in (read_optional(os.path.join(root, "etc/passwd")) or "").splitlines():
-        f = line.split(":")
-        if len(f) >= 7:
-            out["user:" + f[0]] = {"uid": f[2], "gid": f[3], "home": f[5], "shell": f[6]}
+    """users and groups: {"user:NAME": {...}, "group:NAME": {...}}; a user's ``groups`` are the
+    groups that list it as a member (its primary group is its ``gid``)."""
+    out, member_of = {}, {}
     for line in (read_optional(os.path.join(root, "etc/group")) or "").splitlines():
         f = line.split(":")
         if len(f) >= 4:
-            out["group:" + f[0]] = {"gid": f[2], "members": ",".join(sorted(m for m in f[3].split(",") if m))}
+            members = sorted(m for m in f[3].split(",") if m)
+            out["group:" + f[0]] = {"gid": f[2], "members": ",".join(members)}
+            for m in members:
+                member_of.setdefault(m, []).append(f[0])
+    for line in (read_optional(os.path.join(root, "etc/passwd")) or "").splitlines():
+        f = line.split(":")
+        if len(f) >= 7:
+            out["user:" + f[0]] = {"uid": f[2], "gid": f[3], "home": f[5], "shell": f[6],
+                                   "groups": ",".join(sorted(member_of.get(f[0], ())))}
     return out
+
+
+def snapshot_kmods(root="/"):
+    """{module: {"state": Live}} of the loaded kernel modules; None without /proc/modules
+    (a kernel built without modules; reference counts and users change by themselves)."""
+    text = read_optional(os.path.join(root, "proc/modules"))
+    if text is None:
+        return None
+    out = {}
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) >= 5:
+            out[f[0]] = {"state": f[4]}
+    return out
+
+
+def _unescape(field):
+    # mountinfo writes space, tab, newline and backslash as octal escapes
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def snapshot_mounts(excludes=(), root="/"):
+    """{mount point: {"fstype", "source", "options"}} from /proc/self/mountinfo, the last (visible)
+    mount of each point; pseudo file systems and runtime mount points left out. ``options`` are
+    the per-mount and the file system's options, sorted."""
+    text = read_optional(os.path.join(root, "proc/self/mountinfo"))
+    if text is None:
+        return None
+    patterns = tuple(MOUNT_VOLATILE) + tuple(excludes)
+    out = {}
+    for line in text.splitlines():
+        head, sep, tail = line.partition(" - ")
+        f, t = head.split(), tail.split()
+        if not sep or len(f) < 6 or len(t) < 2:
+            continue
+        point, fstype = _unescape(f[4]), t[0]
+        if fstype in PSEUDO_FS or any(fnmatch.fnmatch(point, p) for p in patterns):
+            continue
+        options = set(f[5].split(",")) | set((t[2] if len(t) > 2 else "").split(","))
+        out[point] = {"fstype": fstype, "source": _unescape(t[1]),
+                      "options": ",".join(sorted(o for o in options if o))}
+    return out
+
+
+def snapshot_sudo(root="/"):
+    """{"%sudo": {"rules": [...]}, "Defaults": {...}} (see module_utils/sudoers.py); None
+    without /etc/sudoers (sudo not installed)."""
+    if not os.path.exists(os.path.join(root, "etc/sudoers")):
+        return None
+    return dict((who, {"rules": rules}) for who, rules in sudo_rights(root).items())
+
+
+def _matcher(patterns):
+    """One compiled regex for shell patterns (fnmatch per key per pattern costs more than the read)."""
+    if not patterns:
+        return None
+    return re.compile("|".join("(?:%s)" % fnmatch.translate(p) for p in patterns))
 
 
 def snapshot_sysctl(excludes=(), root="/"):
     base = os.path.join(root, "proc/sys")
-    patterns = tuple(SYSCTL_VOLATILE) + tuple(excludes)
+    skip = _matcher(tuple(SYSCTL_VOLATILE) + tuple(excludes))
+    # whole subtrees the built-in list leaves out are not even walked
+    pruned = frozenset(p[:-2] for p in SYSCTL_VOLATILE if p.endswith(".*") and "*" not in p[:-2])
     out = {}
-    for dirpath, dirnames, filenames in os.walk(base):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = os.path.join(dirpath, name)
-            key = os.path.relpath(path, base).replace("/", ".")
-            if any(fnmatch.fnmatch(key, p) for p in patterns):
+    stack = [(base, "")]
+    while stack:
+        directory, prefix = stack.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            key = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if key not in pruned:
+                    stack.append((entry.path, key + "."))
+                continue
+            if skip is not None and skip.match(key):
                 continue
             try:
-                st = os.stat(path)
-                if not st.st_mode & stat.S_IRUSR:
-                    continue
-                value = read_optional(path)
-            except OSError:
+                with open(entry.path, "rb") as handle:
+                    value = handle.read(65536)
+            except (IOError, OSError):  # write-only (route.flush) or refused
                 continue
-            if value is not None:
-                out[key] = " ".join(value.split())
-    return out
+            out[key] = " ".join(value.decode("utf-8", "replace").split())
+    return dict(sorted(out.items()))
 
 
 def _socket_owners(root="/"):
@@ -298,8 +490,11 @@ def snapshot_cron(services, root="/"):
 
 def snapshot(params, root="/", runner=run_cmd):
     """(finding of DRFT-SNAP-001, snapshot or None)."""
+    wanted = set(params.get("categories") or CATEGORY_IDS)
+    texts = Texts(params.get("text_max_bytes") or 0, params.get("text_budget") or 0, params.get("known"))
     try:
-        files = snapshot_files(params["paths"], params["excludes"], params["max_files"], root)
+        files = snapshot_files(params["paths"], params["excludes"], params["max_files"], root, texts) \
+            if "files" in wanted else None
     except TooMany as exc:
         return finding(SNAP["id"], SNAP["title"], SNAP["severity"], "fail",
                        {"reason": "more than %d files under %s (at %s): nothing recorded"
@@ -307,24 +502,38 @@ def snapshot(params, root="/", runner=run_cmd):
                        SNAP["remediation"]), None
     notes = {}
     units = None
-    if root == "/" and probe().systemd:
+    if not wanted & {"services", "cron"}:
+        pass  # systemctl only for what needs it
+    elif root == "/" and probe().systemd:
         try:
             units = snapshot_services(runner)
         except CheckError as exc:
             notes["services"] = str(exc)
     else:
         notes["services"] = "systemd is not running"
-    data = {"files": files, "packages": snapshot_packages(root), "accounts": snapshot_accounts(root),
-            "sysctl": snapshot_sysctl(params["sysctl_exclude"], root), "ports": snapshot_ports(root),
-            "cron": snapshot_cron(units, root)}
-    if units is not None:
-        data["services"] = dict((u, s) for u, s in units.items() if u.endswith(".service"))
+    takers = {"files": lambda: files, "packages": lambda: snapshot_packages(root),
+              "accounts": lambda: snapshot_accounts(root),
+              "sysctl": lambda: snapshot_sysctl(params["sysctl_exclude"], root), "ports": lambda: snapshot_ports(root),
+              "cron": lambda: snapshot_cron(units, root), "kmods": lambda: snapshot_kmods(root),
+              "mounts": lambda: snapshot_mounts(params.get("mount_exclude") or (), root),
+              "sudo": lambda: snapshot_sudo(root),
+              "services": lambda: None if units is None else dict(
+                  (u, s) for u, s in units.items() if u.endswith(".service"))}
+    data = dict((key, take()) for key, take in takers.items() if key in wanted)
+    if units is None:
+        data.pop("services", None)
     for key in list(data):
         if data[key] is None:
             notes[key] = "not available on this host"
             del data[key]
     counts = dict((key, len(value)) for key, value in data.items())
-    evidence = {"paths": list(params["paths"]), "items": counts}
+    evidence = {"paths": list(params["paths"]), "items": counts,
+                "texts": {"sent": len(texts.kept), "bytes": texts.used, "over_budget": texts.skipped}}
+    if texts.kept:
+        data["texts"] = texts.kept
+    settings = dict((k, dict(params[k])) for k in ("severity", "baseline_from") if params.get(k))
+    if settings:
+        data["settings"] = settings
     if notes:
         evidence["not_recorded"] = notes
     return finding(SNAP["id"], SNAP["title"], SNAP["severity"], "pass", evidence, SNAP["remediation"]), data
@@ -342,6 +551,12 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     if module.params["max_files"] < 1:
         module.fail_json(msg="max_files: must be at least 1, not %d" % module.params["max_files"])
+    for option in ("text_max_bytes", "text_budget"):
+        if module.params[option] < 0:
+            module.fail_json(msg="%s: must not be negative, not %d" % (option, module.params[option]))
+    problems = drift_problems(module.params)
+    if problems:
+        module.fail_json(msg=problems[0][1])
     module.exit_json(changed=False, **run(module.params))
 
 

@@ -45,7 +45,7 @@ def test_baseline_drift_accept_log_on_this_machine(tmp_path):
     assert snap["status"] == "pass" and snap["evidence"]["items"]["files"] == 2
     assert snap["evidence"]["items"]["packages"] > 0  # this machine's dpkg database, read for real
 
-    (cfg / "app.conf").write_text("a=2\n")
+    (cfg / "app.conf").write_text("a=2\npassword = planted-s3cret\n")
     os.symlink("app.conf", cfg / "link")
     proc = fleetcare(tmp_path, "drift", "-e", paths)
     assert "Traceback" not in proc.stderr
@@ -55,6 +55,13 @@ def test_baseline_drift_accept_log_on_this_machine(tmp_path):
     assert changed["id"] == "DRFT-FILE-001" and changed["evidence"]["change"] == "changed"
     assert changed["evidence"]["before"]["sha256"] != changed["evidence"]["after"]["sha256"]
     assert found[f"files:{cfg}/link"]["evidence"]["after"]["target"] == "app.conf"
+    # a unified diff, the planted secret redacted on the host: not in the run's files nor history
+    assert "-a=1\n+a=2\n+password = <redacted>\n" in changed["evidence"]["diff"]
+    snap = next(f for f in newest_report(tmp_path)["findings"] if f["id"] == "DRFT-SNAP-001")
+    assert snap["evidence"]["texts"]["sent"] == 1  # sub/keep's text is in the baseline: it stayed home
+    data = tmp_path / "data" / "fleetcare"
+    leaks = [p for p in data.rglob("*") if p.is_file() and b"planted-s3cret" in p.read_bytes()]
+    assert not leaks, leaks
 
     for argv, word in ((("accept", "localhost", f"files:{cfg}/app.conf"), "--reason"),
                        (("accept", "localhost", "files:/nope", "--reason", "x"), "not a drifted item"),
@@ -66,9 +73,10 @@ def test_baseline_drift_accept_log_on_this_machine(tmp_path):
                      "--reason", "new setting", "--by", "ops")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
-    proc = fleetcare(tmp_path, "drift", "-e", paths)
-    found = {k for k in drifted(newest_report(tmp_path)) if k.startswith("files:")}
-    assert found == {f"files:{cfg}/link"}  # accepted drift is gone, the rest stays a finding
+    proc = fleetcare(tmp_path, "drift", "-e", paths, "-e", "drift_severity={files: minor}")
+    found = {k: f for k, f in drifted(newest_report(tmp_path)).items() if k.startswith("files:")}
+    assert set(found) == {f"files:{cfg}/link"}  # accepted drift is gone, the rest stays a finding
+    assert found[f"files:{cfg}/link"]["severity"] == "minor"  # drift_severity, through the module
 
     proc = fleetcare(tmp_path, "drift", "log", "localhost")
     assert proc.returncode == 0

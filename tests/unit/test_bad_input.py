@@ -250,6 +250,23 @@ CASES: dict[str, tuple[Argv, tuple[str, ...]]] = {
                              ("i.yml", "host web-2", "did you mean health_disk_warn_pct?")),
     "ini-group-vars": (inventory("hosts", INI_VARS), ("hosts", "group web", "health_disk_warn_pct")),
     "script-inventory-vars": (script(SCRIPT_VARS), ("inv.sh", "group web", "health_mem_warn_pct")),
+    # drift's per-category settings (plugins/module_utils/validation.py drift_problems)
+    "e-drift-severity-unknown-category": (args("drift", "-e", "drift_severity={filez: major}"),
+                                          ("-e", "drift_severity", "unknown category 'filez'", "files")),
+    "e-drift-severity-bad-level": (args("drift", "-e", "drift_severity={files: urgent}"),
+                                   ("-e", "drift_severity", "files", "'urgent' is not a severity")),
+    "drift-baseline-from-unknown-category": (
+        lambda t, f: ["drift", "-i", str(_w(f / "group_vars" / "web.yml", "drift_baseline_from: {pkgs: web-1}\n")
+                                         .parent.parent / "hosts.yml")],
+        ("group_vars/web", "drift_baseline_from", "unknown category 'pkgs'")),
+    "e-drift-categories-unknown": (args("drift", "-e", "drift_categories=[files, crons]"),
+                                   ("-e", "drift_categories", "unknown category 'crons'")),
+    "e-drift-baseline-from-empty-host": (args("drift", "-e", "drift_baseline_from={packages: ''}"),
+                                         ("drift_baseline_from", "packages", "not a host name")),
+    "drift-as-not-a-group": (args("drift", "baseline", "--as", "web"), ("--as 'web'", "group:NAME")),
+    "drift-as-many-hosts": (lambda t, f: ["drift", "baseline", "-i", str(f / "hosts.yml"), "--as", "group:web"],
+                            ("--as group:web", "one host", "covers 3")),
+    "drift-as-without-baseline": (args("drift", "--as", "group:web"), ("--as", "only with 'drift baseline'")),
     # the history database
     "history-db-is-a-directory": (lambda t, f: [*_inv(f), "--db", str(t)], ("history database",)),
 }

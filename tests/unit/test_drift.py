@@ -64,3 +64,98 @@ def test_judge_accept_log_against_a_real_history(tmp_path):
     history.close()
     with History(tmp_path / "h.db") as again:  # a history holding drift tables opens again
         assert drift.latest(again, "web1")[0] == 2
+
+
+def test_severity_per_category_comes_with_the_snapshot_and_applies_to_its_findings():
+    from fleetcare.collection import module_utils
+
+    now = {**BASE, "packages": {}, "settings": {"severity": {"packages": "critical", "ports": "info"}}}
+    found = {f["id"]: f for f in drift.drift_findings(BASE, now, 1)}
+    assert found["DRFT-PKG-001"]["severity"] == "critical" and found["DRFT-PKG-001"]["status"] == "fail"
+    assert found["DRFT-PORT-001"]["severity"] == "info"  # a passing category keeps its setting too
+    assert found["DRFT-SVC-001"]["severity"] == "major"  # unnamed: its own (fleetcare explain)
+    problems = module_utils("validation").drift_problems
+    assert problems({"severity": {"packages": "minor"}, "baseline_from": {"sysctl": "web-1"}}) == []
+    (bad,) = problems({"severity": {"pkgs": "minor"}})
+    assert "severity (drift_severity): unknown category 'pkgs'" in bad[1]
+
+
+def test_the_settings_of_a_run_are_not_stored_in_the_baseline(tmp_path):
+    with History(tmp_path / "h.db") as history:
+        drift.take_baseline(history, run_with({"web1": {**BASE, "settings": {"severity": {"files": "minor"}}}}, "r1"))
+        assert "settings" not in drift.latest(history, "web1")[1]
+
+
+def test_categories_held_against_a_golden_host_or_a_group_baseline(tmp_path):
+    golden = {"packages": {"curl:amd64": {"version": "1"}}, "sysctl": {"net.ipv4.ip_forward": "0"}}
+    mine = {"packages": {"curl:amd64": {"version": "1"}, "nc:amd64": {"version": "1"}},
+            "sysctl": {"net.ipv4.ip_forward": "1"}, "ports": {"tcp/0.0.0.0:22": {"process": "sshd"}}}
+    with History(tmp_path / "h.db") as history:
+        drift.take_baseline(history, run_with({"web-1": golden, "web-2": mine}, "r1"), by="alice")
+        drift.take_baseline(history, run_with({"web-1": golden}, "r2"), by="alice", as_name="group:web")
+        now = {**mine, "ports": {}, "settings": {"baseline_from": {"packages": "web-1", "sysctl": "group:web"}}}
+        run = run_with({"web-2": now}, "r3")
+        drift.judge(history, run)
+        found = {f.evidence["item"]: f.evidence for f in run.hosts["web-2"].findings if f.failing}
+        # nc is in web-2's own baseline, not in web-1's: drift against the golden host
+        assert found["packages:nc:amd64"]["baseline"] == "web-1" and found["packages:nc:amd64"]["change"] == "added"
+        assert found["sysctl:net.ipv4.ip_forward"]["baseline"] == "group:web"
+        assert found["ports:tcp/0.0.0.0:22"]["baseline"] == "own"
+
+        # accept: own categories only; a golden category is refused in one line
+        with pytest.raises(InputError, match="held against the baseline 'web-1'"):
+            drift.accept(history, "web-2", ["packages:nc:amd64"], "why")
+        version, items = drift.accept(history, "web-2", [], "port closed on purpose", by="bob")
+        assert items == ["ports:tcp/0.0.0.0:22"] and version == 2  # all own drift, and nothing golden
+
+        # a golden host without a baseline: the host says which one is missing
+        lost = {**mine, "settings": {"baseline_from": {"sysctl": "db-9"}}}
+        run = run_with({"web-2": lost}, "r4")
+        drift.judge(history, run)
+        (base,) = [f for f in run.hosts["web-2"].findings if f.id == "DRFT-BASE-001"]
+        assert base.failing and "no baseline 'db-9' to hold sysctl" in base.evidence["reason"]
+        assert [r["reason"] for r in drift.log(history, "group:web")] == ["declared from web-1"]
+
+
+def test_a_declared_baseline_is_named_group_and_takes_one_host():
+    drift.check_baseline_name("group:web", ("web-1",))
+    with pytest.raises(InputError, match="group:NAME"):
+        drift.check_baseline_name("web", ("web-1",))
+    with pytest.raises(InputError, match="one host, this run covers 2"):
+        drift.check_baseline_name("group:web", ("web-1", "web-2"))
+
+
+def test_no_sql_and_no_history_internals_outside_history_py():
+    import re
+    from pathlib import Path
+
+    package = Path(drift.__file__).parent
+    pattern = re.compile(r"\b(SELECT|INSERT INTO|DELETE FROM)\b|\._db\b|\._tx\(|\._errors\(")
+    offenders = [f"{p.relative_to(package)}:{n}" for p in package.rglob("*.py") if p.name != "history.py"
+                 for n, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert offenders == []
+
+
+def test_the_html_report_shows_each_diff_escaped():
+    from fleetcare.reports import html
+
+    run = run_with({"web1": None}, "r1")
+    diff = "--- baseline/etc/a\n+++ now/etc/a\n@@ -1 +1 @@\n-x = 1\n+x = <script>2</script>\n"
+    drift._add(run, "web1", [drift._finding("DRFT-FILE-001", "fail", {
+        "item": "files:/etc/a", "change": "changed", "diff": diff, "baseline": "own", "baseline_version": 3})])
+    run.finish()
+    page = html.render(run)
+    assert "File diffs against the baseline (1)" in page and "baseline own v3" in page
+    assert "+x = &lt;script&gt;2&lt;/script&gt;" in page and "<script>2" not in page
+
+
+def test_the_golden_host_itself_is_held_against_its_own_baseline(tmp_path):
+    snap = {"packages": {"curl:amd64": {"version": "1"}}}
+    with History(tmp_path / "h.db") as history:
+        drift.take_baseline(history, run_with({"web-1": snap}, "r1"))
+        now = {"packages": {}, "settings": {"baseline_from": {"packages": "web-1"}}}  # group_vars name it too
+        run = run_with({"web-1": now}, "r2")
+        drift.judge(history, run)
+        (f,) = [f for f in run.hosts["web-1"].findings if f.failing]
+        assert f.evidence["baseline"] == "own"
+        assert drift.accept(history, "web-1", ["packages:curl:amd64"], "removed on purpose")[0] == 2

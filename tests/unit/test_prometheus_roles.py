@@ -68,8 +68,9 @@ def test_backup_drift_and_capacity_series_pass_promtool(tmp_path):
                     {"name": "backup_last_success_age_hours", "value": 2.0, "unit": "hours",
                      "labels": {"set": "etc"}}]})
     run.set_status("db-1", "ok")
-    drift_findings = drift.drift_findings({"files": {"/etc/a": "x", "/etc/b": "y"}, "packages": {"curl": "1"}},
-                                          {"files": {"/etc/a": "z", "/etc/c": "w"}, "packages": {"curl": "1"}}, 3)
+    drift_findings = drift.drift_findings(
+        {"files": {"/etc/a": {"sha256": "x"}, "/etc/b": {"sha256": "y"}}, "packages": {"curl": "1"}},
+        {"files": {"/etc/a": {"sha256": "z"}, "/etc/c": {"sha256": "w"}}, "packages": {"curl": "1"}}, 3)
     run.add_payload("db-1", {"contract": CONTRACT_VERSION, "role": "drift", "findings": drift_findings})
     text = prometheus.render(run)
     find = promstack.find
