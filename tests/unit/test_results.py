@@ -10,6 +10,8 @@ from fleetcare.results import (
     EXIT_HOSTS,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    Finding,
+    HostResult,
     MalformedResult,
     Run,
     SchemaError,
@@ -255,3 +257,39 @@ def test_a_host_that_answered_with_no_finding_at_all_is_not_clean():
                      stats_event(["a"])], hosts=("a",))
     assert run.finish() == EXIT_HOSTS
     assert run.hosts["a"].status == "failed" and "no finding arrived" in run.hosts["a"].message
+
+
+def test_a_large_report_is_checked_by_the_schemas_own_finding_definition():
+    """From FAST_FINDINGS findings on, the findings are checked by plain Python built from the
+    schema's `finding` definition: it must refuse what the compiled validator refuses."""
+    import copy
+
+    import fastjsonschema
+
+    from fleetcare import results
+
+    assert results._finding_check() is not None, "the finding definition uses a keyword the fast path lacks"
+    run = Run(id="20261201-080000-fast", command="audit", started="2026-12-01T08:00:00+00:00")
+    run.hosts["h"] = HostResult("h", status="ok")
+    run.hosts["h"].findings += [Finding(f"HARD-SSH-{i % 1000:03d}", "t", "major", "pass", "h", "hardening")
+                                for i in range(results.FAST_FINDINGS)]
+    run.finish()
+    doc = run.to_report()
+    validate(doc)
+    good = doc["findings"][3]
+    waiver = {"finding": "HARD-*", "host": "*", "reason": "r", "owner": "o", "expires": "2027-01-01T00:00:00+00:00",
+              "source": "file", "ref": "w.yml#1"}
+    bad = [{"severity": "bad"}, {"title": ""}, {"id": "x"}, {"extra": 1}, {"references": [1]}, {"evidence": []},
+           {"status": "open"}, {"waiver": {"finding": "x"}}, {"host": 3}]
+    for change in bad:
+        finding = {**copy.deepcopy(good), **change}
+        broken = {**doc, "findings": [*doc["findings"][:7], finding, *doc["findings"][8:]]}
+        with pytest.raises(fastjsonschema.JsonSchemaValueException):
+            results._validator("report")(broken)  # the compiled validator refuses it ...
+        with pytest.raises(SchemaError, match=r"findings\[7\]"):
+            validate(broken)  # ... and so does the fast path, naming the finding
+    missing = {k: v for k, v in good.items() if k != "title"}
+    with pytest.raises(SchemaError, match=r"findings\[7\] must contain \['title'\]"):
+        validate({**doc, "findings": [*doc["findings"][:7], missing, *doc["findings"][8:]]})
+    validate({**doc, "findings": [*doc["findings"][:7], {**good, "status": "waived", "waiver": waiver},
+                                  *doc["findings"][8:]]})
