@@ -129,7 +129,9 @@ class Context(object):
                 # some systemd releases exit non-zero while still showing every unit
                 raise CheckError("systemctl show failed: %s" % (err.strip() or rc))
             blocks = [parse_properties(b) for b in out.strip().split("\n\n")]
-            self._units = dict(zip(names, blocks, strict=False))
+            # not zip(..., strict=False): the keyword is Python 3.10's, and Debian 11's Python is
+            # 3.9, where it raised TypeError and turned BKUP-TIMER-001 and BKUP-UNIT-001 into errors
+            self._units = dict((name, blocks[i] if i < len(blocks) else {}) for i, name in enumerate(names))
         return self._units
 
 
