@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                     p.add_argument(option.flag, action="store_true", help=option.help)
             if command.name == "drift":
                 _drift_arguments(p)
+            if command.name == "backup":
+                _backup_arguments(p)
         else:
             tool.arguments(p)
     return parser
@@ -176,6 +178,8 @@ def _lab_error_type() -> type[Exception] | None:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "drift":
         return _drift(args)
+    if args.command == "backup":
+        return _backup(args)
     if commands.get(args.command).runs:
         return _run(args)
     return _TOOLS[args.command].handler(args)
@@ -300,6 +304,23 @@ def _drift_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("words", nargs="*", metavar="HOST [ITEM ...]", help="for accept and log")
     p.add_argument("--reason", help="why the drift is accepted (accept)")
     p.add_argument("--by", help="who accepts it (accept; default: the login name)")
+
+
+def _backup_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", nargs="?", metavar="ACTION",
+                   help="none: enforce and audit; drill: also restore a sample of each set's latest "
+                        "snapshot on each host and compare it (BKUP-DRILL-001)")
+
+
+def _backup(args: argparse.Namespace) -> int:
+    if args.action not in (None, "drill"):
+        raise InputError(f"backup: unknown action {args.action!r} (drill)")
+    if args.action == "drill":
+        if args.check:
+            raise InputError("backup drill: --check changes nothing, and a drill restores files; leave one out")
+        # the same run, with the drill before the audit (the role variable a user could set too)
+        args.vars = [*args.vars, "backup_drill_run=true"]
+    return _run(args)
 
 
 def _drift(args: argparse.Namespace) -> int:
