@@ -78,7 +78,8 @@ def backup_run(tmp_path_factory):
         inventory.write_text("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
                              f"      ansible_python_interpreter: {sys.executable}\n")
         ansible_env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-                       "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json"}
+                       "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+                       "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json"}
         played = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)],
                                 capture_output=True, text=True, env=ansible_env, cwd=ROOT, timeout=300)
         assert played.returncode == 0, played.stdout[-2000:] + played.stderr

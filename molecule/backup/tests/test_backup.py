@@ -50,7 +50,7 @@ def test_failing_pre_hook_fails_the_backup(host):
 
 
 def _audit(host, phase):
-    body = _json(host, "/var/tmp/fc-audit-%s.json" % phase)
+    body = _json(host, f"/var/tmp/fc-audit-{phase}.json")
     return {f["id"]: f for f in body["findings"]}
 
 
@@ -112,7 +112,7 @@ def test_a_killed_restics_stale_lock_is_removed_and_reported(host):
     pid = host.file("/var/tmp/fc-killed-pid").content_string.strip()
     lock = found["BKUP-LOCK-001"]
     assert lock["status"] == "fail" and lock["severity"] == "minor", lock["evidence"]
-    assert [t for t in lock["evidence"]["removed_recently"] if ", pid %s," % pid in t]
+    assert [t for t in lock["evidence"]["removed_recently"] if f", pid {pid}," in t]
     assert found["BKUP-PRUNE-001"]["status"] == "pass"  # no longer wedged
     assert host.check_output(ENV + " restic --no-lock list locks").strip() == ""
 

@@ -236,5 +236,6 @@ def test_partial_names_unreadable_paths_and_post_hook_fails_minor(tmp_path, stat
 
 def test_unreadable_paths_from_either_restic():
     json_err = '{"message_type":"error","error":{"Op":"open"},"during":"archival","item":"/srv/x"}'
-    assert wrapper.unreadable_paths("", json_err + "\nWarning: at least one source file could not be read") == ["/srv/x"]
+    warning = "\nWarning: at least one source file could not be read"
+    assert wrapper.unreadable_paths("", json_err + warning) == ["/srv/x"]
     assert wrapper.unreadable_paths("", "error: open /srv/y: permission denied\n") == ["/srv/y"]

@@ -175,7 +175,7 @@ def test_host_code_runs_on_python_39(path):
         if isinstance(node, ast.Call):
             name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
             used = {k.arg for k in node.keywords} & NEWER_KEYWORDS.get(name, set())
-            assert not used, "%s:%d: %s(%s=...) needs Python 3.10" % (path.name, node.lineno, name, used.pop())
+            assert not used, f"{path.name}:{node.lineno}: {name}({used.pop()}=...) needs Python 3.10"
 
 
 def test_the_python_39_scan_sees_zip_strict():
