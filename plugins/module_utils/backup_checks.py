@@ -75,7 +75,8 @@ CHECKS = CHECKS + (
            because the repository was locked (a wedged forget/prune) or a stale lock restic kept fails
            as major.""",
            """Find the process or host named by the lock; if it is gone, the next job removes the lock;
-           a lock restic keeps needs restic unlock --remove-all while no restic runs.""",
+           a lock restic keeps needs restic unlock --remove-all while no restic runs. A repository
+           that cannot be opened is BKUP-REPO-001's finding.""",
            (RESTIC_EXIT_CODES,)),
     _check("BKUP-DRILL-001", "Restore drill", "major", ("drill_max_age_days", "drill_files"),
            """fleetcare backup drill (or the drill timer) restores a sample of each set's latest

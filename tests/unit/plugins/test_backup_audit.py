@@ -187,6 +187,12 @@ def test_locks_removed_recently_fail_minor_and_wedged_prune_major(tmp_path, stat
     _record("data", 0, NOW - 3600)
     _, found = _findings(tmp_path, sets=["data"])
     assert found["BKUP-LOCK-001"]["status"] == "not_applicable"
+    # a repository restic cannot open is BKUP-REPO-001's failure, not a lock finding
+    wrapper.write_json("_locks", {"job": "data", "live": [], "young": [], "removed": [], "kept": [],
+                                  "removed_recently": [], "error": "Fatal: wrong password"})
+    _, found = _findings(tmp_path, sets=["data"])
+    assert found["BKUP-LOCK-001"]["status"] == "pass"
+    assert found["BKUP-LOCK-001"]["evidence"]["error"] == "Fatal: wrong password"
     wrapper.write_json("_locks", {"job": "data", "live": [], "young": [], "removed": [],
                                   "kept": [], "removed_recently": [dict(LOCK, removed_at=NOW - 100)]})
     _, found = _findings(tmp_path, sets=["data"])
