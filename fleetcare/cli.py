@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                     p.add_argument(option.flag, action="store_true", help=option.help)
             if command.name == "drift":
                 _drift_arguments(p)
+            if command.name == "backup":
+                _backup_arguments(p)
         else:
             tool.arguments(p)
     return parser
@@ -231,6 +233,8 @@ def _dispatch(args: argparse.Namespace, environ: dict[str, str] | None = None) -
 def _command(args: argparse.Namespace) -> int:
     if args.command == "drift":
         return _drift(args)
+    if args.command == "backup":
+        return _backup(args)
     if commands.get(args.command).runs:
         # the health role's metrics make trends and the capacity forecast (HLTH-CAP-001)
         return _run(args, judge=_health_judge if "health" in commands.get(args.command).roles else None)
@@ -450,6 +454,23 @@ def _drift_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as", dest="as_name", metavar="group:NAME",
                    help="baseline: store the one host's snapshot as the declared baseline of a group "
                         "(hosts hold categories against it with drift_baseline_from)")
+
+
+def _backup_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", nargs="?", metavar="ACTION",
+                   help="none: enforce and audit; drill: also restore a sample of each set's latest "
+                        "snapshot on each host and compare it (BKUP-DRILL-001)")
+
+
+def _backup(args: argparse.Namespace) -> int:
+    if args.action not in (None, "drill"):
+        raise InputError(f"backup: unknown action {args.action!r} (drill)")
+    if args.action == "drill":
+        if args.check:
+            raise InputError("backup drill: --check changes nothing, and a drill restores files; leave one out")
+        # the same run, with the drill before the audit (the role variable a user could set too)
+        args.vars = [*args.vars, "backup_drill_run=true"]
+    return _run(args)
 
 
 def _drift(args: argparse.Namespace) -> int:

@@ -133,7 +133,10 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
         "Install restic from the Debian package, one systemd service and timer per backup set, a "
         "forget/prune timer and the job's status record, then audit each host in one module call: age "
         "of the last successful snapshot against the RPO, last run and check results, timers, "
-        "repository reachable. Never initialises a repository unless backup_init=true.",
+        "repository reachable, stale locks, the last restore drill. Never initialises a repository "
+        "unless backup_init=true. 'backup drill' also restores a sample of each set's latest snapshot "
+        "into a scratch directory on each host, compares the SHA-256 of every file with the snapshot "
+        "and the unchanged live file, and removes the scratch directory.",
         playbook="playbooks/backup.yml", roles=("backup",), title="Backup report",
         example="backup_rpo_hours=26", options=(CHECK,)),
     Command("explain", "print what a finding ID checks, why, how to fix it, references, and its history",

@@ -7,7 +7,8 @@
 The wrapper the role installs (``roles/backup/files/fleetcare-backup``) writes one JSON record
 per job into :data:`STATUS_DIR` after every run, atomically (a temporary file renamed over the
 old one): ``<set>.json`` for a backup set, ``_forget.json`` for forget/prune and ``_check.json``
-for the repository check. A record holds ``set``, ``action``, ``start``/``end`` (Unix seconds),
+for the repository check, ``_drill.json`` for the restore drill and ``_locks.json`` for the
+stale-lock sweep each job starts with. A record holds ``set``, ``action``, ``start``/``end`` (Unix seconds),
 ``duration``, ``exit_code`` and ``meaning``, ``ok``, ``snapshot_id`` and the counts restic
 reported, and ``last_success`` (the end time of the last run that exited 0, carried over
 unchanged by a run that did not).
@@ -23,7 +24,7 @@ import json
 import os
 
 STATUS_DIR = "/var/lib/fleetcare/backup"
-JOB_RECORDS = ("_forget", "_check")  # not backup sets
+JOB_RECORDS = ("_forget", "_check", "_drill", "_locks")  # not backup sets
 
 
 def status_dir(root="/"):

@@ -69,6 +69,26 @@ options:
     description: The keep-monthly policy, reported with C(BKUP-PRUNE-001).
     type: int
     default: 6
+  stale_lock_minutes:
+    description: Age above which a lock without a process is removed by the jobs, reported with C(BKUP-LOCK-001).
+    type: int
+    default: 60
+  check_subset_total:
+    description: The t of the check's rotating C(--read-data-subset=n/t), reported with C(BKUP-CHECK-001).
+    type: int
+    default: 10
+  drill_max_age_days:
+    description: Age of the last restore drill above which C(BKUP-DRILL-001) fails.
+    type: int
+    default: 35
+  drill_files:
+    description: Random files a drill restores per set without drill paths, reported with C(BKUP-DRILL-001).
+    type: int
+    default: 20
+  drill_timer:
+    description: Whether the drill has its own timer, which C(BKUP-TIMER-001) then checks too.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -118,18 +138,24 @@ class Context(object):
     def record(self, name):
         return read_record(name, self.root)
 
+    def jobs(self):
+        """The names of the jobs with a service and a timer: the sets, forget, the drill's own."""
+        return self.p["sets"] + ["forget"] + (["drill"] if self.p["drill_timer"] else [])
+
     def units(self):
         """{unit: systemctl show properties} for every backup unit, from one systemctl call."""
         if self._units is None:
             names = []
-            for name in self.p["sets"] + ["forget"]:
+            for name in self.jobs():
                 names += [set_unit(name, "service"), set_unit(name, "timer")]
             rc, out, err = self.runner(["systemctl", "show", "-p", UNIT_PROPERTIES, "--"] + names)
             if rc != 0 and not out.strip():
                 # some systemd releases exit non-zero while still showing every unit
                 raise CheckError("systemctl show failed: %s" % (err.strip() or rc))
             blocks = [parse_properties(b) for b in out.strip().split("\n\n")]
-            self._units = dict(zip(names, blocks, strict=False))
+            # not zip(..., strict=False): the keyword is Python 3.10's, and Debian 11's Python is
+            # 3.9, where it raised TypeError and turned BKUP-TIMER-001 and BKUP-UNIT-001 into errors
+            self._units = dict((name, blocks[i] if i < len(blocks) else {}) for i, name in enumerate(names))
         return self._units
 
 
@@ -166,6 +192,14 @@ def _run_summary(record):
     if hook and hook.get("exit_code"):
         out["pre_hook_exit_code"] = hook["exit_code"]
         out["pre_hook_output"] = hook.get("output_tail", "")[-500:]
+    post = record.get("post_hook")
+    if post and post.get("exit_code"):
+        out["post_hook_exit_code"] = post["exit_code"]
+        out["post_hook_output"] = post.get("output_tail", "")[-500:]
+    if record.get("unreadable"):
+        out["unreadable"] = record["unreadable"]
+    if record.get("subset"):
+        out["subset"] = record["subset"]
     if not record.get("ok") and record.get("stderr_tail"):
         out["stderr"] = record["stderr_tail"][-500:]
     return out
@@ -173,7 +207,7 @@ def _run_summary(record):
 
 def check_run(ctx):
     _need_sets(ctx)
-    runs, metrics, failed, partial, never = {}, [], [], [], []
+    runs, metrics, failed, partial, never, post = {}, [], [], [], [], []
     for name in ctx.p["sets"]:
         record = ctx.record(name)
         if record is None:
@@ -188,11 +222,18 @@ def check_run(ctx):
             partial.append(name)
         elif code != 0:
             failed.append(name)
+        if (record.get("post_hook") or {}).get("exit_code"):
+            post.append(name)
     evidence = {"runs": runs, "never_ran": never}
+    if post:
+        evidence["post_hook_failed"] = post
     if failed:
         return "fail", "major", dict(evidence, failed=failed, partial=partial, set=failed[0]), metrics
     if partial:
-        return "fail", "minor", dict(evidence, partial=partial, set=partial[0]), metrics
+        unreadable = dict((n, runs[n].get("unreadable", [])) for n in partial)
+        return "fail", "minor", dict(evidence, partial=partial, unreadable=unreadable, set=partial[0]), metrics
+    if post:
+        return "fail", "minor", dict(evidence, set=post[0]), metrics
     if never and not runs:
         raise NotApplicable("no backup set has run yet", evidence)
     return "pass", "major", evidence, metrics
@@ -202,7 +243,7 @@ def check_timers(ctx):
     _need_sets(ctx)
     units = ctx.units()
     timers, bad = {}, []
-    for name in ctx.p["sets"] + ["forget"]:
+    for name in ctx.jobs():
         unit = set_unit(name, "timer")
         props = units.get(unit, {})
         timers[unit] = {"active": props.get("ActiveState", ""), "enabled": props.get("UnitFileState", ""),
@@ -217,7 +258,7 @@ def check_units(ctx):
     _need_sets(ctx)
     units = ctx.units()
     services, bad = {}, []
-    for name in ctx.p["sets"] + ["forget"]:
+    for name in ctx.jobs():
         unit = set_unit(name, "service")
         props = units.get(unit, {})
         services[unit] = {"result": props.get("Result", ""), "exit_status": props.get("ExecMainStatus", ""),
@@ -267,7 +308,71 @@ def check_prune(ctx):
 
 
 def check_check(ctx):
-    return _job_check(ctx, "_check", "restic check")
+    status, severity, evidence, metrics = _job_check(ctx, "_check", "restic check")
+    evidence["subset_total"] = ctx.p["check_subset_total"]
+    return status, severity, evidence, metrics
+
+
+def _lock_text(lock):
+    return "%s (host %s, pid %s, %s)" % (lock.get("id"), lock.get("hostname"), lock.get("pid"), lock.get("time"))
+
+
+def check_locks(ctx):
+    _need_sets(ctx)
+    sweep = ctx.record("_locks")
+    wedged = {}
+    for name in ctx.p["sets"] + ["_forget", "_check", "_drill"]:
+        record = ctx.record(name)
+        if record and not record.get("ok") and record.get("meaning") == "failed to lock the repository":
+            wedged[name.lstrip("_")] = (record.get("stderr_tail") or "")[-300:]
+    if sweep is None and not wedged:
+        raise NotApplicable("no job has looked at the repository's locks yet")
+    sweep = sweep or {}
+    recent = sweep.get("removed_recently") or []
+    evidence = {"bound_minutes": ctx.p["stale_lock_minutes"], "last_sweep_job": sweep.get("job"),
+                "live": [_lock_text(x) for x in sweep.get("live") or []],
+                "young": [_lock_text(x) for x in sweep.get("young") or []],
+                "removed_recently": [_lock_text(x) for x in recent],
+                "kept_stale": [_lock_text(x) for x in sweep.get("kept") or []]}
+    metrics = [metric("backup_stale_locks_removed_7d", len(recent))]
+    if wedged:
+        evidence["wedged_jobs"] = wedged
+    if sweep.get("error"):
+        # a repository that cannot be opened is BKUP-REPO-001's finding; here it is only evidence
+        evidence["error"] = sweep["error"][-300:]
+    if wedged or evidence["kept_stale"]:
+        return "fail", "major", evidence, metrics
+    if recent:
+        return "fail", "minor", evidence, metrics
+    return "pass", "major", evidence, metrics
+
+
+def check_drill(ctx):
+    _need_sets(ctx)
+    record = ctx.record("_drill")
+    if record is None:
+        raise NotApplicable("no restore drill has run yet (fleetcare backup drill)")
+    end = record.get("end") or 0
+    age_days = max(0.0, (ctx.now - end) / 86400.0)
+    sets, bad = {}, {}
+    for name, result in sorted((record.get("sets") or {}).items()):
+        sets[name] = dict((k, result.get(k)) for k in ("snapshot_id", "ok", "live_compared", "error",
+                                                          "restore_error") if result.get(k) is not None)
+        sets[name]["files"] = len(result.get("files") or [])
+        if not result.get("ok"):
+            bad[name] = {"mismatched": [m.get("path") for m in result.get("mismatched") or []],
+                         "unreadable": result.get("unreadable") or [],
+                         "error": result.get("error") or result.get("restore_error") or ""}
+    evidence = {"age_days": round(age_days, 2), "max_age_days": ctx.p["drill_max_age_days"], "sets": sets,
+                "meaning": record.get("meaning"), "scratch_removed": record.get("scratch_removed")}
+    metrics = [metric("backup_drill_age_days", age_days, "days"),
+               metric("backup_drill_ok", 1 if record.get("ok") else 0)]
+    if bad or not record.get("ok"):
+        evidence["failed"] = bad
+        return "fail", "major", evidence, metrics
+    if age_days > ctx.p["drill_max_age_days"]:
+        return "fail", "minor", evidence, metrics
+    return "pass", "major", evidence, metrics
 
 
 CHECK_FUNCS = {
@@ -278,6 +383,8 @@ CHECK_FUNCS = {
     "BKUP-REPO-001": check_repository,
     "BKUP-PRUNE-001": check_prune,
     "BKUP-CHECK-001": check_check,
+    "BKUP-LOCK-001": check_locks,
+    "BKUP-DRILL-001": check_drill,
 }
 CHECKS = tuple((record, CHECK_FUNCS[record["id"]]) for record in CHECK_RECORDS)
 
@@ -303,6 +410,11 @@ ARGUMENT_SPEC = dict(
     keep_daily=dict(type="int", default=7),
     keep_weekly=dict(type="int", default=4),
     keep_monthly=dict(type="int", default=6),
+    stale_lock_minutes=dict(type="int", default=60),
+    check_subset_total=dict(type="int", default=10),
+    drill_max_age_days=dict(type="int", default=35),
+    drill_files=dict(type="int", default=20),
+    drill_timer=dict(type="bool", default=False),
 )
 
 

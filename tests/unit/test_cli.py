@@ -347,3 +347,25 @@ def test_audit_runs_the_audit_playbook(capsys, fake_runner):
     code, _, _ = run_cli(capsys, "audit")
     assert fake.jobs[0].playbook.name == "audit.yml" and not fake.jobs[0].check
     assert code == 1
+
+
+def test_backup_drill_is_the_backup_run_with_the_drill_before_the_audit(capsys, fake_runner, inventory):
+    fake = fake_runner([stats_event(["web-1", "web-2", "db-1"])])
+    run_cli(capsys, "backup", "drill", "-i", str(inventory), "-e", "backup_drill_files=5")
+    job = fake.jobs[0]
+    assert job.command == "backup" and job.playbook.name == "backup.yml"
+    assert job.extravars["backup_drill_run"] is True and job.extravars["backup_drill_files"] == 5
+    fake = fake_runner([stats_event(["web-1", "web-2", "db-1"])])
+    run_cli(capsys, "backup", "-i", str(inventory))
+    assert "backup_drill_run" not in fake.jobs[0].extravars
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (("backup", "restore"), "unknown action 'restore'"),
+    (("backup", "drill", "--check"), "--check"),
+])
+def test_backup_bad_actions_are_one_line(capsys, fake_runner, inventory, argv, needle):
+    fake = fake_runner([])
+    code, _, err = run_cli(capsys, *argv, "-i", str(inventory))
+    assert_one_line_error(code, err, needle)
+    assert fake.jobs == []

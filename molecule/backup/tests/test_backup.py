@@ -37,7 +37,8 @@ def test_retention_left_keep_last_snapshots(host):
 
 
 def test_excludes_apply(host):
-    out = host.check_output(ENV + " restic ls --json latest --tag fleetcare-set=data")
+    # listed before the faults corrupted the repository (side_effect.yml)
+    out = host.file("/var/tmp/fc-ls-data.json").content_string
     paths = {json.loads(line).get("path") for line in out.splitlines() if line.strip()}
     assert "/srv/fc-data/a.txt" in paths and "/srv/fc-data/skip.tmp" not in paths
 
@@ -49,10 +50,19 @@ def test_failing_pre_hook_fails_the_backup(host):
     assert host.run("systemctl is-failed fleetcare-backup-broken.service").stdout.strip() == "failed"
 
 
+def _audit(host, phase):
+    body = _json(host, f"/var/tmp/fc-audit-{phase}.json")
+    return {f["id"]: f for f in body["findings"]}
+
+
 def test_findings(host):
     body = _json(host, "/var/tmp/fc-backup-audit.json")
     found = {f["id"]: f for f in body["findings"]}
-    assert body["expected"] == len(found) == 7
+    assert body["expected"] == len(found) == 9
+    assert found["BKUP-DRILL-001"]["status"] == "pass", found["BKUP-DRILL-001"]["evidence"]
+    drilled = found["BKUP-DRILL-001"]["evidence"]["sets"]["data"]
+    assert drilled["files"] == 2 and drilled["live_compared"] == 2
+    assert found["BKUP-LOCK-001"]["status"] == "pass", found["BKUP-LOCK-001"]["evidence"]
     assert found["BKUP-RUN-001"]["status"] == "fail"
     assert found["BKUP-RUN-001"]["evidence"]["failed"] == ["broken"]
     assert found["BKUP-AGE-001"]["status"] == "fail"
@@ -67,3 +77,63 @@ def test_findings(host):
 def test_restic_version_is_the_debian_package(host):
     print("restic", host.package("restic").version)
     assert host.package("restic").is_installed
+
+
+def test_post_hooks_ran_and_were_told_the_result(host):
+    assert host.file("/var/tmp/fc-post-hook").content_string.strip() == "0"
+    # cleanup after runs even when the pre hook failed
+    assert host.file("/var/tmp/fc-post-hook-broken").content_string.strip() == "1"
+
+
+def test_drill_cleaned_up_its_scratch_directory(host):
+    assert host.run("ls -d /var/tmp/fleetcare-drill.* 2>/dev/null").stdout.strip() == ""
+    assert _json(host, "/var/lib/fleetcare/backup/_drill.json")["scratch_removed"] is True
+
+
+def test_unreadable_source_file_gives_a_partial_snapshot(host):
+    run = _audit(host, "partial")["BKUP-RUN-001"]
+    assert run["status"] == "fail" and run["severity"] == "minor", run["evidence"]
+    assert run["evidence"]["unreadable"] == {"partial": ["/srv/fc-data/locked.txt"]}
+    record = _json(host, "/var/lib/fleetcare/backup/partial.json")
+    assert record["exit_code"] == 3 and record["snapshot_id"] and record["last_success"] is None
+
+
+def test_a_live_lock_wedges_forget_prune_visibly(host):
+    found = _audit(host, "wedged")
+    assert found["BKUP-PRUNE-001"]["status"] == "fail"
+    assert found["BKUP-PRUNE-001"]["evidence"]["meaning"] == "failed to lock the repository"
+    lock = found["BKUP-LOCK-001"]
+    assert lock["status"] == "fail" and lock["severity"] == "major", lock["evidence"]
+    assert "forget" in lock["evidence"]["wedged_jobs"]
+    assert lock["evidence"]["removed_recently"] == []  # the live lock was left alone
+
+
+def test_a_killed_restics_stale_lock_is_removed_and_reported(host):
+    found = _audit(host, "stalelock")
+    pid = host.file("/var/tmp/fc-killed-pid").content_string.strip()
+    lock = found["BKUP-LOCK-001"]
+    assert lock["status"] == "fail" and lock["severity"] == "minor", lock["evidence"]
+    assert [t for t in lock["evidence"]["removed_recently"] if f", pid {pid}," in t]
+    assert found["BKUP-PRUNE-001"]["status"] == "pass"  # no longer wedged
+    assert host.check_output(ENV + " restic --no-lock list locks").strip() == ""
+
+
+def test_a_corrupted_pack_fails_check_and_drill(host):
+    found = _audit(host, "corrupt")
+    assert found["BKUP-CHECK-001"]["status"] == "fail", found["BKUP-CHECK-001"]["evidence"]
+    drill = found["BKUP-DRILL-001"]
+    assert drill["status"] == "fail" and drill["severity"] == "major"
+    failed = drill["evidence"]["failed"]["data"]
+    assert failed["unreadable"] or failed["mismatched"] or failed["error"], failed
+
+
+def test_a_wrong_password_is_recognised(host):
+    repo = _audit(host, "password")["BKUP-REPO-001"]
+    assert repo["status"] == "fail" and repo["evidence"]["problem"] == "wrong password", repo["evidence"]
+
+
+def test_a_missing_repository_is_reported_not_initialised(host):
+    repo = _audit(host, "missing")["BKUP-REPO-001"]
+    assert repo["status"] == "fail", repo["evidence"]
+    assert repo["evidence"]["problem"] == "repository does not exist", repo["evidence"]
+    assert not host.file("/var/backups/fc-absent").exists

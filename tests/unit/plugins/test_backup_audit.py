@@ -87,8 +87,11 @@ def test_all_pass_when_every_set_is_fresh(tmp_path, status_dir):
     _record("data", 0, NOW - 3600)
     for job in ("_forget", "_check"):
         _record(job, 0, NOW - 600)
+    _drill({"data": _drilled()}, NOW - 86400)
+    wrapper.write_json("_locks", {"job": "data", "live": [], "young": [], "removed": [], "kept": [],
+                                  "removed_recently": [], "error": None})
     body, found = _findings(tmp_path, sets=["data"])
-    assert body["expected"] == len(found) == 7
+    assert body["expected"] == len(found) == 9
     assert {f["status"] for f in found.values()} == {"pass"}, found
     assert found["BKUP-AGE-001"]["evidence"]["age_hours"] == {"data": 1.0}
     assert {"backup_last_success_age_hours", "backup_last_exit_code"} <= {m["name"] for m in body["metrics"]}
@@ -144,3 +147,101 @@ def test_health_reads_the_same_record(tmp_path, status_dir):
     _record("data", 0, __import__("time").time())
     finding, metrics = hi.run_check(ctx, HEALTH["HLTH-BKUP-001"], hi.check_backup)
     assert finding["status"] == "pass" and metrics[0]["labels"] == {"set": "data"}
+
+
+def _drilled(**kw):
+    return dict({"snapshot_id": "abc", "files": ["/srv/a", "/srv/b"], "mismatched": [], "unreadable": [],
+                 "live_compared": 2, "ok": True}, **kw)
+
+
+def _drill(sets, end):
+    ok = all(r["ok"] for r in sets.values())
+    wrapper.write_record("_drill", {"set": "_drill", "action": "drill", "start": end - 3, "end": end,
+                                    "exit_code": 0 if ok else 1, "ok": ok, "sets": sets,
+                                    "meaning": "success" if ok else "restore drill failed",
+                                    "scratch_removed": True})
+
+
+def test_drill_fails_naming_files_and_when_old(tmp_path, status_dir):
+    _record("data", 0, NOW - 3600)
+    _, found = _findings(tmp_path, sets=["data"])
+    assert found["BKUP-DRILL-001"]["status"] == "not_applicable"
+    _drill({"data": _drilled(ok=False, unreadable=["/srv/b"],
+                             mismatched=[{"path": "/srv/a", "restored": "1", "snapshot": "2"}])}, NOW - 60)
+    _, found = _findings(tmp_path, sets=["data"])
+    drill = found["BKUP-DRILL-001"]
+    assert drill["status"] == "fail" and drill["severity"] == "major"
+    assert drill["evidence"]["failed"]["data"] == {"mismatched": ["/srv/a"], "unreadable": ["/srv/b"], "error": ""}
+    _drill({"data": _drilled()}, NOW - 40 * 86400)
+    _, found = _findings(tmp_path, sets=["data"])
+    assert found["BKUP-DRILL-001"]["status"] == "fail" and found["BKUP-DRILL-001"]["severity"] == "minor"
+    body, found = _findings(tmp_path, sets=["data"], drill_max_age_days=60)
+    assert found["BKUP-DRILL-001"]["status"] == "pass"
+    assert {"backup_drill_age_days", "backup_drill_ok"} <= {m["name"] for m in body["metrics"]}
+
+
+LOCK = {"id": "1a2b3c4d", "hostname": "h1", "pid": 4242, "time": "2026-12-01T10:00:00Z", "age": 7200}
+
+
+def test_locks_removed_recently_fail_minor_and_wedged_prune_major(tmp_path, status_dir):
+    _record("data", 0, NOW - 3600)
+    _, found = _findings(tmp_path, sets=["data"])
+    assert found["BKUP-LOCK-001"]["status"] == "not_applicable"
+    # a repository restic cannot open is BKUP-REPO-001's failure, not a lock finding
+    wrapper.write_json("_locks", {"job": "data", "live": [], "young": [], "removed": [], "kept": [],
+                                  "removed_recently": [], "error": "Fatal: wrong password"})
+    _, found = _findings(tmp_path, sets=["data"])
+    assert found["BKUP-LOCK-001"]["status"] == "pass"
+    assert found["BKUP-LOCK-001"]["evidence"]["error"] == "Fatal: wrong password"
+    wrapper.write_json("_locks", {"job": "data", "live": [], "young": [], "removed": [],
+                                  "kept": [], "removed_recently": [dict(LOCK, removed_at=NOW - 100)]})
+    _, found = _findings(tmp_path, sets=["data"])
+    lock = found["BKUP-LOCK-001"]
+    assert lock["status"] == "fail" and lock["severity"] == "minor"
+    assert lock["evidence"]["removed_recently"] == ["1a2b3c4d (host h1, pid 4242, 2026-12-01T10:00:00Z)"]
+    # forget/prune could not lock: a failing finding, not a silent exit 0
+    wrapper.write_record("_forget", {"set": "_forget", "action": "forget", "start": NOW - 9, "end": NOW - 5,
+                                     "exit_code": 1, "ok": False,
+                                     "meaning": wrapper.meaning(1, "0.14.0", "Fatal: unable to create lock in "
+                                                                "backend: repository is already locked by PID 7"),
+                                     "stderr_tail": "repository is already locked by PID 7 on h2"})
+    _, found = _findings(tmp_path, sets=["data"])
+    lock = found["BKUP-LOCK-001"]
+    assert lock["status"] == "fail" and lock["severity"] == "major"
+    assert "already locked by PID 7" in lock["evidence"]["wedged_jobs"]["forget"]
+    assert found["BKUP-PRUNE-001"]["status"] == "fail"
+    assert found["BKUP-PRUNE-001"]["evidence"]["meaning"] == "failed to lock the repository"
+
+
+def test_lock_states(monkeypatch):
+    monkeypatch.setattr(wrapper, "process_alive", lambda pid: pid == 1)
+    young, old = dict(LOCK, age=60), dict(LOCK, age=7200)
+    assert wrapper.judge_lock(dict(old, pid=1), "h1", 3600) == "live"  # never removed, however old
+    assert wrapper.judge_lock(old, "h1", 3600) == "stale"
+    assert wrapper.judge_lock(young, "h1", 3600) == "young"
+    # another host's lock: its process cannot be seen; stale only when restic stopped refreshing it
+    assert wrapper.judge_lock(dict(LOCK, age=1500), "h2", 0) == "live"
+    assert wrapper.judge_lock(dict(LOCK, age=1900), "h2", 0) == "stale"
+    assert wrapper.lock_time("2026-12-01T10:00:00.123456789+01:00") == wrapper.lock_time("2026-12-01T09:00:00Z")
+
+
+def test_partial_names_unreadable_paths_and_post_hook_fails_minor(tmp_path, status_dir):
+    _record("data", 0, NOW - 3600)
+    record = json.loads((status_dir / "data.json").read_text())
+    record.update(post_hook={"exit_code": 2, "output_tail": "rm: cannot remove"})
+    wrapper.write_json("data", record)
+    _, found = _findings(tmp_path, sets=["data"])
+    assert found["BKUP-RUN-001"]["status"] == "fail" and found["BKUP-RUN-001"]["severity"] == "minor"
+    assert found["BKUP-RUN-001"]["evidence"]["post_hook_failed"] == ["data"]
+    assert found["BKUP-AGE-001"]["status"] == "pass"  # the snapshot stands
+    record.update(post_hook=None, exit_code=3, ok=False, unreadable=["/srv/locked"])
+    wrapper.write_json("data", record)
+    _, found = _findings(tmp_path, sets=["data"])
+    assert found["BKUP-RUN-001"]["evidence"]["unreadable"] == {"data": ["/srv/locked"]}
+
+
+def test_unreadable_paths_from_either_restic():
+    json_err = '{"message_type":"error","error":{"Op":"open"},"during":"archival","item":"/srv/x"}'
+    warning = "\nWarning: at least one source file could not be read"
+    assert wrapper.unreadable_paths("", json_err + warning) == ["/srv/x"]
+    assert wrapper.unreadable_paths("", "error: open /srv/y: permission denied\n") == ["/srv/y"]

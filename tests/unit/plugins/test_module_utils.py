@@ -151,3 +151,34 @@ def test_plugins_parse_as_python_39(path):
             if isinstance(node, ast.ImportFrom) and node.module and "module_utils" in node.module:
                 assert node.module.startswith(("ansible.module_utils", "ansible_collections.fleetcare.ops.plugins"
                                                                        ".module_utils.")), node.module
+
+
+def _host_python_files():
+    """Code that runs on a managed host's Python (Debian 11: 3.9): the collection's plugins and
+    the Python scripts roles install (roles/*/files with a python shebang)."""
+    files = sorted((ROOT / "plugins").rglob("*.py"))
+    for path in sorted((ROOT / "roles").glob("*/files/*")):
+        if path.is_file() and path.read_text(errors="replace").startswith("#!/usr/bin/python"):
+            files.append(path)
+    return files
+
+
+# Calls whose keyword arrived after Python 3.9: they parse under 3.9 and fail only when run there
+# (zip(strict=False) turned BKUP-TIMER-001 and BKUP-UNIT-001 into errors on Debian 11).
+NEWER_KEYWORDS = {"zip": {"strict"}, "dataclass": {"slots", "kw_only", "match_args"}}
+
+
+@pytest.mark.parametrize("path", _host_python_files(), ids=lambda p: p.name)
+def test_host_code_runs_on_python_39(path):
+    tree = ast.parse(path.read_text(), str(path), feature_version=(3, 9))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            used = {k.arg for k in node.keywords} & NEWER_KEYWORDS.get(name, set())
+            assert not used, f"{path.name}:{node.lineno}: {name}({used.pop()}=...) needs Python 3.10"
+
+
+def test_the_python_39_scan_sees_zip_strict():
+    tree = ast.parse("dict(zip(a, b, strict=False))", feature_version=(3, 9))
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "zip"]
+    assert {k.arg for k in calls[0].keywords} & NEWER_KEYWORDS["zip"]
