@@ -44,13 +44,34 @@ CHECKS = (
            file) or a newer kernel than the running one is installed: the fixes are on disk but not
            in force. The same implementation as the health role's HLTH-REBOOT-001.""",
            """Reboot the host in its maintenance window."""),
-    _check("PTCH-UU-001", "Automatic security updates", "minor", (),
+    _check("PTCH-UU-001", "Automatic security updates", "minor", ("uu_max_age_days",),
            """unattended-upgrades installed and enabled (APT::Periodic::Unattended-Upgrade not 0)
-           installs security updates between patch runs; the evidence gives when it last ran.""",
+           installs security updates between patch runs. Enabled is not enough: it is judged by its
+           last successful run in /var/log/unattended-upgrades/unattended-upgrades.log, so one that
+           is configured but silently not running (or failing) fails too.""",
            """apt-get install unattended-upgrades and set APT::Periodic::Unattended-Upgrade "1"
            (dpkg-reconfigure -plow unattended-upgrades), or accept the finding if patch runs are
            the policy.""",
            ("https://wiki.debian.org/UnattendedUpgrades",)),
+    _check("PTCH-RESTART-001", "Services running replaced libraries", "minor", (),
+           """After an upgrade, processes started before it keep running the old code: the fixed
+           library is on disk, the vulnerable one in memory. Read from needrestart's batch output
+           (needrestart -b) where it is installed, otherwise from the processes whose memory maps
+           name a deleted shared library (/proc/PID/maps), with their systemd unit.""",
+           """Restart the services listed (systemctl restart UNIT), or reboot in the maintenance
+           window; needrestart -r l lists them."""),
+    _check("PTCH-DPKG-001", "Interrupted dpkg run", "critical", (),
+           """dpkg --audit lists packages left half-installed or unconfigured, or dpkg's journal
+           (/var/lib/dpkg/updates) holds entries: an earlier run was interrupted. APT refuses to
+           work until it is repaired, so an update is not attempted on such a host.""",
+           """Run dpkg --configure -a as root, then apt-get -f install if dependencies are left
+           broken; check dpkg --audit prints nothing."""),
+    _check("PTCH-LOCK-001", "dpkg lock held by another process", "major", (),
+           """Another process (apt, unattended-upgrades, an operator) holds dpkg's lock
+           (/var/lib/dpkg/lock-frontend or lock). A patch run waits for it for
+           patching_lock_timeout seconds, then reports the holder instead of hanging.""",
+           """Let the holder named in the evidence finish (ps -p PID); if it is stuck, stop it,
+           then run dpkg --configure -a."""),
 )
 
 BY_ID = dict((check["id"], check) for check in CHECKS)

@@ -15,7 +15,9 @@ description:
   - Reads the dpkg status database and APT's own view of the host (C(apt-cache policy), which reads
     the downloaded package lists and their Release files) and reports pending updates split into
     security and other, held packages, the age of the package lists, a pending reboot with its
-    reason, and whether unattended-upgrades is installed and enabled, one finding each (C(PTCH-*)).
+    reason, whether unattended-upgrades is installed, enabled and ran successfully lately, the
+    services that need a restart (C(needrestart -b) where installed, otherwise processes mapping
+    deleted libraries), an interrupted dpkg and a held dpkg lock, one finding each (C(PTCH-*)).
   - A pending update is security when its candidate version comes from a list whose Release file
     names a security suite (Label or Suite containing C(security), as Debian's C(*-security)).
   - Reads only; it never changes the host, so RV(ignore:changed) is always V(false). It also tells
@@ -52,6 +54,17 @@ options:
         upgrade sets it to V(false), so only the audit of the state left behind is reported.
     type: bool
     default: true
+  lock_wait:
+    description:
+      - Seconds C(PTCH-LOCK-001) waits for another process to release the dpkg lock before it
+        fails naming the holder (pid and command). The role's plan before an upgrade waits
+        C(patching_lock_timeout); a plain audit does not wait.
+    type: int
+    default: 0
+  uu_max_age_days:
+    description: Days since unattended-upgrades' last successful run at which C(PTCH-UU-001) fails.
+    type: int
+    default: 2
 """
 
 EXAMPLES = r"""
@@ -82,6 +95,10 @@ patching:
       description: C(name=version) of the updates O(update) selected, held packages left out.
       type: list
       elements: str
+    blocked:
+      description: Why no update may be attempted now (an interrupted dpkg, a held dpkg lock); empty if none.
+      type: list
+      elements: str
 """
 
 import os
@@ -89,8 +106,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
-    DPKG_STATUS, apt_lists_updated, installed_packages, parse_apt_config, parse_dpkg_held,
-    parse_dpkg_status, parse_policy_files, parse_policy_packages, pending_updates, reboot_state,
+    DPKG_STATUS, UU_LOG, apt_lists_updated, dpkg_lock_holders, dpkg_pending_journal, installed_packages,
+    parse_apt_config, parse_dpkg_held, parse_dpkg_status, parse_needrestart_batch, parse_policy_files,
+    parse_policy_packages, parse_uu_log, pending_updates, processes_with_deleted_libraries, reboot_state,
     running_kernel)
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
     CheckError, metric, payload, run_check)
@@ -177,6 +195,60 @@ def check_reboot(ctx):
         metric("patching_reboot_required", 1 if pending else 0)]
 
 
+def check_restart(ctx):
+    if ctx.states.get("needrestart") == "installed":
+        # -b: batch output, -r l: list only; it restarts nothing.
+        rc, out, err = ctx.runner(["needrestart", "-b", "-r", "l"], timeout=60)
+        if rc != 0:
+            raise CheckError("needrestart -b exited %d: %s" % (rc, err.strip()[-200:]))
+        found = parse_needrestart_batch(out)
+        evidence = {"source": "needrestart -b", "services": found["services"],
+                    "containers": found["containers"], "sessions": found["sessions"],
+                    "needrestart_kernel_status": found["kernel_status"]}
+        count = len(found["services"])
+    else:
+        processes = processes_with_deleted_libraries(ctx.root)
+        services = sorted(set(p["unit"] for p in processes if p["unit"] and p["unit"].endswith(".service")))
+        evidence = {"source": "/proc/*/maps (needrestart is not installed)", "services": services,
+                    "processes": [dict(p, libraries=p["libraries"][:5]) for p in processes[:50]]}
+        count = len(services) + len([p for p in processes if not (p["unit"] or "").endswith(".service")])
+    evidence["expected"] = "no process runs a library an upgrade replaced"
+    return ("fail" if count else "pass"), "minor", evidence, [metric("patching_restart_needed", count)]
+
+
+def check_dpkg(ctx):
+    journal = dpkg_pending_journal(ctx.root)
+    admindir = os.path.join(ctx.root, "var/lib/dpkg")
+    rc, out, err = ctx.runner(["dpkg", "--admindir=" + admindir, "--audit"])
+    if rc not in (0, 1):
+        raise CheckError("dpkg --audit exited %d: %s" % (rc, err.strip()[:200]))
+    lines = [line for line in out.splitlines() if line.strip()]
+    evidence = {"dpkg_audit": lines[:40], "journal_files": journal[:20],
+                "expected": "dpkg --audit prints nothing and /var/lib/dpkg/updates is empty"}
+    return ("fail" if lines or journal else "pass"), "critical", evidence, [
+        metric("patching_dpkg_interrupted", 1 if lines or journal else 0)]
+
+
+def check_lock(ctx):
+    deadline = time.time() + ctx.p["lock_wait"]
+    while True:
+        holders = dpkg_lock_holders(ctx.root)
+        if not holders or time.time() >= deadline:
+            break
+        time.sleep(1)
+    evidence = {"holders": holders, "waited_seconds": ctx.p["lock_wait"] if holders else None,
+                "expected": "no process holds the dpkg lock"}
+    if holders:
+        evidence["reason"] = "; ".join("%s held by pid %s (%s)" % (h["file"], h["pid"], h["command"] or "?")
+                                       for h in holders)
+    return ("fail" if holders else "pass"), "major", evidence, []
+
+
+def _uu_epoch(stamp):
+    # the log writes the host's local time
+    return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) if stamp else None
+
+
 def check_unattended(ctx):
     installed = ctx.states.get("unattended-upgrades") == "installed"
     evidence = {"installed": installed, "expected": "unattended-upgrades installed and enabled"}
@@ -189,8 +261,21 @@ def check_unattended(ctx):
     evidence["apt_periodic_unattended_upgrade"] = value
     stamp = os.path.join(ctx.root, "var/lib/apt/periodic/unattended-upgrades-stamp")
     evidence["last_run_epoch"] = int(os.stat(stamp).st_mtime) if os.path.exists(stamp) else None
+    log = parse_uu_log(read_optional(os.path.join(ctx.root, UU_LOG.lstrip("/"))) or "")
+    success = _uu_epoch(log["last_success"])
+    evidence.update(log_file=UU_LOG, last_success=log["last_success"], last_error=log["last_error"],
+                    last_error_message=log["last_error_message"], threshold_days=ctx.p["uu_max_age_days"])
+    days = None if success is None else round(max(0.0, (ctx.now - success) / DAY), 2)
+    evidence["days_since_success"] = days
     ok = installed and evidence["enabled"]
-    return ("pass" if ok else "fail"), "minor", evidence, [metric("patching_unattended_enabled", 1 if ok else 0)]
+    if ok and (days is None or days > ctx.p["uu_max_age_days"]):
+        ok = False
+        evidence["reason"] = ("enabled, but no successful run in %s" % UU_LOG if days is None else
+                              "enabled, but the last successful run was %.1f days ago" % days)
+    metrics = [metric("patching_unattended_enabled", 1 if installed and evidence["enabled"] else 0)]
+    if days is not None:
+        metrics.append(metric("patching_unattended_days_since_success", days, "days"))
+    return ("pass" if ok else "fail"), "minor", evidence, metrics
 
 
 CHECK_FUNCS = {
@@ -200,6 +285,9 @@ CHECK_FUNCS = {
     "PTCH-LIST-001": check_lists,
     "PTCH-REBOOT-001": check_reboot,
     "PTCH-UU-001": check_unattended,
+    "PTCH-RESTART-001": check_restart,
+    "PTCH-DPKG-001": check_dpkg,
+    "PTCH-LOCK-001": check_lock,
 }
 CHECKS = tuple((record, CHECK_FUNCS[record["id"]]) for record in CHECK_RECORDS)
 
@@ -220,8 +308,11 @@ def audit(params, root="/", runner=run_cmd, now=None):
         findings.append(one)
         metrics.extend(more)
     pending = ctx.pending if ctx else []
+    # What stops an update before apt is run: an interrupted dpkg, a lock another process holds.
+    blocked = ["%s: %s" % (f["id"], f["evidence"].get("reason") or f["title"]) for f in findings
+               if f["id"] in ("PTCH-DPKG-001", "PTCH-LOCK-001") and f["status"] != "pass"]
     chosen = {"none": lambda u: False, "security": lambda u: u["security"], "all": lambda u: True}[params["update"]]
-    result = {"pending": pending, "held": ctx.held if ctx else [],
+    result = {"pending": pending, "held": ctx.held if ctx else [], "blocked": blocked,
               "upgrade": ["%s=%s" % (u["package"], u["candidate"]) for u in pending if not u["held"] and chosen(u)]}
     return payload(ROLE, findings, metrics, expected=len(CHECKS)), result
 
@@ -230,13 +321,16 @@ ARGUMENT_SPEC = dict(
     lists_max_age_days=dict(type="int", default=7),
     update=dict(type="str", default="none", choices=["none", "security", "all"]),
     report=dict(type="bool", default=True),
+    lock_wait=dict(type="int", default=0),
+    uu_max_age_days=dict(type="int", default=2),
 )
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    if module.params["lists_max_age_days"] < 0:
-        module.fail_json(msg="lists_max_age_days must be 0 or more")
+    for name in ("lists_max_age_days", "lock_wait", "uu_max_age_days"):
+        if module.params[name] < 0:
+            module.fail_json(msg="%s must be 0 or more" % name)
     found, result = audit(module.params)
     extra = found if module.params["report"] else {}
     module.exit_json(changed=False, patching=result, **extra)
