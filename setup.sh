@@ -38,7 +38,7 @@ fi
 if $want_test; then
     apt_install podman runc debootstrap openssh-client uidmap slirp4netns fuse-overlayfs \
         chromium ca-certificates prometheus prometheus-node-exporter prometheus-alertmanager \
-        apt-utils dpkg-dev
+        apt-utils dpkg-dev debsecan
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -31,6 +31,8 @@ PACKAGES = (
 INITIAL = {name: "1.0" for name, _, _ in PACKAGES}
 HELD = ("fc-held",)
 SOURCES_LINE = "deb [trusted=yes] file:{path} {suite} main"
+# The vulnerabilities the security versions fix, for debsecan's data file (debsecan_data).
+CVES = {"fc-sec": ("CVE-2026-10001", "CVE-2026-10002"), "fc-held": ("CVE-2026-10003",)}
 
 
 def _run(argv: list[str], cwd: Path) -> str:
@@ -67,6 +69,34 @@ def build(dest: Path) -> Path:
             ("Architectures", "amd64"), ("Components", "main"))]
         release = _run(["apt-ftparchive", *options, "release", f"dists/{suite}"], dest)
         (dest / "dists" / suite / "Release").write_text(release)
+    return dest
+
+
+def debsecan_data(dest: Path, suites: tuple[str, ...] = ("GENERIC",)) -> Path:
+    """Write debsecan's vulnerability data for the test packages under ``dest``, one file per
+    suite name (debsecan fetches ``SOURCE/SUITE``, ``GENERIC`` when no suite is set).
+
+    The format, as debsecan 0.4 reads it: a zlib-compressed text, ``VERSION 1``, then three
+    blocks ended by an empty line: vulnerabilities ``NAME,FLAGS,DESCRIPTION`` (numbered from 0
+    in order); affected packages ``PACKAGE,VULN-NUMBER,FLAGS,FIXED-VERSION,OTHER-FIXED-VERSIONS``
+    where FLAGS is four characters (S source or B binary package; urgency ' ', L, M or H;
+    remote '?', R or ' '; F when a fix is available in the suite) and a version below
+    FIXED-VERSION is vulnerable; and source to binary packages ``SOURCE,BINARY BINARY``."""
+    import zlib
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    names, affected = [], []
+    for package, cves in sorted(CVES.items()):
+        fixed = max(v for n, v, s in PACKAGES if n == package and s == SECURITY_SUITE)
+        for cve in cves:
+            affected.append(f"{package},{len(names)},SHRF,{fixed},")
+            names.append(f"{cve},,{package}: fleetcare test vulnerability")
+    binaries = [f"{name},{name}" for name in sorted({n for n, _, _ in PACKAGES})]
+    text = "VERSION 1\n" + "".join(line + "\n" for block in (names, affected, binaries)
+                                   for line in [*block, ""])
+    for suite in suites:
+        (dest / suite).write_bytes(zlib.compress(text.encode()))
     return dest
 
 

@@ -65,6 +65,18 @@ options:
     description: Days since unattended-upgrades' last successful run at which C(PTCH-UU-001) fails.
     type: int
     default: 2
+  debsecan_source:
+    description:
+      - Where C(debsecan) (installed on the host) reads its vulnerability data (its C(--source)
+        URL: C(https://security-tracker.debian.org/tracker/debsecan/release/1/), a mirror of it,
+        or a C(file:///) directory). C(PTCH-SEC-001) then lists the CVE IDs of each pending
+        security update. Empty: no CVE IDs.
+    type: str
+    default: ""
+  debsecan_suite:
+    description: The suite debsecan reads (file C(SOURCE/SUITE)); empty is the host's codename.
+    type: str
+    default: ""
 """
 
 EXAMPLES = r"""
@@ -144,6 +156,8 @@ class Context(object):
         self.origins = parse_policy_files(_apt_cache_policy(runner, []))
         policy = parse_policy_packages(_apt_cache_policy(runner, installed_packages(status)))
         self.pending = pending_updates(policy, self.origins, self.held)
+        self.codename = probe(root).codename
+        self.cves, self.cve_evidence = _cves(self)
 
     def updates(self, security):
         return [u for u in self.pending if u["security"] == security and not u["held"]]
@@ -153,13 +167,56 @@ def _listed(updates):
     return [dict((k, u[k]) for k in ("package", "installed", "candidate", "origins")) for u in updates]
 
 
+def parse_debsecan_summary(text):
+    """``debsecan --format summary`` -> {binary package: [vulnerability ID]} (lines
+    ``CVE-2026-1234 PACKAGE (notes)``)."""
+    out = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2:
+            out.setdefault(words[1], set()).add(words[0])
+    return dict((name, sorted(ids)) for name, ids in out.items())
+
+
+def _cves(ctx):
+    """({package: [CVE]}, evidence about the data): debsecan run on the host's dpkg status with
+    the data source the role gives (patching_debsecan_source); nothing when no source is given."""
+    source = ctx.p["debsecan_source"]
+    if not source:
+        return {}, {"cve_data": "none: patching_debsecan_source is not set"}
+    if ctx.states.get("debsecan") != "installed":
+        return {}, {"cve_data": "none: debsecan is not installed", "cve_source": source}
+    suite = ctx.p["debsecan_suite"] or ctx.codename or "GENERIC"
+    argv = ["debsecan", "--source", source, "--suite", suite, "--format", "summary",
+            "--status", os.path.join(ctx.root, DPKG_STATUS.lstrip("/"))]
+    try:
+        rc, out, err = ctx.runner(argv, timeout=120)
+    except Exception as exc:  # the audit goes on without CVE IDs
+        return {}, {"cve_data": "error: %s" % exc, "cve_source": source, "cve_suite": suite}
+    if rc != 0:
+        return {}, {"cve_data": "error: debsecan exited %d: %s" % (rc, " ".join(err.split())[-200:]),
+                    "cve_source": source, "cve_suite": suite}
+    return parse_debsecan_summary(out), {"cve_data": "debsecan", "cve_source": source, "cve_suite": suite}
+
+
+def _with_cves(listed, cves):
+    for item in listed:
+        if item["package"] in cves:
+            item["cves"] = cves[item["package"]]
+    return listed
+
+
 def check_security(ctx):
     found = ctx.updates(True)
-    return ("fail" if found else "pass"), "major", {
-        "count": len(found), "updates": _listed(found), "expected": "no pending security update",
+    evidence = {
+        "count": len(found), "updates": _with_cves(_listed(found), ctx.cves), "expected": "no pending security update",
         "security_origins": sorted(set(r.get("label") or r.get("suite") for r in ctx.origins.values()
-                                       if "security" in (r.get("label", "") + r.get("suite", "")).lower()))}, [
-        metric("patching_pending_security", len(found))]
+                                       if "security" in (r.get("label", "") + r.get("suite", "")).lower()))}
+    evidence.update(ctx.cve_evidence)
+    ids = sorted(set(c for u in evidence["updates"] for c in u.get("cves", ())))
+    evidence["cves"] = ids
+    return ("fail" if found else "pass"), "major", evidence, [
+        metric("patching_pending_security", len(found)), metric("patching_pending_security_cves", len(ids))]
 
 
 def check_other(ctx):
@@ -172,7 +229,8 @@ def check_other(ctx):
 def check_held(ctx):
     waiting = [u for u in ctx.pending if u["held"]]
     return ("fail" if waiting else "pass"), "minor", {
-        "held": ctx.held, "held_with_updates": [dict(_listed([u])[0], security=u["security"]) for u in waiting],
+        "held": ctx.held,
+        "held_with_updates": _with_cves([dict(_listed([u])[0], security=u["security"]) for u in waiting], ctx.cves),
         "expected": "no update waiting behind a hold"}, [metric("patching_held_packages", len(ctx.held))]
 
 
@@ -323,6 +381,8 @@ ARGUMENT_SPEC = dict(
     report=dict(type="bool", default=True),
     lock_wait=dict(type="int", default=0),
     uu_max_age_days=dict(type="int", default=2),
+    debsecan_source=dict(type="str", default=""),
+    debsecan_suite=dict(type="str", default=""),
 )
 
 

@@ -27,7 +27,8 @@ from ansible_collections.fleetcare.ops.plugins.module_utils import debian  # noq
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import run_cmd  # noqa: E402
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_checks import BY_ID, CHECKS  # noqa: E402
 
-PARAMS = {"lists_max_age_days": 7, "update": "none", "report": True, "lock_wait": 0, "uu_max_age_days": 2}
+PARAMS = {"lists_max_age_days": 7, "update": "none", "report": True, "lock_wait": 0, "uu_max_age_days": 2,
+          "debsecan_source": "", "debsecan_suite": ""}
 NOW = 1_800_000_000.0
 
 
@@ -264,7 +265,7 @@ NEEDRESTART-SESS: root @ session #3
 
 def _with_package(host: Path, name: str) -> None:
     status = host / "var/lib/dpkg/status"
-    status.write_text(status.read_text() + f"\nPackage: {name}\nStatus: install ok installed\n")
+    status.write_text(status.read_text() + f"\nPackage: {name}\nStatus: install ok installed\nVersion: 1.0\n")
 
 
 def test_restart_needed_from_needrestart_batch_output(host: Path):
@@ -421,3 +422,53 @@ def test_health_and_patching_judge_a_reboot_alike(host: Path):
     patching = run(host)[0]["PTCH-REBOOT-001"]
     assert status == patching["status"] == "fail"
     assert health == patching["evidence"]
+
+
+# ------------------------------------------------------------------ CVE IDs from debsecan
+
+
+def _real_debsecan_then_apt(argv, timeout=20):
+    if argv[0] == "debsecan":
+        return run_cmd(argv, timeout)
+    return fake_apt()(argv, timeout)
+
+
+def test_debsecan_summary_parser():
+    assert patching_audit.parse_debsecan_summary(
+        "CVE-2026-1 fc-sec (fixed, high urgency)\nCVE-2026-2 fc-sec\nTEMP-0001-AB libx\n\n") == {
+        "fc-sec": ["CVE-2026-1", "CVE-2026-2"], "libx": ["TEMP-0001-AB"]}
+
+
+def test_cve_ids_per_pending_security_update_from_real_debsecan(host: Path, tmp_path_factory):
+    """debsecan itself (Debian package, installed on this machine) reads a data file the test
+    writes in its own format (fleetcare_lab.aptrepo.debsecan_data) from a file:/// source."""
+    from fleetcare_lab import aptrepo
+
+    assert shutil.which("debsecan"), "debsecan is required: apt-get install -y debsecan (CI does)"
+    data = aptrepo.debsecan_data(tmp_path_factory.mktemp("debsecan"), ("bookworm",))
+    source = data.as_uri() + "/"
+    findings, body, _ = run(host, _real_debsecan_then_apt, debsecan_source=source)
+    sec = findings["PTCH-SEC-001"]
+    assert sec["evidence"]["cve_data"] == "none: debsecan is not installed"  # not in this host's dpkg status
+    _with_package(host, "debsecan")
+    findings, body, _ = run(host, _real_debsecan_then_apt, debsecan_source=source)
+    sec = findings["PTCH-SEC-001"]
+    assert sec["evidence"]["cve_data"] == "debsecan", sec["evidence"]
+    assert sec["evidence"]["cve_suite"] == "bookworm"  # the host's codename
+    assert sec["evidence"]["updates"][0]["package"] == "fc-sec"
+    assert sec["evidence"]["updates"][0]["cves"] == ["CVE-2026-10001", "CVE-2026-10002"]
+    assert sec["evidence"]["cves"] == ["CVE-2026-10001", "CVE-2026-10002"]
+    held = findings["PTCH-HOLD-001"]["evidence"]["held_with_updates"]
+    assert held[0]["cves"] == ["CVE-2026-10003"]
+    assert "cves" not in findings["PTCH-UPD-001"]["evidence"]["updates"][0]
+    assert {m["name"]: m["value"] for m in body["metrics"]}["patching_pending_security_cves"] == 2.0
+    # a suite without a data file: the audit goes on, saying why there are no IDs
+    findings, _, _ = run(host, _real_debsecan_then_apt, debsecan_source=source, debsecan_suite="trixie")
+    sec = findings["PTCH-SEC-001"]
+    assert sec["status"] == "fail" and sec["evidence"]["cve_data"].startswith("error: debsecan exited 1")
+    assert "cves" not in sec["evidence"]["updates"][0] and sec["evidence"]["cves"] == []
+
+
+def test_no_debsecan_source_no_cve_ids(host: Path):
+    sec = run(host)[0]["PTCH-SEC-001"]
+    assert sec["evidence"]["cve_data"] == "none: patching_debsecan_source is not set"
