@@ -72,6 +72,14 @@ CHECKS = (
            patching_lock_timeout seconds, then reports the holder instead of hanging.""",
            """Let the holder named in the evidence finish (ps -p PID); if it is stuck, stop it,
            then run dpkg --configure -a."""),
+    _check("PTCH-RUN-001", "Last patch run", "major", (),
+           """Every patch run leaves a record on the host (/var/lib/fleetcare/patching/last-run.json,
+           and one line per run in runs.jsonl): when it ran, each package from -> to, the hooks and
+           the result. A run that was refused (maintenance window), blocked (dpkg interrupted or
+           locked), stopped by a failing pre-patch hook, or whose apt or post-patch hook failed
+           fails this finding with the reason; not_applicable on a host never patched by fleetcare.""",
+           """Read the reason in the evidence (and runs.jsonl), fix it, and run fleetcare patch
+           --update again."""),
 )
 
 BY_ID = dict((check["id"], check) for check in CHECKS)

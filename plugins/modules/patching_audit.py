@@ -17,7 +17,9 @@ description:
     security and other, held packages, the age of the package lists, a pending reboot with its
     reason, whether unattended-upgrades is installed, enabled and ran successfully lately, the
     services that need a restart (C(needrestart -b) where installed, otherwise processes mapping
-    deleted libraries), an interrupted dpkg and a held dpkg lock, one finding each (C(PTCH-*)).
+    deleted libraries), an interrupted dpkg, a held dpkg lock, and the last patch run's record
+    (C(/var/lib/fleetcare/patching/last-run.json), written by C(patching_apply)), one finding each
+    (C(PTCH-*)).
   - A pending update is security when its candidate version comes from a list whose Release file
     names a security suite (Label or Suite containing C(security), as Debian's C(*-security)).
   - Reads only; it never changes the host, so RV(ignore:changed) is always V(false). It also tells
@@ -123,9 +125,11 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
     parse_policy_packages, parse_uu_log, pending_updates, processes_with_deleted_libraries, reboot_state,
     running_kernel)
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
-    CheckError, metric, payload, run_check)
+    CheckError, NotApplicable, metric, payload, run_check)
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import probe, read_optional, run_cmd
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_checks import CHECKS as CHECK_RECORDS
+from ansible_collections.fleetcare.ops.plugins.module_utils.patching_run import LAST_RUN, RECORD_DIR, RESULTS
+from ansible_collections.fleetcare.ops.plugins.module_utils.patching_run import read_record as read_run_record
 
 ROLE = "patching"
 DAY = 86400.0
@@ -302,6 +306,24 @@ def check_lock(ctx):
     return ("fail" if holders else "pass"), "major", evidence, []
 
 
+def check_run(ctx):
+    record = read_run_record(ctx.root)
+    if record is None:
+        raise NotApplicable("no patch run recorded on this host (%s/%s)" % (RECORD_DIR, LAST_RUN))
+    end = record.get("end") or record.get("start") or 0
+    days = round(max(0.0, (ctx.now - end) / DAY), 2) if end else None
+    evidence = dict((k, record.get(k)) for k in ("result", "reason", "kind", "start", "end", "changed"))
+    evidence.update(days_since_run=days, record="%s/%s" % (RECORD_DIR, LAST_RUN),
+                    packages=(record.get("packages") or [])[:50],
+                    failed_hooks=[h for h in record.get("hooks") or [] if h.get("rc") != 0],
+                    expected="the last patch run did what it was asked")
+    ok = RESULTS.get(record.get("result"), False)
+    metrics = [metric("patching_last_run_ok", 1 if ok else 0)]
+    if days is not None:
+        metrics.append(metric("patching_days_since_run", days, "days"))
+    return ("pass" if ok else "fail"), "major", evidence, metrics
+
+
 def _uu_epoch(stamp):
     # the log writes the host's local time
     return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) if stamp else None
@@ -346,6 +368,7 @@ CHECK_FUNCS = {
     "PTCH-RESTART-001": check_restart,
     "PTCH-DPKG-001": check_dpkg,
     "PTCH-LOCK-001": check_lock,
+    "PTCH-RUN-001": check_run,
 }
 CHECKS = tuple((record, CHECK_FUNCS[record["id"]]) for record in CHECK_RECORDS)
 
@@ -371,6 +394,7 @@ def audit(params, root="/", runner=run_cmd, now=None):
                if f["id"] in ("PTCH-DPKG-001", "PTCH-LOCK-001") and f["status"] != "pass"]
     chosen = {"none": lambda u: False, "security": lambda u: u["security"], "all": lambda u: True}[params["update"]]
     result = {"pending": pending, "held": ctx.held if ctx else [], "blocked": blocked,
+              "time": ctx.now if ctx else time.time(),
               "upgrade": ["%s=%s" % (u["package"], u["candidate"]) for u in pending if not u["held"] and chosen(u)]}
     return payload(ROLE, findings, metrics, expected=len(CHECKS)), result
 

@@ -107,7 +107,7 @@ def test_dpkg_holds_and_installed_packages():
 
 def test_pending_split_into_security_and_other(host: Path):
     findings, body, result = run(host)
-    assert body["expected"] == len(CHECKS) == len(findings) == 9
+    assert body["expected"] == len(CHECKS) == len(findings) == 10
     sec, other = findings["PTCH-SEC-001"], findings["PTCH-UPD-001"]
     assert (sec["status"], sec["severity"]) == ("fail", "major")
     assert sec["evidence"]["updates"] == [{"package": "fc-sec", "installed": "1.0", "candidate": "1.1",
@@ -218,7 +218,7 @@ def test_apt_unusable_makes_every_check_an_error(host: Path):
         return 100, "", "E: Could not open lock file"
 
     findings, body, result = run(host, broken)
-    assert body["expected"] == 9
+    assert body["expected"] == 10
     assert {f["status"] for f in findings.values()} == {"error"}
     assert "apt-cache policy exited 100" in findings["PTCH-SEC-001"]["evidence"]["reason"]
     assert result["upgrade"] == []
