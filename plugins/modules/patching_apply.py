@@ -76,6 +76,15 @@ options:
     description: Unix time the run started (the plan's); now when 0.
     type: float
     default: 0
+  reboot:
+    description:
+      - After a successful run, whether the role reboots the host (RV(record.reboot.action)):
+        V(never); V(always); V(patched) when a package changed; V(smart) when a reboot is
+        required (C(/var/run/reboot-required), or a newer kernel than the running one).
+      - In a container the action is C(not_applicable) with the reason; it is never rebooted.
+    type: str
+    choices: [never, always, patched, smart]
+    default: never
 """
 
 EXAMPLES = r"""
@@ -99,8 +108,9 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.fleetcare.ops.plugins.module_utils.debian import DPKG_STATUS, parse_dpkg_installed
-from ansible_collections.fleetcare.ops.plugins.module_utils.host import SEARCH_PATH, read_optional
+from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
+    DPKG_STATUS, parse_dpkg_installed, reboot_state, running_kernel)
+from ansible_collections.fleetcare.ops.plugins.module_utils.host import SEARCH_PATH, probe, read_optional
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_run import RESULTS, write_record
 
 OUTPUT_KEEP = 2000
@@ -149,7 +159,32 @@ def _hooks(phase, commands, timeout, ran):
     return None
 
 
-def apply(params, root="/", apt=None, now=time.time):
+def reboot_decision(policy, record, root="/", container=""):
+    """{policy, action, reason}: action ``reboot`` (the role reboots the host), ``none``, or
+    ``not_applicable`` in a container, whose kernel is the engine host's (never rebooted)."""
+    pending, evidence = reboot_state(running_kernel(), container, root)
+    out = {"policy": policy, "required": pending, "required_reason": evidence["reason"]}
+    if record.get("result") != "success":
+        wanted, why = False, "the run did not succeed (%s)" % record.get("result")
+    elif policy == "never":
+        wanted, why = False, "policy never"
+    elif policy == "always":
+        wanted, why = True, "policy always"
+    elif policy == "patched":
+        wanted = bool(record.get("changed"))
+        why = "policy patched: %s" % ("packages changed" if wanted else "nothing changed")
+    else:  # smart
+        wanted = pending
+        why = "policy smart: %s" % (evidence["reason"] or "no reboot required")
+    if wanted and container:
+        out.update(action="not_applicable", reason="%s, but this is a %s container: its kernel is the engine "
+                   "host's and a container is never rebooted" % (why, container))
+    else:
+        out.update(action="reboot" if wanted else "none", reason=why)
+    return out
+
+
+def apply(params, root="/", apt=None, now=time.time, container=""):
     """Do the run and return its record (not yet written)."""
     start = params["start"] or now()
     planned = dict(item.split("=", 1) for item in params["upgrade"])
@@ -178,6 +213,7 @@ def apply(params, root="/", apt=None, now=time.time):
                 record["result"] = "post_hook_failed" if failed else "success"
                 if failed:
                     record["reason"] = "post hook %r exited %d" % (failed["command"], failed["rc"])
+    record["reboot"] = reboot_decision(params["reboot"], record, root, container)
     after = installed_versions(root)
     record["packages"] = [{"package": name, "from": before.get(name), "to": after.get(name),
                            "planned": version} for name, version in sorted(planned.items())]
@@ -197,6 +233,7 @@ ARGUMENT_SPEC = dict(
     hook_timeout=dict(type="int", default=600),
     lock_timeout=dict(type="int", default=120),
     start=dict(type="float", default=0),
+    reboot=dict(type="str", default="never", choices=["never", "always", "patched", "smart"]),
 )
 
 
@@ -207,7 +244,7 @@ def main():
         module.fail_json(msg="upgrade items are name=version: %r" % bad[0])
     if module.check_mode:
         module.exit_json(changed=False, record={"result": "check_mode", "planned": module.params["upgrade"]})
-    record = apply(module.params)
+    record = apply(module.params, container=probe().container)
     record["path"] = write_record(record)
     module.exit_json(changed=bool(record["changed"]), record=record)
 

@@ -79,6 +79,24 @@ options:
     description: The suite debsecan reads (file C(SOURCE/SUITE)); empty is the host's codename.
     type: str
     default: ""
+  windows:
+    description:
+      - Maintenance windows in the host's own time, C({days: [mon, ...], start: "HH:MM", end: "HH:MM"});
+        an end at or before the start runs past midnight. Empty is always open. With O(update)
+        outside every window (or inside a blackout), RV(patching.refused) says why and the role
+        installs nothing.
+    type: list
+    elements: dict
+    default: []
+  blackouts:
+    description: Dates C(YYYY-MM-DD) or ranges C(FIRST..LAST) (host time) on which no update is installed.
+    type: list
+    elements: str
+    default: []
+  force:
+    description: Patch outside the windows and inside blackouts (recorded as forced).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -109,12 +127,16 @@ patching:
       description: C(name=version) of the updates O(update) selected, held packages left out.
       type: list
       elements: str
+    refused:
+      description: Why this host may not be patched now (outside the windows, inside a blackout); empty if it may.
+      type: str
     blocked:
       description: Why no update may be attempted now (an interrupted dpkg, a held dpkg lock); empty if none.
       type: list
       elements: str
 """
 
+import datetime
 import os
 import time
 
@@ -128,6 +150,8 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
     CheckError, NotApplicable, metric, payload, run_check)
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import probe, read_optional, run_cmd
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_checks import CHECKS as CHECK_RECORDS
+from ansible_collections.fleetcare.ops.plugins.module_utils.patching_window import state as window_state
+from ansible_collections.fleetcare.ops.plugins.module_utils.patching_window import window_problems
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_run import LAST_RUN, RECORD_DIR, RESULTS
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_run import read_record as read_run_record
 
@@ -161,6 +185,12 @@ class Context(object):
         policy = parse_policy_packages(_apt_cache_policy(runner, installed_packages(status)))
         self.pending = pending_updates(policy, self.origins, self.held)
         self.codename = probe(root).codename
+        self.window_open, self.window_reason = window_state(
+            params.get("windows") or [], params.get("blackouts") or [], datetime.datetime.fromtimestamp(self.now))
+        self.refused = ""
+        if params["update"] != "none" and not self.window_open:
+            self.refused = self.window_reason if not params.get("force") else ""
+        self.local_time = time.strftime("%a %Y-%m-%d %H:%M %Z", time.localtime(self.now))
         self.cves, self.cve_evidence = _cves(self)
 
     def updates(self, security):
@@ -292,7 +322,8 @@ def check_dpkg(ctx):
 
 
 def check_lock(ctx):
-    deadline = time.time() + ctx.p["lock_wait"]
+    # a run the window refuses waits for nothing
+    deadline = time.time() + (0 if ctx.refused else ctx.p["lock_wait"])
     while True:
         holders = dpkg_lock_holders(ctx.root)
         if not holders or time.time() >= deadline:
@@ -393,8 +424,13 @@ def audit(params, root="/", runner=run_cmd, now=None):
     blocked = ["%s: %s" % (f["id"], f["evidence"].get("reason") or f["title"]) for f in findings
                if f["id"] in ("PTCH-DPKG-001", "PTCH-LOCK-001") and f["status"] != "pass"]
     chosen = {"none": lambda u: False, "security": lambda u: u["security"], "all": lambda u: True}[params["update"]]
+    refused = ""
+    if ctx and ctx.refused:
+        refused = "%s (host time %s); nothing was changed" % (ctx.refused, ctx.local_time)
     result = {"pending": pending, "held": ctx.held if ctx else [], "blocked": blocked,
-              "time": ctx.now if ctx else time.time(),
+              "time": ctx.now if ctx else time.time(), "refused": refused,
+              "window": {"open": ctx.window_open, "reason": ctx.window_reason, "host_time": ctx.local_time,
+                         "forced": bool(params.get("force")) and not ctx.window_open} if ctx else None,
               "upgrade": ["%s=%s" % (u["package"], u["candidate"]) for u in pending if not u["held"] and chosen(u)]}
     return payload(ROLE, findings, metrics, expected=len(CHECKS)), result
 
@@ -407,6 +443,9 @@ ARGUMENT_SPEC = dict(
     uu_max_age_days=dict(type="int", default=2),
     debsecan_source=dict(type="str", default=""),
     debsecan_suite=dict(type="str", default=""),
+    windows=dict(type="list", elements="dict", default=[]),
+    blackouts=dict(type="list", elements="str", default=[]),
+    force=dict(type="bool", default=False),
 )
 
 
@@ -415,6 +454,9 @@ def main():
     for name in ("lists_max_age_days", "lock_wait", "uu_max_age_days"):
         if module.params[name] < 0:
             module.fail_json(msg="%s must be 0 or more" % name)
+    problems = window_problems(module.params["windows"], module.params["blackouts"])
+    if problems:
+        module.fail_json(msg="windows/blackouts: %s" % problems[0])
     found, result = audit(module.params)
     extra = found if module.params["report"] else {}
     module.exit_json(changed=False, patching=result, **extra)

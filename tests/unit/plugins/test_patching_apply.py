@@ -29,11 +29,11 @@ from test_patching_audit import fake_apt  # noqa: E402  (same folder, on sys.pat
 from test_patching_audit import run as audit  # noqa: E402
 
 PARAMS = {"upgrade": ["fc-other=1.1", "fc-sec=1.1"], "kind": "all", "blocked": [], "refused": "",
-          "pre_hooks": [], "post_hooks": [], "hook_timeout": 10, "lock_timeout": 5, "start": 0}
+          "pre_hooks": [], "post_hooks": [], "hook_timeout": 10, "lock_timeout": 5, "start": 0, "reboot": "never"}
 
 
-@pytest.fixture
-def host(tmp_path: Path) -> Path:
+def make_host(tmp_path: Path) -> Path:
+    """A fake container root: the fixture dpkg status and one Release file."""
     (tmp_path / "var/lib/dpkg").mkdir(parents=True)
     shutil.copy(FIXTURES / "dpkg_status", tmp_path / "var/lib/dpkg/status")
     (tmp_path / "var/lib/apt/lists").mkdir(parents=True)
@@ -41,6 +41,11 @@ def host(tmp_path: Path) -> Path:
     (tmp_path / "run").mkdir()
     (tmp_path / "run/.containerenv").write_text("")
     return tmp_path
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Path:
+    return make_host(tmp_path)
 
 
 def fake_apt_get(root: Path, rc: int = 0):
