@@ -80,6 +80,14 @@ CHECKS = (
            fails this finding with the reason; not_applicable on a host never patched by fleetcare.""",
            """Read the reason in the evidence (and runs.jsonl), fix it, and run fleetcare patch
            --update again."""),
+    _check("PTCH-GATE-001", "Health gate after patching", "critical", (),
+           """With a patch run, the health role's own module (health_inspect) runs on each host
+           before and after it. A finding of a gated severity (critical, major) that fails after
+           patching but did not before means the update broke something: the gate fails, and in a
+           rolling run (--batch N) no further batch is patched; those hosts say so here and in
+           PTCH-RUN-001.""",
+           """Fix the finding named in the evidence on this host (fleetcare inspect shows it in
+           full), or roll the package back; then run fleetcare patch again for the hosts left."""),
 )
 
 BY_ID = dict((check["id"], check) for check in CHECKS)

@@ -54,6 +54,10 @@ options:
     description: Why the run may not patch this host now (the maintenance window); empty when it may.
     type: str
     default: ""
+  stopped:
+    description: Why a rolling run stopped before this host (a failed health gate elsewhere); nothing runs.
+    type: str
+    default: ""
   pre_hooks:
     description: Shell commands run in order before apt; the first that exits non-zero stops the run.
     type: list
@@ -76,6 +80,10 @@ options:
     description: Unix time the run started (the plan's); now when 0.
     type: float
     default: 0
+  record_dir:
+    description: Directory of the run records (last-run.json, runs.jsonl).
+    type: str
+    default: /var/lib/fleetcare/patching
   reboot:
     description:
       - After a successful run, whether the role reboots the host (RV(record.reboot.action)):
@@ -111,7 +119,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
     DPKG_STATUS, parse_dpkg_installed, reboot_state, running_kernel)
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import SEARCH_PATH, probe, read_optional
-from ansible_collections.fleetcare.ops.plugins.module_utils.patching_run import RESULTS, write_record
+from ansible_collections.fleetcare.ops.plugins.module_utils.patching_run import RECORD_DIR, RESULTS, write_record
 
 OUTPUT_KEEP = 2000
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_SUSPEND": "1", "NEEDRESTART_MODE": "l",
@@ -191,7 +199,9 @@ def apply(params, root="/", apt=None, now=time.time, container=""):
     before = installed_versions(root)
     record = {"version": 1, "start": start, "kind": params["kind"], "planned": params["upgrade"],
               "hooks": [], "apt": None, "reason": ""}
-    if params["refused"]:
+    if params["stopped"]:
+        record.update(result="stopped", reason=params["stopped"])
+    elif params["refused"]:
         record.update(result="refused", reason=params["refused"])
     elif params["blocked"]:
         record.update(result="blocked", reason="; ".join(params["blocked"]))
@@ -228,12 +238,14 @@ ARGUMENT_SPEC = dict(
     kind=dict(type="str", default="security", choices=["security", "all"]),
     blocked=dict(type="list", elements="str", default=[]),
     refused=dict(type="str", default=""),
+    stopped=dict(type="str", default=""),
     pre_hooks=dict(type="list", elements="str", default=[]),
     post_hooks=dict(type="list", elements="str", default=[]),
     hook_timeout=dict(type="int", default=600),
     lock_timeout=dict(type="int", default=120),
     start=dict(type="float", default=0),
     reboot=dict(type="str", default="never", choices=["never", "always", "patched", "smart"]),
+    record_dir=dict(type="str", default=RECORD_DIR),
 )
 
 
@@ -245,7 +257,7 @@ def main():
     if module.check_mode:
         module.exit_json(changed=False, record={"result": "check_mode", "planned": module.params["upgrade"]})
     record = apply(module.params, container=probe().container)
-    record["path"] = write_record(record)
+    record["path"] = write_record(record, directory=module.params["record_dir"])
     module.exit_json(changed=bool(record["changed"]), record=record)
 
 

@@ -97,6 +97,19 @@ options:
     description: Patch outside the windows and inside blackouts (recorded as forced).
     type: bool
     default: false
+  record_dir:
+    description: Where C(patching_apply) writes the run records (C(PTCH-RUN-001) reads last-run.json there).
+    type: str
+    default: /var/lib/fleetcare/patching
+  gate:
+    description:
+      - The health gate on this host, from the role (C(PTCH-GATE-001)): C(ran), the health
+        module's findings C(before) and C(after) the update, the C(severities) it judges, and
+        C(stopped_by) (the hosts whose gate stopped the rollout before this host was patched).
+        A finding of those severities failing after but not before fails the gate;
+        RV(patching.gate.new_failures) lists them.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -174,6 +187,7 @@ class Context(object):
 
     def __init__(self, params, root="/", runner=run_cmd, now=None):
         self.p, self.root, self.runner = params, root, runner
+        self.gate = judge_gate(params.get("gate") or {})
         self.now = time.time() if now is None else now
         self.container = probe(root).container
         status = read_optional(os.path.join(root, DPKG_STATUS.lstrip("/")))
@@ -338,13 +352,14 @@ def check_lock(ctx):
 
 
 def check_run(ctx):
-    record = read_run_record(ctx.root)
+    directory = ctx.p.get("record_dir") or RECORD_DIR
+    record = read_run_record(ctx.root, directory)
     if record is None:
-        raise NotApplicable("no patch run recorded on this host (%s/%s)" % (RECORD_DIR, LAST_RUN))
+        raise NotApplicable("no patch run recorded on this host (%s/%s)" % (directory, LAST_RUN))
     end = record.get("end") or record.get("start") or 0
     days = round(max(0.0, (ctx.now - end) / DAY), 2) if end else None
     evidence = dict((k, record.get(k)) for k in ("result", "reason", "kind", "start", "end", "changed"))
-    evidence.update(days_since_run=days, record="%s/%s" % (RECORD_DIR, LAST_RUN),
+    evidence.update(days_since_run=days, record="%s/%s" % (directory, LAST_RUN), reboot=record.get("reboot"),
                     packages=(record.get("packages") or [])[:50],
                     failed_hooks=[h for h in record.get("hooks") or [] if h.get("rc") != 0],
                     expected="the last patch run did what it was asked")
@@ -353,6 +368,43 @@ def check_run(ctx):
     if days is not None:
         metrics.append(metric("patching_days_since_run", days, "days"))
     return ("pass" if ok else "fail"), "major", evidence, metrics
+
+
+def judge_gate(gate):
+    """The gate's outcome from the health findings before and after: the findings of a gated
+    severity that fail after patching and did not fail before."""
+    severities = gate.get("severities") or ["critical", "major"]
+
+    def failing(findings):
+        return [f for f in findings or [] if isinstance(f, dict) and f.get("status") == "fail"
+                and f.get("severity") in severities]
+
+    before = set(f.get("id") for f in failing(gate.get("before")))
+    new = [dict((k, f.get(k)) for k in ("id", "severity", "title")) for f in failing(gate.get("after"))
+           if f.get("id") not in before]
+    reasons = dict((f.get("id"), (f.get("evidence") or {}).get("reason")) for f in failing(gate.get("after")))
+    for item in new:
+        if reasons.get(item["id"]):
+            item["reason"] = str(reasons[item["id"]])[:300]
+    return {"ran": bool(gate.get("ran")), "severities": severities, "failing_before": sorted(before),
+            "new_failures": new, "stopped_by": list(gate.get("stopped_by") or [])}
+
+
+def check_gate(ctx):
+    gate = ctx.gate
+    if gate.get("stopped_by"):
+        raise NotApplicable("not patched: the rollout stopped after the health gate failed on %s"
+                            % "; ".join(gate["stopped_by"]))
+    if not gate.get("ran"):
+        raise NotApplicable("no health gate ran (it runs with patching_update and patching_health_gate)")
+    new = gate.get("new_failures") or []
+    evidence = {"new_failures": new, "failing_before": gate.get("failing_before") or [],
+                "severities": gate.get("severities") or [],
+                "expected": "no new failing health finding of those severities after patching"}
+    if new:
+        evidence["reason"] = "health got worse after patching: %s" % ", ".join(
+            "%s (%s)" % (f.get("id"), f.get("severity")) for f in new)
+    return ("fail" if new else "pass"), "critical", evidence, [metric("patching_gate_new_failures", len(new))]
 
 
 def _uu_epoch(stamp):
@@ -400,6 +452,7 @@ CHECK_FUNCS = {
     "PTCH-DPKG-001": check_dpkg,
     "PTCH-LOCK-001": check_lock,
     "PTCH-RUN-001": check_run,
+    "PTCH-GATE-001": check_gate,
 }
 CHECKS = tuple((record, CHECK_FUNCS[record["id"]]) for record in CHECK_RECORDS)
 
@@ -429,6 +482,7 @@ def audit(params, root="/", runner=run_cmd, now=None):
         refused = "%s (host time %s); nothing was changed" % (ctx.refused, ctx.local_time)
     result = {"pending": pending, "held": ctx.held if ctx else [], "blocked": blocked,
               "time": ctx.now if ctx else time.time(), "refused": refused,
+              "gate": judge_gate(params.get("gate") or {}),
               "window": {"open": ctx.window_open, "reason": ctx.window_reason, "host_time": ctx.local_time,
                          "forced": bool(params.get("force")) and not ctx.window_open} if ctx else None,
               "upgrade": ["%s=%s" % (u["package"], u["candidate"]) for u in pending if not u["held"] and chosen(u)]}
@@ -446,6 +500,8 @@ ARGUMENT_SPEC = dict(
     windows=dict(type="list", elements="dict", default=[]),
     blackouts=dict(type="list", elements="str", default=[]),
     force=dict(type="bool", default=False),
+    gate=dict(type="dict", default={}),
+    record_dir=dict(type="str", default=RECORD_DIR),
 )
 
 

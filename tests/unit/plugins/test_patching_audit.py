@@ -107,7 +107,7 @@ def test_dpkg_holds_and_installed_packages():
 
 def test_pending_split_into_security_and_other(host: Path):
     findings, body, result = run(host)
-    assert body["expected"] == len(CHECKS) == len(findings) == 10
+    assert body["expected"] == len(CHECKS) == len(findings) == 11
     sec, other = findings["PTCH-SEC-001"], findings["PTCH-UPD-001"]
     assert (sec["status"], sec["severity"]) == ("fail", "major")
     assert sec["evidence"]["updates"] == [{"package": "fc-sec", "installed": "1.0", "candidate": "1.1",
@@ -218,7 +218,7 @@ def test_apt_unusable_makes_every_check_an_error(host: Path):
         return 100, "", "E: Could not open lock file"
 
     findings, body, result = run(host, broken)
-    assert body["expected"] == 10
+    assert body["expected"] == 11
     assert {f["status"] for f in findings.values()} == {"error"}
     assert "apt-cache policy exited 100" in findings["PTCH-SEC-001"]["evidence"]["reason"]
     assert result["upgrade"] == []
@@ -472,3 +472,33 @@ def test_cve_ids_per_pending_security_update_from_real_debsecan(host: Path, tmp_
 def test_no_debsecan_source_no_cve_ids(host: Path):
     sec = run(host)[0]["PTCH-SEC-001"]
     assert sec["evidence"]["cve_data"] == "none: patching_debsecan_source is not set"
+
+
+# ------------------------------------------------------------------ the health gate's verdict
+
+def _hf(fid, status, severity, reason=""):
+    return {"id": fid, "status": status, "severity": severity, "title": fid.lower(), "evidence": {"reason": reason}}
+
+
+def test_gate_fails_on_a_new_failure_of_a_gated_severity(host: Path):
+    before = [_hf("HLTH-DISK-001", "fail", "major"), _hf("HLTH-UNIT-001", "pass", "critical")]
+    after = [_hf("HLTH-DISK-001", "fail", "major"), _hf("HLTH-UNIT-001", "fail", "critical", "fc-app.service failed"),
+             _hf("HLTH-LOG-001", "fail", "minor")]
+    findings, _, result = run(host, gate={"ran": True, "before": before, "after": after})
+    gate = findings["PTCH-GATE-001"]
+    assert (gate["status"], gate["severity"]) == ("fail", "critical")
+    assert gate["evidence"]["new_failures"] == [{"id": "HLTH-UNIT-001", "severity": "critical",
+                                                 "title": "hlth-unit-001", "reason": "fc-app.service failed"}]
+    assert gate["evidence"]["failing_before"] == ["HLTH-DISK-001"]  # failing before: not the update's doing
+    assert "HLTH-UNIT-001 (critical)" in gate["evidence"]["reason"]
+    assert result["gate"]["new_failures"][0]["id"] == "HLTH-UNIT-001"
+    findings, _, _ = run(host, gate={"ran": True, "before": before, "after": before})
+    assert findings["PTCH-GATE-001"]["status"] == "pass"
+    findings, _, _ = run(host, gate={"ran": True, "before": [], "after": after, "severities": ["minor"]})
+    assert [f["id"] for f in findings["PTCH-GATE-001"]["evidence"]["new_failures"]] == ["HLTH-LOG-001"]
+
+
+def test_gate_not_run_or_stopped_is_not_applicable(host: Path):
+    assert run(host)[0]["PTCH-GATE-001"]["status"] == "not_applicable"
+    gate = run(host, gate={"stopped_by": ["web-2: HLTH-UNIT-001"]})[0]["PTCH-GATE-001"]
+    assert gate["status"] == "not_applicable" and "web-2: HLTH-UNIT-001" in gate["evidence"]["reason"]
