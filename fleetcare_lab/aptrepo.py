@@ -9,7 +9,8 @@ repository never leaves the test machine).
 What is pending on a host that installed the 1.0 versions and holds ``fc-held``:
 ``fc-sec`` (security), ``fc-other`` (other), ``fc-held`` (security, held).
 
-Run as ``python -m fleetcare_lab.aptrepo DIR``; Molecule's prepare and the tests call :func:`build`.
+Run as ``python -m fleetcare_lab.aptrepo DIR`` (the repository, and debsecan's data for it in
+``DIR/debsecan``); Molecule's prepare and the tests call :func:`build` and :func:`debsecan_data`.
 """
 
 from __future__ import annotations
@@ -105,5 +106,11 @@ def sources(path: str = "/srv/fc-repo") -> str:
     return "".join(SOURCES_LINE.format(path=path, suite=suite) + "\n" for suite in LABELS)
 
 
+DEBSECAN_SUITES = ("GENERIC", "bullseye", "bookworm", "trixie")
+
+
 if __name__ == "__main__":
-    print(build(Path(sys.argv[1])))
+    # the repository, and debsecan's data for it in DIR/debsecan (one file per Debian codename)
+    built = build(Path(sys.argv[1]))
+    debsecan_data(built / "debsecan", DEBSECAN_SUITES)
+    print(built)
