@@ -386,7 +386,8 @@ def judge_gate(gate):
     for item in new:
         if reasons.get(item["id"]):
             item["reason"] = str(reasons[item["id"]])[:300]
-    return {"ran": bool(gate.get("ran")), "severities": severities, "failing_before": sorted(before),
+    ran = gate.get("ran") in (True, 1, "True", "true", "yes")  # a template may give the text
+    return {"ran": ran, "severities": severities, "failing_before": sorted(before),
             "new_failures": new, "stopped_by": list(gate.get("stopped_by") or [])}
 
 

@@ -500,5 +500,6 @@ def test_gate_fails_on_a_new_failure_of_a_gated_severity(host: Path):
 
 def test_gate_not_run_or_stopped_is_not_applicable(host: Path):
     assert run(host)[0]["PTCH-GATE-001"]["status"] == "not_applicable"
+    assert run(host, gate={"ran": "False", "after": []})[0]["PTCH-GATE-001"]["status"] == "not_applicable"
     gate = run(host, gate={"stopped_by": ["web-2: HLTH-UNIT-001"]})[0]["PTCH-GATE-001"]
     assert gate["status"] == "not_applicable" and "web-2: HLTH-UNIT-001" in gate["evidence"]["reason"]
