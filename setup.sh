@@ -39,7 +39,7 @@ if $want_test; then
     # fonts-wqy-microhei: CJK glyphs for the zh-CN report in the browser test (the report uses no web fonts)
     apt_install podman runc debootstrap openssh-client uidmap slirp4netns fuse-overlayfs \
         chromium ca-certificates prometheus prometheus-node-exporter prometheus-alertmanager \
-        apt-utils dpkg-dev fonts-wqy-microhei util-linux restic
+        apt-utils dpkg-dev fonts-wqy-microhei util-linux restic debsecan
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -82,6 +82,14 @@ def _update_kinds(kinds: Sequence[str]) -> None:
         raise InputError(f"{bad[0]!r} is not security or all")
 
 
+def _batch_size(values: Sequence[str]) -> None:
+    from fleetcare.errors import InputError
+
+    for value in values:
+        if not value.isdigit() or int(value) < 1:
+            raise InputError(f"{value!r} is not a number of hosts (1 or more)")
+
+
 CHECK = Option("--check", "change nothing; report what would change", job="check")
 
 COMMANDS: dict[str, Command] = {c.name: c for c in (
@@ -119,15 +127,21 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
         playbook="playbooks/drift.yml", roles=("drift",), title="Drift report",
         example="drift_paths=[/etc,/usr/local/bin]"),
     Command(
-        "patch", "audit pending updates; install security or all updates, then audit again",
+        "patch", "audit pending updates; install security or all updates in health-gated batches",
         "Audit pending updates in one module call per host (security vs other from the host's own APT "
-        "lists, held packages, list age, pending reboot with its reason, unattended-upgrades). With "
-        "--update security|all, install those updates with apt that never prompts (held packages stay), "
-        "then audit again; with --check, install nothing. Without -i, patches this machine.",
+        "lists, with CVE IDs from debsecan; held packages, list age, pending reboot with its reason, "
+        "services to restart, interrupted dpkg, dpkg lock, unattended-upgrades, the last run's record). "
+        "With --update security|all, inside the host's maintenance window only: pre hooks, apt that "
+        "never prompts (held packages stay), post hooks, a run record on the host, the reboot policy, "
+        "then audit again; --batch N patches N hosts at a time and stops the rollout when a host's "
+        "health gets worse. With --check, install nothing. Without -i, patches this machine.",
         playbook="playbooks/patch.yml", roles=("patching",), title="Patching report",
         example="patching_lists_max_age_days=7",
         options=(Option("--update", "install these pending updates: security or all (default: audit only)",
-                        metavar="KIND", var="patching_update", check=_update_kinds), CHECK)),
+                        metavar="KIND", var="patching_update", check=_update_kinds),
+                 Option("--batch", "patch N hosts at a time, health-gated: a host whose health gets worse "
+                        "stops the later batches", metavar="N", var="patching_batch", check=_batch_size),
+                 CHECK)),
     Command(
         "backup", "restic backups on systemd timers, then audit them",
         "Install restic from the Debian package, one systemd service and timer per backup set, a "

@@ -9,7 +9,8 @@ repository never leaves the test machine).
 What is pending on a host that installed the 1.0 versions and holds ``fc-held``:
 ``fc-sec`` (security), ``fc-other`` (other), ``fc-held`` (security, held).
 
-Run as ``python -m fleetcare_lab.aptrepo DIR``; Molecule's prepare and the tests call :func:`build`.
+Run as ``python -m fleetcare_lab.aptrepo DIR`` (the repository, and debsecan's data for it in
+``DIR/debsecan``); Molecule's prepare and the tests call :func:`build` and :func:`debsecan_data`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ PACKAGES = (
 INITIAL = {name: "1.0" for name, _, _ in PACKAGES}
 HELD = ("fc-held",)
 SOURCES_LINE = "deb [trusted=yes] file:{path} {suite} main"
+# The vulnerabilities the security versions fix, for debsecan's data file (debsecan_data).
+CVES = {"fc-sec": ("CVE-2026-10001", "CVE-2026-10002"), "fc-held": ("CVE-2026-10003",)}
 
 
 def _run(argv: list[str], cwd: Path) -> str:
@@ -70,10 +73,44 @@ def build(dest: Path) -> Path:
     return dest
 
 
+def debsecan_data(dest: Path, suites: tuple[str, ...] = ("GENERIC",)) -> Path:
+    """Write debsecan's vulnerability data for the test packages under ``dest``, one file per
+    suite name (debsecan fetches ``SOURCE/SUITE``, ``GENERIC`` when no suite is set).
+
+    The format, as debsecan 0.4 reads it: a zlib-compressed text, ``VERSION 1``, then three
+    blocks ended by an empty line: vulnerabilities ``NAME,FLAGS,DESCRIPTION`` (numbered from 0
+    in order); affected packages ``PACKAGE,VULN-NUMBER,FLAGS,FIXED-VERSION,OTHER-FIXED-VERSIONS``
+    where FLAGS is four characters (S source or B binary package; urgency ' ', L, M or H;
+    remote '?', R or ' '; F when a fix is available in the suite) and a version below
+    FIXED-VERSION is vulnerable; and source to binary packages ``SOURCE,BINARY BINARY``."""
+    import zlib
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    names, affected = [], []
+    for package, cves in sorted(CVES.items()):
+        fixed = max(v for n, v, s in PACKAGES if n == package and s == SECURITY_SUITE)
+        for cve in cves:
+            affected.append(f"{package},{len(names)},SHRF,{fixed},")
+            names.append(f"{cve},,{package}: fleetcare test vulnerability")
+    binaries = [f"{name},{name}" for name in sorted({n for n, _, _ in PACKAGES})]
+    text = "VERSION 1\n" + "".join(line + "\n" for block in (names, affected, binaries)
+                                   for line in [*block, ""])
+    for suite in suites:
+        (dest / suite).write_bytes(zlib.compress(text.encode()))
+    return dest
+
+
 def sources(path: str = "/srv/fc-repo") -> str:
     """The sources.list lines of the repository copied to ``path`` on a host."""
     return "".join(SOURCES_LINE.format(path=path, suite=suite) + "\n" for suite in LABELS)
 
 
+DEBSECAN_SUITES = ("GENERIC", "bullseye", "bookworm", "trixie")
+
+
 if __name__ == "__main__":
-    print(build(Path(sys.argv[1])))
+    # the repository, and debsecan's data for it in DIR/debsecan (one file per Debian codename)
+    built = build(Path(sys.argv[1]))
+    debsecan_data(built / "debsecan", DEBSECAN_SUITES)
+    print(built)

@@ -356,3 +356,146 @@ def reboot_state(running, container="", root="/"):
                        % (running, evidence["newest_installed_kernel"]))
     evidence["reason"] = "; ".join(reasons)
     return bool(reasons), evidence
+
+
+# --------------------------------------------------------------------------- after an upgrade (patching)
+
+
+def parse_needrestart_batch(text):
+    """``needrestart -b`` -> {services: [unit], containers: [...], sessions: [...], kernel_status}.
+    Batch lines are ``NEEDRESTART-KEY: value``; KSTA is 0 unknown, 1 current, 2 ABI-compatible
+    upgrade pending, 3 newer version pending."""
+    out = {"services": [], "containers": [], "sessions": [], "kernel_status": None, "version": None}
+    keys = {"NEEDRESTART-SVC": "services", "NEEDRESTART-CONT": "containers", "NEEDRESTART-SESS": "sessions"}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        value = value.strip()
+        if key in keys and value:
+            out[keys[key]].append(value)
+        elif key == "NEEDRESTART-KSTA" and value.isdigit():
+            out["kernel_status"] = int(value)
+        elif key == "NEEDRESTART-VER":
+            out["version"] = value
+    for key in keys.values():
+        out[key] = sorted(set(out[key]))
+    return out
+
+
+def _is_library(path):
+    base = os.path.basename(path)
+    return ".so" in base and not path.startswith(("/dev/", "/memfd:", "/SYSV", "/run/", "/tmp/", "/dev/shm"))
+
+
+def parse_deleted_maps(text):
+    """The deleted shared objects a /proc/PID/maps text maps (``/usr/lib/x.so.1 (deleted)``), sorted."""
+    found = set()
+    for line in text.splitlines():
+        if not line.endswith(" (deleted)"):
+            continue
+        parts = line[:-len(" (deleted)")].split(None, 5)
+        if len(parts) == 6 and parts[5].startswith("/") and _is_library(parts[5]):
+            found.add(parts[5])
+    return sorted(found)
+
+
+def unit_of_cgroup(text):
+    """The systemd unit of a /proc/PID/cgroup text (``0::/system.slice/ssh.service``), or None."""
+    for line in text.splitlines():
+        path = line.split(":", 2)[-1]
+        for part in reversed(path.split("/")):
+            if part.endswith((".service", ".scope")) and not part.startswith("init.scope"):
+                return part
+    return None
+
+
+def processes_with_deleted_libraries(root="/"):
+    """[{pid, command, unit, libraries}] of the processes under ``root``/proc that map a deleted
+    shared library: they run code an upgrade replaced on disk (needrestart's fallback)."""
+    out = []
+    proc = os.path.join(root, "proc")
+    for name in sorted((n for n in os.listdir(proc) if n.isdigit()), key=int) if os.path.isdir(proc) else []:
+        maps = read_optional(os.path.join(proc, name, "maps"))
+        libraries = parse_deleted_maps(maps or "")
+        if not libraries:
+            continue
+        command = (read_optional(os.path.join(proc, name, "comm")) or "").strip()
+        out.append({"pid": int(name), "command": command,
+                    "unit": unit_of_cgroup(read_optional(os.path.join(proc, name, "cgroup")) or ""),
+                    "libraries": libraries})
+    return out
+
+
+DPKG_UPDATES = "/var/lib/dpkg/updates"
+DPKG_LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock")
+
+
+def dpkg_pending_journal(root="/"):
+    """Names of dpkg's journal files left in /var/lib/dpkg/updates (an interrupted dpkg run)."""
+    path = os.path.join(root, DPKG_UPDATES.lstrip("/"))
+    if not os.path.isdir(path):
+        return []
+    return sorted(n for n in os.listdir(path) if n.isdigit())
+
+
+def lock_holder(path):
+    """{pid, command, file} of the process holding a write lock on ``path`` (APT and dpkg take
+    fcntl locks), or None when it is free or missing. Asks with F_GETLK, so it never takes the lock."""
+    import fcntl
+    import struct
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        # struct flock on Linux: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid
+        fmt = "hhqqi"
+        query = struct.pack(fmt, fcntl.F_WRLCK, 0, 0, 0, 0) + b"\0" * 8  # room for the C padding
+        try:
+            answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+        except OSError:
+            return None
+        l_type, _, _, _, pid = struct.unpack(fmt, answer[:struct.calcsize(fmt)])
+    finally:
+        os.close(fd)
+    if l_type == fcntl.F_UNLCK:
+        return None
+    holder = {"file": path, "pid": pid if pid > 0 else None, "command": None}
+    if pid > 0:
+        cmdline = read_optional("/proc/%d/cmdline" % pid)
+        if cmdline:
+            holder["command"] = " ".join(cmdline.split("\0")).strip()
+    return holder
+
+
+def dpkg_lock_holders(root="/"):
+    """The holders of dpkg's frontend lock and its database lock under ``root`` (see lock_holder)."""
+    found = []
+    for lock in DPKG_LOCKS:
+        holder = lock_holder(os.path.join(root, lock.lstrip("/")))
+        if holder:
+            holder["file"] = lock
+            found.append(holder)
+    return found
+
+
+UU_LOG = "/var/log/unattended-upgrades/unattended-upgrades.log"
+_UU_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:,\d+)? (\w+) (.*)$")
+_UU_DONE = ("All upgrades installed", "No packages found that can be upgraded unattended")
+
+
+def parse_uu_log(text):
+    """unattended-upgrades' log -> {last_success, last_error, last_line}: times as 'YYYY-MM-DD HH:MM:SS'
+    (the host's local time, as the log writes them). A run succeeded when it logged that all
+    upgrades were installed or that none could be."""
+    out = {"last_success": None, "last_error": None, "last_error_message": None}
+    for line in text.splitlines():
+        match = _UU_LINE.match(line)
+        if not match:
+            continue
+        stamp, level, message = match.groups()
+        if level == "INFO" and message.startswith(_UU_DONE):
+            out["last_success"] = stamp
+        elif level in ("ERROR", "CRITICAL"):
+            out["last_error"], out["last_error_message"] = stamp, message[:200]
+    return out

@@ -44,13 +44,50 @@ CHECKS = (
            file) or a newer kernel than the running one is installed: the fixes are on disk but not
            in force. The same implementation as the health role's HLTH-REBOOT-001.""",
            """Reboot the host in its maintenance window."""),
-    _check("PTCH-UU-001", "Automatic security updates", "minor", (),
+    _check("PTCH-UU-001", "Automatic security updates", "minor", ("uu_max_age_days",),
            """unattended-upgrades installed and enabled (APT::Periodic::Unattended-Upgrade not 0)
-           installs security updates between patch runs; the evidence gives when it last ran.""",
+           installs security updates between patch runs. Enabled is not enough: it is judged by its
+           last successful run in /var/log/unattended-upgrades/unattended-upgrades.log, so one that
+           is configured but silently not running (or failing) fails too.""",
            """apt-get install unattended-upgrades and set APT::Periodic::Unattended-Upgrade "1"
            (dpkg-reconfigure -plow unattended-upgrades), or accept the finding if patch runs are
            the policy.""",
            ("https://wiki.debian.org/UnattendedUpgrades",)),
+    _check("PTCH-RESTART-001", "Services running replaced libraries", "minor", (),
+           """After an upgrade, processes started before it keep running the old code: the fixed
+           library is on disk, the vulnerable one in memory. Read from needrestart's batch output
+           (needrestart -b) where it is installed, otherwise from the processes whose memory maps
+           name a deleted shared library (/proc/PID/maps), with their systemd unit.""",
+           """Restart the services listed (systemctl restart UNIT), or reboot in the maintenance
+           window; needrestart -r l lists them."""),
+    _check("PTCH-DPKG-001", "Interrupted dpkg run", "critical", (),
+           """dpkg --audit lists packages left half-installed or unconfigured, or dpkg's journal
+           (/var/lib/dpkg/updates) holds entries: an earlier run was interrupted. APT refuses to
+           work until it is repaired, so an update is not attempted on such a host.""",
+           """Run dpkg --configure -a as root, then apt-get -f install if dependencies are left
+           broken; check dpkg --audit prints nothing."""),
+    _check("PTCH-LOCK-001", "dpkg lock held by another process", "major", (),
+           """Another process (apt, unattended-upgrades, an operator) holds dpkg's lock
+           (/var/lib/dpkg/lock-frontend or lock). A patch run waits for it for
+           patching_lock_timeout seconds, then reports the holder instead of hanging.""",
+           """Let the holder named in the evidence finish (ps -p PID); if it is stuck, stop it,
+           then run dpkg --configure -a."""),
+    _check("PTCH-RUN-001", "Last patch run", "major", (),
+           """Every patch run leaves a record on the host (/var/lib/fleetcare/patching/last-run.json,
+           and one line per run in runs.jsonl): when it ran, each package from -> to, the hooks and
+           the result. A run that was refused (maintenance window), blocked (dpkg interrupted or
+           locked), stopped by a failing pre-patch hook, or whose apt or post-patch hook failed
+           fails this finding with the reason; not_applicable on a host never patched by fleetcare.""",
+           """Read the reason in the evidence (and runs.jsonl), fix it, and run fleetcare patch
+           --update again."""),
+    _check("PTCH-GATE-001", "Health gate after patching", "critical", (),
+           """With a patch run, the health role's own module (health_inspect) runs on each host
+           before and after it. A finding of a gated severity (critical, major) that fails after
+           patching but did not before means the update broke something: the gate fails, and in a
+           rolling run (--batch N) no further batch is patched; those hosts say so here and in
+           PTCH-RUN-001.""",
+           """Fix the finding named in the evidence on this host (fleetcare inspect shows it in
+           full), or roll the package back; then run fleetcare patch again for the hosts left."""),
 )
 
 BY_ID = dict((check["id"], check) for check in CHECKS)

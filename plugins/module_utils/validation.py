@@ -143,5 +143,18 @@ def drift_problems(params, name=None):
     return problems
 
 
+def patching_problems(params, name=None):
+    """Problems of the patching options: the maintenance windows and blackout dates."""
+    from ansible_collections.fleetcare.ops.plugins.module_utils.patching_window import window_problems
+
+    name = name or module_name("patching")
+    windows, blackouts = params.get("windows", []), params.get("blackouts", [])
+    problems = []
+    for message in window_problems(windows, blackouts):
+        option = "blackouts" if message.startswith("blackout") else "windows"
+        problems.append(((option,), "%s: %s" % (name(option), message)))
+    return problems
+
+
 # role -> its check; a role without an entry has only the type checks of its argument spec
-CHECKS = {"health": health_problems, "drift": drift_problems}
+CHECKS = {"health": health_problems, "drift": drift_problems, "patching": patching_problems}

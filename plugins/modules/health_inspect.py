@@ -301,7 +301,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetcare.ops.plugins.module_utils.backup_status import (
     read_record, set_names, success_age_hours)
 from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
-    newer_kernel_installed, reboot_required, running_kernel)
+    reboot_state, running_kernel)
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
     CheckError, RESULT_KEY, NotApplicable, ToolMissing, metric, payload, run_check as run_finding)
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import CHECKS as CHECK_RECORDS
@@ -929,18 +929,9 @@ def check_certs(ctx, now=None):
 
 
 def check_reboot(ctx):
-    flagged, packages = reboot_required(ctx.root)
-    running = running_kernel()
-    evidence = {"reboot_required_flag": flagged, "packages": packages, "running_kernel": running,
-                "expected": "no reboot pending"}
-    kernel_newer = False
-    if ctx.container:
-        evidence["note"] = ("in a %s container the running kernel is the host's; judged by "
-                            "/var/run/reboot-required only" % ctx.container)
-    else:
-        evidence["newest_installed_kernel"], kernel_newer = newer_kernel_installed(running, ctx.root)
-    evidence["newer_kernel_installed"] = kernel_newer
-    pending = flagged or kernel_newer
+    # One implementation with the patching role's PTCH-REBOOT-001 (module_utils/debian.py).
+    pending, evidence = reboot_state(running_kernel(), ctx.container, ctx.root)
+    evidence["expected"] = "no reboot pending"
     return ("fail" if pending else "pass"), "major", evidence, [
         metric("reboot_required", 1 if pending else 0)]
 

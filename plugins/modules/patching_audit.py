@@ -15,7 +15,11 @@ description:
   - Reads the dpkg status database and APT's own view of the host (C(apt-cache policy), which reads
     the downloaded package lists and their Release files) and reports pending updates split into
     security and other, held packages, the age of the package lists, a pending reboot with its
-    reason, and whether unattended-upgrades is installed and enabled, one finding each (C(PTCH-*)).
+    reason, whether unattended-upgrades is installed, enabled and ran successfully lately, the
+    services that need a restart (C(needrestart -b) where installed, otherwise processes mapping
+    deleted libraries), an interrupted dpkg, a held dpkg lock, and the last patch run's record
+    (C(/var/lib/fleetcare/patching/last-run.json), written by C(patching_apply)), one finding each
+    (C(PTCH-*)).
   - A pending update is security when its candidate version comes from a list whose Release file
     names a security suite (Label or Suite containing C(security), as Debian's C(*-security)).
   - Reads only; it never changes the host, so RV(ignore:changed) is always V(false). It also tells
@@ -52,6 +56,60 @@ options:
         upgrade sets it to V(false), so only the audit of the state left behind is reported.
     type: bool
     default: true
+  lock_wait:
+    description:
+      - Seconds C(PTCH-LOCK-001) waits for another process to release the dpkg lock before it
+        fails naming the holder (pid and command). The role's plan before an upgrade waits
+        C(patching_lock_timeout); a plain audit does not wait.
+    type: int
+    default: 0
+  uu_max_age_days:
+    description: Days since unattended-upgrades' last successful run at which C(PTCH-UU-001) fails.
+    type: int
+    default: 2
+  debsecan_source:
+    description:
+      - Where C(debsecan) (installed on the host) reads its vulnerability data (its C(--source)
+        URL: C(https://security-tracker.debian.org/tracker/debsecan/release/1/), a mirror of it,
+        or a C(file:///) directory). C(PTCH-SEC-001) then lists the CVE IDs of each pending
+        security update. Empty: no CVE IDs.
+    type: str
+    default: ""
+  debsecan_suite:
+    description: The suite debsecan reads (file C(SOURCE/SUITE)); empty is the host's codename.
+    type: str
+    default: ""
+  windows:
+    description:
+      - Maintenance windows in the host's own time, C({days: [mon, ...], start: "HH:MM", end: "HH:MM"});
+        an end at or before the start runs past midnight. Empty is always open. With O(update)
+        outside every window (or inside a blackout), RV(patching.refused) says why and the role
+        installs nothing.
+    type: list
+    elements: dict
+    default: []
+  blackouts:
+    description: Dates C(YYYY-MM-DD) or ranges C(FIRST..LAST) (host time) on which no update is installed.
+    type: list
+    elements: str
+    default: []
+  force:
+    description: Patch outside the windows and inside blackouts (recorded as forced).
+    type: bool
+    default: false
+  record_dir:
+    description: Where C(patching_apply) writes the run records (C(PTCH-RUN-001) reads last-run.json there).
+    type: str
+    default: /var/lib/fleetcare/patching
+  gate:
+    description:
+      - The health gate on this host, from the role (C(PTCH-GATE-001)): C(ran), the health
+        module's findings C(before) and C(after) the update, the C(severities) it judges, and
+        C(stopped_by) (the hosts whose gate stopped the rollout before this host was patched).
+        A finding of those severities failing after but not before fails the gate;
+        RV(patching.gate.new_failures) lists them.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -82,20 +140,33 @@ patching:
       description: C(name=version) of the updates O(update) selected, held packages left out.
       type: list
       elements: str
+    refused:
+      description: Why this host may not be patched now (outside the windows, inside a blackout); empty if it may.
+      type: str
+    blocked:
+      description: Why no update may be attempted now (an interrupted dpkg, a held dpkg lock); empty if none.
+      type: list
+      elements: str
 """
 
+import datetime
 import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
-    DPKG_STATUS, apt_lists_updated, installed_packages, parse_apt_config, parse_dpkg_held,
-    parse_dpkg_status, parse_policy_files, parse_policy_packages, pending_updates, reboot_state,
+    DPKG_STATUS, UU_LOG, apt_lists_updated, dpkg_lock_holders, dpkg_pending_journal, installed_packages,
+    parse_apt_config, parse_dpkg_held, parse_dpkg_status, parse_needrestart_batch, parse_policy_files,
+    parse_policy_packages, parse_uu_log, pending_updates, processes_with_deleted_libraries, reboot_state,
     running_kernel)
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
-    CheckError, metric, payload, run_check)
+    CheckError, NotApplicable, metric, payload, run_check)
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import probe, read_optional, run_cmd
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_checks import CHECKS as CHECK_RECORDS
+from ansible_collections.fleetcare.ops.plugins.module_utils.patching_window import state as window_state
+from ansible_collections.fleetcare.ops.plugins.module_utils.patching_window import window_problems
+from ansible_collections.fleetcare.ops.plugins.module_utils.patching_run import LAST_RUN, RECORD_DIR, RESULTS
+from ansible_collections.fleetcare.ops.plugins.module_utils.patching_run import read_record as read_run_record
 
 ROLE = "patching"
 DAY = 86400.0
@@ -116,6 +187,7 @@ class Context(object):
 
     def __init__(self, params, root="/", runner=run_cmd, now=None):
         self.p, self.root, self.runner = params, root, runner
+        self.gate = judge_gate(params.get("gate") or {})
         self.now = time.time() if now is None else now
         self.container = probe(root).container
         status = read_optional(os.path.join(root, DPKG_STATUS.lstrip("/")))
@@ -126,6 +198,14 @@ class Context(object):
         self.origins = parse_policy_files(_apt_cache_policy(runner, []))
         policy = parse_policy_packages(_apt_cache_policy(runner, installed_packages(status)))
         self.pending = pending_updates(policy, self.origins, self.held)
+        self.codename = probe(root).codename
+        self.window_open, self.window_reason = window_state(
+            params.get("windows") or [], params.get("blackouts") or [], datetime.datetime.fromtimestamp(self.now))
+        self.refused = ""
+        if params["update"] != "none" and not self.window_open:
+            self.refused = self.window_reason if not params.get("force") else ""
+        self.local_time = time.strftime("%a %Y-%m-%d %H:%M %Z", time.localtime(self.now))
+        self.cves, self.cve_evidence = _cves(self)
 
     def updates(self, security):
         return [u for u in self.pending if u["security"] == security and not u["held"]]
@@ -135,13 +215,56 @@ def _listed(updates):
     return [dict((k, u[k]) for k in ("package", "installed", "candidate", "origins")) for u in updates]
 
 
+def parse_debsecan_summary(text):
+    """``debsecan --format summary`` -> {binary package: [vulnerability ID]} (lines
+    ``CVE-2026-1234 PACKAGE (notes)``)."""
+    out = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2:
+            out.setdefault(words[1], set()).add(words[0])
+    return dict((name, sorted(ids)) for name, ids in out.items())
+
+
+def _cves(ctx):
+    """({package: [CVE]}, evidence about the data): debsecan run on the host's dpkg status with
+    the data source the role gives (patching_debsecan_source); nothing when no source is given."""
+    source = ctx.p["debsecan_source"]
+    if not source:
+        return {}, {"cve_data": "none: patching_debsecan_source is not set"}
+    if ctx.states.get("debsecan") != "installed":
+        return {}, {"cve_data": "none: debsecan is not installed", "cve_source": source}
+    suite = ctx.p["debsecan_suite"] or ctx.codename or "GENERIC"
+    argv = ["debsecan", "--source", source, "--suite", suite, "--format", "summary",
+            "--status", os.path.join(ctx.root, DPKG_STATUS.lstrip("/"))]
+    try:
+        rc, out, err = ctx.runner(argv, timeout=120)
+    except Exception as exc:  # the audit goes on without CVE IDs
+        return {}, {"cve_data": "error: %s" % exc, "cve_source": source, "cve_suite": suite}
+    if rc != 0:
+        return {}, {"cve_data": "error: debsecan exited %d: %s" % (rc, " ".join(err.split())[-200:]),
+                    "cve_source": source, "cve_suite": suite}
+    return parse_debsecan_summary(out), {"cve_data": "debsecan", "cve_source": source, "cve_suite": suite}
+
+
+def _with_cves(listed, cves):
+    for item in listed:
+        if item["package"] in cves:
+            item["cves"] = cves[item["package"]]
+    return listed
+
+
 def check_security(ctx):
     found = ctx.updates(True)
-    return ("fail" if found else "pass"), "major", {
-        "count": len(found), "updates": _listed(found), "expected": "no pending security update",
+    evidence = {
+        "count": len(found), "updates": _with_cves(_listed(found), ctx.cves), "expected": "no pending security update",
         "security_origins": sorted(set(r.get("label") or r.get("suite") for r in ctx.origins.values()
-                                       if "security" in (r.get("label", "") + r.get("suite", "")).lower()))}, [
-        metric("patching_pending_security", len(found))]
+                                       if "security" in (r.get("label", "") + r.get("suite", "")).lower()))}
+    evidence.update(ctx.cve_evidence)
+    ids = sorted(set(c for u in evidence["updates"] for c in u.get("cves", ())))
+    evidence["cves"] = ids
+    return ("fail" if found else "pass"), "major", evidence, [
+        metric("patching_pending_security", len(found)), metric("patching_pending_security_cves", len(ids))]
 
 
 def check_other(ctx):
@@ -154,7 +277,8 @@ def check_other(ctx):
 def check_held(ctx):
     waiting = [u for u in ctx.pending if u["held"]]
     return ("fail" if waiting else "pass"), "minor", {
-        "held": ctx.held, "held_with_updates": [dict(_listed([u])[0], security=u["security"]) for u in waiting],
+        "held": ctx.held,
+        "held_with_updates": _with_cves([dict(_listed([u])[0], security=u["security"]) for u in waiting], ctx.cves),
         "expected": "no update waiting behind a hold"}, [metric("patching_held_packages", len(ctx.held))]
 
 
@@ -177,6 +301,118 @@ def check_reboot(ctx):
         metric("patching_reboot_required", 1 if pending else 0)]
 
 
+def check_restart(ctx):
+    if ctx.states.get("needrestart") == "installed":
+        # -b: batch output, -r l: list only; it restarts nothing.
+        rc, out, err = ctx.runner(["needrestart", "-b", "-r", "l"], timeout=60)
+        if rc != 0:
+            raise CheckError("needrestart -b exited %d: %s" % (rc, err.strip()[-200:]))
+        found = parse_needrestart_batch(out)
+        evidence = {"source": "needrestart -b", "services": found["services"],
+                    "containers": found["containers"], "sessions": found["sessions"],
+                    "needrestart_kernel_status": found["kernel_status"]}
+        count = len(found["services"])
+    else:
+        processes = processes_with_deleted_libraries(ctx.root)
+        services = sorted(set(p["unit"] for p in processes if p["unit"] and p["unit"].endswith(".service")))
+        evidence = {"source": "/proc/*/maps (needrestart is not installed)", "services": services,
+                    "processes": [dict(p, libraries=p["libraries"][:5]) for p in processes[:50]]}
+        count = len(services) + len([p for p in processes if not (p["unit"] or "").endswith(".service")])
+    evidence["expected"] = "no process runs a library an upgrade replaced"
+    return ("fail" if count else "pass"), "minor", evidence, [metric("patching_restart_needed", count)]
+
+
+def check_dpkg(ctx):
+    journal = dpkg_pending_journal(ctx.root)
+    admindir = os.path.join(ctx.root, "var/lib/dpkg")
+    rc, out, err = ctx.runner(["dpkg", "--admindir=" + admindir, "--audit"])
+    if rc not in (0, 1):
+        raise CheckError("dpkg --audit exited %d: %s" % (rc, err.strip()[:200]))
+    lines = [line for line in out.splitlines() if line.strip()]
+    evidence = {"dpkg_audit": lines[:40], "journal_files": journal[:20],
+                "expected": "dpkg --audit prints nothing and /var/lib/dpkg/updates is empty"}
+    return ("fail" if lines or journal else "pass"), "critical", evidence, [
+        metric("patching_dpkg_interrupted", 1 if lines or journal else 0)]
+
+
+def check_lock(ctx):
+    # a run the window refuses waits for nothing
+    deadline = time.time() + (0 if ctx.refused else ctx.p["lock_wait"])
+    while True:
+        holders = dpkg_lock_holders(ctx.root)
+        if not holders or time.time() >= deadline:
+            break
+        time.sleep(1)
+    evidence = {"holders": holders, "waited_seconds": ctx.p["lock_wait"] if holders else None,
+                "expected": "no process holds the dpkg lock"}
+    if holders:
+        evidence["reason"] = "; ".join("%s held by pid %s (%s)" % (h["file"], h["pid"], h["command"] or "?")
+                                       for h in holders)
+    return ("fail" if holders else "pass"), "major", evidence, []
+
+
+def check_run(ctx):
+    directory = ctx.p.get("record_dir") or RECORD_DIR
+    record = read_run_record(ctx.root, directory)
+    if record is None:
+        raise NotApplicable("no patch run recorded on this host (%s/%s)" % (directory, LAST_RUN))
+    end = record.get("end") or record.get("start") or 0
+    days = round(max(0.0, (ctx.now - end) / DAY), 2) if end else None
+    evidence = dict((k, record.get(k)) for k in ("result", "reason", "kind", "start", "end", "changed"))
+    evidence.update(days_since_run=days, record="%s/%s" % (directory, LAST_RUN), reboot=record.get("reboot"),
+                    packages=(record.get("packages") or [])[:50],
+                    failed_hooks=[h for h in record.get("hooks") or [] if h.get("rc") != 0],
+                    expected="the last patch run did what it was asked")
+    ok = RESULTS.get(record.get("result"), False)
+    metrics = [metric("patching_last_run_ok", 1 if ok else 0)]
+    if days is not None:
+        metrics.append(metric("patching_days_since_run", days, "days"))
+    return ("pass" if ok else "fail"), "major", evidence, metrics
+
+
+def judge_gate(gate):
+    """The gate's outcome from the health findings before and after: the findings of a gated
+    severity that fail after patching and did not fail before."""
+    severities = gate.get("severities") or ["critical", "major"]
+
+    def failing(findings):
+        return [f for f in findings or [] if isinstance(f, dict) and f.get("status") == "fail"
+                and f.get("severity") in severities]
+
+    before = set(f.get("id") for f in failing(gate.get("before")))
+    new = [dict((k, f.get(k)) for k in ("id", "severity", "title")) for f in failing(gate.get("after"))
+           if f.get("id") not in before]
+    reasons = dict((f.get("id"), (f.get("evidence") or {}).get("reason")) for f in failing(gate.get("after")))
+    for item in new:
+        if reasons.get(item["id"]):
+            item["reason"] = str(reasons[item["id"]])[:300]
+    ran = gate.get("ran") in (True, 1, "True", "true", "yes")  # a template may give the text
+    return {"ran": ran, "severities": severities, "failing_before": sorted(before),
+            "new_failures": new, "stopped_by": list(gate.get("stopped_by") or [])}
+
+
+def check_gate(ctx):
+    gate = ctx.gate
+    if gate.get("stopped_by"):
+        raise NotApplicable("not patched: the rollout stopped after the health gate failed on %s"
+                            % "; ".join(gate["stopped_by"]))
+    if not gate.get("ran"):
+        raise NotApplicable("no health gate ran (it runs with patching_update and patching_health_gate)")
+    new = gate.get("new_failures") or []
+    evidence = {"new_failures": new, "failing_before": gate.get("failing_before") or [],
+                "severities": gate.get("severities") or [],
+                "expected": "no new failing health finding of those severities after patching"}
+    if new:
+        evidence["reason"] = "health got worse after patching: %s" % ", ".join(
+            "%s (%s)" % (f.get("id"), f.get("severity")) for f in new)
+    return ("fail" if new else "pass"), "critical", evidence, [metric("patching_gate_new_failures", len(new))]
+
+
+def _uu_epoch(stamp):
+    # the log writes the host's local time
+    return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) if stamp else None
+
+
 def check_unattended(ctx):
     installed = ctx.states.get("unattended-upgrades") == "installed"
     evidence = {"installed": installed, "expected": "unattended-upgrades installed and enabled"}
@@ -189,8 +425,21 @@ def check_unattended(ctx):
     evidence["apt_periodic_unattended_upgrade"] = value
     stamp = os.path.join(ctx.root, "var/lib/apt/periodic/unattended-upgrades-stamp")
     evidence["last_run_epoch"] = int(os.stat(stamp).st_mtime) if os.path.exists(stamp) else None
+    log = parse_uu_log(read_optional(os.path.join(ctx.root, UU_LOG.lstrip("/"))) or "")
+    success = _uu_epoch(log["last_success"])
+    evidence.update(log_file=UU_LOG, last_success=log["last_success"], last_error=log["last_error"],
+                    last_error_message=log["last_error_message"], threshold_days=ctx.p["uu_max_age_days"])
+    days = None if success is None else round(max(0.0, (ctx.now - success) / DAY), 2)
+    evidence["days_since_success"] = days
     ok = installed and evidence["enabled"]
-    return ("pass" if ok else "fail"), "minor", evidence, [metric("patching_unattended_enabled", 1 if ok else 0)]
+    if ok and (days is None or days > ctx.p["uu_max_age_days"]):
+        ok = False
+        evidence["reason"] = ("enabled, but no successful run in %s" % UU_LOG if days is None else
+                              "enabled, but the last successful run was %.1f days ago" % days)
+    metrics = [metric("patching_unattended_enabled", 1 if installed and evidence["enabled"] else 0)]
+    if days is not None:
+        metrics.append(metric("patching_unattended_days_since_success", days, "days"))
+    return ("pass" if ok else "fail"), "minor", evidence, metrics
 
 
 CHECK_FUNCS = {
@@ -200,6 +449,11 @@ CHECK_FUNCS = {
     "PTCH-LIST-001": check_lists,
     "PTCH-REBOOT-001": check_reboot,
     "PTCH-UU-001": check_unattended,
+    "PTCH-RESTART-001": check_restart,
+    "PTCH-DPKG-001": check_dpkg,
+    "PTCH-LOCK-001": check_lock,
+    "PTCH-RUN-001": check_run,
+    "PTCH-GATE-001": check_gate,
 }
 CHECKS = tuple((record, CHECK_FUNCS[record["id"]]) for record in CHECK_RECORDS)
 
@@ -220,8 +474,18 @@ def audit(params, root="/", runner=run_cmd, now=None):
         findings.append(one)
         metrics.extend(more)
     pending = ctx.pending if ctx else []
+    # What stops an update before apt is run: an interrupted dpkg, a lock another process holds.
+    blocked = ["%s: %s" % (f["id"], f["evidence"].get("reason") or f["title"]) for f in findings
+               if f["id"] in ("PTCH-DPKG-001", "PTCH-LOCK-001") and f["status"] != "pass"]
     chosen = {"none": lambda u: False, "security": lambda u: u["security"], "all": lambda u: True}[params["update"]]
-    result = {"pending": pending, "held": ctx.held if ctx else [],
+    refused = ""
+    if ctx and ctx.refused:
+        refused = "%s (host time %s); nothing was changed" % (ctx.refused, ctx.local_time)
+    result = {"pending": pending, "held": ctx.held if ctx else [], "blocked": blocked,
+              "time": ctx.now if ctx else time.time(), "refused": refused,
+              "gate": judge_gate(params.get("gate") or {}),
+              "window": {"open": ctx.window_open, "reason": ctx.window_reason, "host_time": ctx.local_time,
+                         "forced": bool(params.get("force")) and not ctx.window_open} if ctx else None,
               "upgrade": ["%s=%s" % (u["package"], u["candidate"]) for u in pending if not u["held"] and chosen(u)]}
     return payload(ROLE, findings, metrics, expected=len(CHECKS)), result
 
@@ -230,13 +494,26 @@ ARGUMENT_SPEC = dict(
     lists_max_age_days=dict(type="int", default=7),
     update=dict(type="str", default="none", choices=["none", "security", "all"]),
     report=dict(type="bool", default=True),
+    lock_wait=dict(type="int", default=0),
+    uu_max_age_days=dict(type="int", default=2),
+    debsecan_source=dict(type="str", default=""),
+    debsecan_suite=dict(type="str", default=""),
+    windows=dict(type="list", elements="dict", default=[]),
+    blackouts=dict(type="list", elements="str", default=[]),
+    force=dict(type="bool", default=False),
+    gate=dict(type="dict", default={}),
+    record_dir=dict(type="str", default=RECORD_DIR),
 )
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    if module.params["lists_max_age_days"] < 0:
-        module.fail_json(msg="lists_max_age_days must be 0 or more")
+    for name in ("lists_max_age_days", "lock_wait", "uu_max_age_days"):
+        if module.params[name] < 0:
+            module.fail_json(msg="%s must be 0 or more" % name)
+    problems = window_problems(module.params["windows"], module.params["blackouts"])
+    if problems:
+        module.fail_json(msg="windows/blackouts: %s" % problems[0])
     found, result = audit(module.params)
     extra = found if module.params["report"] else {}
     module.exit_json(changed=False, patching=result, **extra)

@@ -187,6 +187,12 @@ CASES: dict[str, tuple[Argv, tuple[str, ...]]] = {
     "e-alias-loop": (args("inspect", "-e", "health_cert_paths=&a [*a]"), ("health_cert_paths", "itself")),
     "e-non-string-key": (args("inspect", "-e", "health_units_ignore={1: a}"), ("health_units_ignore", "not a string")),
     "e-hardening-type": (args("audit", "-e", "hardening_controls_skip={a: b}"), ("hardening_controls_skip",)),
+    "e-patch-window-bad-time": (args("patch", "-e", 'patching_windows=[{start: "25:00", end: "04:00"}]'),
+                                ("-e", "patching_windows", "start must be HH:MM", "25:00")),
+    "e-patch-window-bad-day": (args("patch", "-e", 'patching_windows=[{days: [funday], start: "01:00", end: "02:00"}]'),
+                               ("patching_windows", "days must be a list")),
+    "e-patch-blackout-reversed": (args("patch", "-e", 'patching_blackouts=["2027-01-05..2027-01-01"]'),
+                                  ("patching_blackouts", "FIRST..LAST")),
     # role variables in --vars-file, alone and across sources
     "vars-critical-below-default-warn": (vars_file("health_disk_critical_pct: 80\n"),
                                          ("v.yml", "health_disk_critical_pct")),
@@ -248,6 +254,10 @@ CASES: dict[str, tuple[Argv, tuple[str, ...]]] = {
         ("i.yml", "group web", "health_swap_critical_pct")),
     "inline-host-var-typo": (with_fleet_var("        web-2:\n", "          health_disk_wran_pct: 1\n"),
                              ("i.yml", "host web-2", "did you mean health_disk_warn_pct?")),
+    "host-vars-patch-window": (
+        lambda t, f: ["patch", *beside_fleet(
+            {"host_vars/db-1.yml": "patching_windows: [{start: '2am', end: '04:00'}]\n"})(t, f)[1:]],
+        ("host_vars/db-1", "patching_windows", "2am")),
     "ini-group-vars": (inventory("hosts", INI_VARS), ("hosts", "group web", "health_disk_warn_pct")),
     "script-inventory-vars": (script(SCRIPT_VARS), ("inv.sh", "group web", "health_mem_warn_pct")),
     # drift's per-category settings (plugins/module_utils/validation.py drift_problems)

@@ -8,6 +8,8 @@ import importlib.util
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,9 +24,11 @@ patching_audit = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(patching_audit)
 
 from ansible_collections.fleetcare.ops.plugins.module_utils import debian  # noqa: E402
+from ansible_collections.fleetcare.ops.plugins.module_utils.host import run_cmd  # noqa: E402
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_checks import BY_ID, CHECKS  # noqa: E402
 
-PARAMS = {"lists_max_age_days": 7, "update": "none", "report": True}
+PARAMS = {"lists_max_age_days": 7, "update": "none", "report": True, "lock_wait": 0, "uu_max_age_days": 2,
+          "debsecan_source": "", "debsecan_suite": ""}
 NOW = 1_800_000_000.0
 
 
@@ -32,8 +36,10 @@ def _text(name: str) -> str:
     return (FIXTURES / name).read_text()
 
 
-def fake_apt(policy_packages: str | None = None, config: str | None = None):
-    """APT's answers: apt-cache policy without and with package names, apt-config dump."""
+def fake_apt(policy_packages: str | None = None, config: str | None = None, dpkg_audit: str = "",
+             needrestart: str | None = None):
+    """APT's answers: apt-cache policy without and with package names, apt-config dump; and
+    dpkg --audit and needrestart -b."""
     calls = []
 
     def runner(argv, timeout=20):
@@ -44,6 +50,11 @@ def fake_apt(policy_packages: str | None = None, config: str | None = None):
                 policy_packages if policy_packages is not None else _text("policy_packages.txt")), ""
         if argv[:2] == ["apt-config", "dump"]:
             return 0, config if config is not None else _text("apt_config.txt"), ""
+        if argv[0] == "dpkg" and argv[-1] == "--audit":
+            return 0, dpkg_audit, ""
+        if argv[0] == "needrestart" and needrestart is not None:
+            assert argv[1:] == ["-b", "-r", "l"], "list mode only"
+            return 0, needrestart, ""
         raise AssertionError(f"unexpected command {argv}")
 
     runner.calls = calls
@@ -96,7 +107,7 @@ def test_dpkg_holds_and_installed_packages():
 
 def test_pending_split_into_security_and_other(host: Path):
     findings, body, result = run(host)
-    assert body["expected"] == len(CHECKS) == len(findings) == 6
+    assert body["expected"] == len(CHECKS) == len(findings) == 11
     sec, other = findings["PTCH-SEC-001"], findings["PTCH-UPD-001"]
     assert (sec["status"], sec["severity"]) == ("fail", "major")
     assert sec["evidence"]["updates"] == [{"package": "fc-sec", "installed": "1.0", "candidate": "1.1",
@@ -178,6 +189,24 @@ def test_unattended_upgrades_installed_and_enabled(host: Path):
     status = host / "var/lib/dpkg/status"
     status.write_text(status.read_text() + "\nPackage: unattended-upgrades\nStatus: install ok installed\n")
     findings, _, _ = run(host)
+    uu = findings["PTCH-UU-001"]
+    assert uu["status"] == "fail" and "no successful run" in uu["evidence"]["reason"]
+    log = host / "var/log/unattended-upgrades/unattended-upgrades.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("2027-01-14 06:10:01,117 INFO Starting unattended upgrades script\n"
+                   "2027-01-14 06:10:09,902 INFO All upgrades installed\n"
+                   "2027-01-15 06:10:02,001 ERROR Cache has broken packages, exiting\n")
+    success = time.mktime(time.strptime("2027-01-14 06:10:09", "%Y-%m-%d %H:%M:%S"))
+    findings, _, _ = run(host, now=success + 86400)
+    uu = findings["PTCH-UU-001"]
+    assert uu["status"] == "pass", uu
+    assert uu["evidence"]["last_success"] == "2027-01-14 06:10:09"
+    assert uu["evidence"]["last_error_message"] == "Cache has broken packages, exiting"
+    findings, body, _ = run(host, now=success + 3 * 86400)
+    assert findings["PTCH-UU-001"]["status"] == "fail"
+    assert "3.0 days ago" in findings["PTCH-UU-001"]["evidence"]["reason"]
+    assert {m["name"]: m["value"] for m in body["metrics"]}["patching_unattended_days_since_success"] == 3.0
+    findings, _, _ = run(host, now=success + 3 * 86400, uu_max_age_days=4)
     assert findings["PTCH-UU-001"]["status"] == "pass"
     disabled = _text("apt_config.txt").replace('Unattended-Upgrade "1"', 'Unattended-Upgrade "0"')
     findings, _, _ = run(host, fake_apt(config=disabled))
@@ -189,7 +218,7 @@ def test_apt_unusable_makes_every_check_an_error(host: Path):
         return 100, "", "E: Could not open lock file"
 
     findings, body, result = run(host, broken)
-    assert body["expected"] == 6
+    assert body["expected"] == 11
     assert {f["status"] for f in findings.values()} == {"error"}
     assert "apt-cache policy exited 100" in findings["PTCH-SEC-001"]["evidence"]["reason"]
     assert result["upgrade"] == []
@@ -220,3 +249,257 @@ def test_the_test_repository_has_one_security_suite(tmp_path: Path):
     assert sorted(re.findall(r"^Package: (\S+)\n(?:.+\n)*?Version: (\S+)", packages, re.M)) == [
         ("fc-held", "1.1"), ("fc-sec", "1.1")]
     assert "trusted=yes" in aptrepo.sources()
+
+
+# ------------------------------------------------------------------ after an upgrade, dpkg state
+
+NEEDRESTART_B = """NEEDRESTART-VER: 3.6
+NEEDRESTART-KCUR: 6.1.0-18-amd64
+NEEDRESTART-KEXP: 6.1.0-18-amd64
+NEEDRESTART-KSTA: 1
+NEEDRESTART-SVC: ssh.service
+NEEDRESTART-SVC: cron.service
+NEEDRESTART-SESS: root @ session #3
+"""
+
+
+def _with_package(host: Path, name: str) -> None:
+    status = host / "var/lib/dpkg/status"
+    status.write_text(status.read_text() + f"\nPackage: {name}\nStatus: install ok installed\nVersion: 1.0\n")
+
+
+def test_restart_needed_from_needrestart_batch_output(host: Path):
+    _with_package(host, "needrestart")
+    findings, body, _ = run(host, fake_apt(needrestart=NEEDRESTART_B))
+    restart = findings["PTCH-RESTART-001"]
+    assert restart["status"] == "fail"
+    assert restart["evidence"]["services"] == ["cron.service", "ssh.service"]
+    assert restart["evidence"]["sessions"] == ["root @ session #3"]
+    assert {m["name"]: m["value"] for m in body["metrics"]}["patching_restart_needed"] == 2.0
+    findings, _, _ = run(host, fake_apt(needrestart="NEEDRESTART-VER: 3.6\nNEEDRESTART-KSTA: 1\n"))
+    assert findings["PTCH-RESTART-001"]["status"] == "pass"
+
+
+def test_restart_needed_from_deleted_libraries_without_needrestart(host: Path):
+    proc = host / "proc"
+    for pid, comm, unit, maps in (
+            ("812", "sshd", "0::/system.slice/ssh.service",
+             "7f1c2a000000-7f1c2a021000 r-xp 00000000 fe:01 1234 /usr/lib/x86_64-linux-gnu/libssl.so.3 (deleted)\n"
+             "7f1c2b000000-7f1c2b001000 rw-s 00000000 00:01 99 /dev/zero (deleted)\n"),
+            ("900", "bash", "0::/user.slice/user-0.slice/session-3.scope",
+             "55d0c0000000-55d0c0100000 r-xp 00000000 fe:01 77 /usr/bin/bash\n"),
+            ("901", "worker", "0::/system.slice/fc-app.service",
+             "7f00-7f10 rw-s 00000000 00:05 5 /memfd:pulse (deleted)\n")):
+        (proc / pid).mkdir(parents=True)
+        (proc / pid / "comm").write_text(comm + "\n")
+        (proc / pid / "cgroup").write_text(unit + "\n")
+        (proc / pid / "maps").write_text(maps)
+    findings, _, _ = run(host)
+    restart = findings["PTCH-RESTART-001"]
+    assert restart["status"] == "fail"
+    assert "needrestart is not installed" in restart["evidence"]["source"]
+    assert restart["evidence"]["services"] == ["ssh.service"]
+    assert restart["evidence"]["processes"] == [{"pid": 812, "command": "sshd", "unit": "ssh.service",
+                                                 "libraries": ["/usr/lib/x86_64-linux-gnu/libssl.so.3"]}]
+    (proc / "812" / "maps").write_text("55d0-55d1 r-xp 00000000 fe:01 1 /usr/sbin/sshd\n")
+    assert run(host)[0]["PTCH-RESTART-001"]["status"] == "pass"
+
+
+def test_interrupted_dpkg_blocks_the_update(host: Path):
+    findings, _, result = run(host, update="all")
+    assert findings["PTCH-DPKG-001"]["status"] == "pass" and result["blocked"] == []
+    half = ("The following packages are only half configured, probably due to problems\n"
+            "configuring them the first time.  The configuration should be retried using\n"
+            "dpkg --configure <package> or the configure menu option in dselect:\n"
+            " fc-sec               fleetcare patching test package\n")
+    findings, _, result = run(host, fake_apt(dpkg_audit=half), update="all")
+    dpkg = findings["PTCH-DPKG-001"]
+    assert (dpkg["status"], dpkg["severity"]) == ("fail", "critical")
+    assert " fc-sec               fleetcare patching test package" in dpkg["evidence"]["dpkg_audit"]
+    assert "dpkg --configure -a" in dpkg["remediation"]
+    assert result["blocked"] and result["blocked"][0].startswith("PTCH-DPKG-001")
+    updates = host / "var/lib/dpkg/updates"
+    updates.mkdir()
+    (updates / "0001").write_text("")
+    findings, _, result = run(host, update="all")
+    assert findings["PTCH-DPKG-001"]["status"] == "fail"
+    assert findings["PTCH-DPKG-001"]["evidence"]["journal_files"] == ["0001"]
+
+
+def _real_dpkg_then_apt(argv, timeout=20):
+    if argv[0] == "dpkg":
+        return run_cmd(argv, timeout)
+    return fake_apt()(argv, timeout)
+
+
+def test_interrupted_dpkg_for_real(tmp_path: Path):
+    """dpkg itself unpacks a package into a private root without configuring it: dpkg --audit
+    (run for real, on that root's database) reports it, and the update is blocked."""
+    from fleetcare_lab import aptrepo
+
+    repo = aptrepo.build(tmp_path / "repo")
+    root = tmp_path / "root"
+    admin = root / "var/lib/dpkg"
+    (admin / "updates").mkdir(parents=True)
+    (admin / "info").mkdir()
+    for name in ("status", "available"):
+        (admin / name).write_text("")
+    deb = repo / "pool" / aptrepo.SECURITY_SUITE / "fc-sec_1.1_all.deb"
+    subprocess.run(["dpkg", f"--root={root}", "--force-script-chrootless", "--force-not-root", "--unpack",
+                    str(deb)], check=True, capture_output=True)
+    (root / "var/lib/apt/lists").mkdir(parents=True)
+    shutil.copy(FIXTURES / "Release", root / "var/lib/apt/lists/x_Release")
+    findings, _, result = run(root, _real_dpkg_then_apt, update="all")
+    dpkg = findings["PTCH-DPKG-001"]
+    assert dpkg["status"] == "fail", dpkg
+    assert any(line.split()[:1] == ["fc-sec"] for line in dpkg["evidence"]["dpkg_audit"]), dpkg["evidence"]
+    assert result["blocked"]
+    subprocess.run(["dpkg", f"--root={root}", "--force-script-chrootless", "--force-not-root",
+                    "--configure", "-a"], check=True, capture_output=True)
+    assert run(root, _real_dpkg_then_apt)[0]["PTCH-DPKG-001"]["status"] == "pass"
+
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o640)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold(path: Path, seconds: float) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), str(seconds)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_held_dpkg_lock_names_its_holder(host: Path):
+    """A real fcntl lock on the root's lock-frontend, held by another process, as apt takes it."""
+    lock = host / "var/lib/dpkg/lock-frontend"
+    holder = _hold(lock, 30)
+    try:
+        start = time.monotonic()
+        findings, _, result = run(host, update="all", lock_wait=1)
+        waited = time.monotonic() - start
+        found = findings["PTCH-LOCK-001"]
+        assert found["status"] == "fail"
+        assert found["evidence"]["holders"][0]["pid"] == holder.pid
+        assert found["evidence"]["holders"][0]["file"] == "/var/lib/dpkg/lock-frontend"
+        assert HOLD_LOCK.strip().splitlines()[0] in found["evidence"]["holders"][0]["command"]
+        assert f"held by pid {holder.pid}" in found["evidence"]["reason"]
+        assert 1 <= waited < 5, waited  # waited its bound, then reported
+        assert result["blocked"] and result["blocked"][0].startswith("PTCH-LOCK-001")
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    findings, _, result = run(host, update="all")
+    assert findings["PTCH-LOCK-001"]["status"] == "pass" and result["blocked"] == []
+
+
+def test_lock_released_within_the_wait_passes(host: Path):
+    holder = _hold(host / "var/lib/dpkg/lock", 1)
+    try:
+        findings, _, result = run(host, update="all", lock_wait=10)
+    finally:
+        holder.wait()
+        holder.stdout.close()
+    assert findings["PTCH-LOCK-001"]["status"] == "pass" and result["blocked"] == []
+
+
+def test_health_and_patching_judge_a_reboot_alike(host: Path):
+    """HLTH-REBOOT-001 and PTCH-REBOOT-001 are one implementation (debian.reboot_state)."""
+    hi_spec = importlib.util.spec_from_file_location("fc_hi", ROOT / "plugins/modules/health_inspect.py")
+    hi = importlib.util.module_from_spec(hi_spec)
+    hi_spec.loader.exec_module(hi)
+    (host / "var/run").mkdir(parents=True)
+    (host / "var/run/reboot-required").write_text("*** System restart required ***\n")
+    (host / "var/run/reboot-required.pkgs").write_text("libc6\n")
+    ctx = type("Ctx", (), {"root": str(host), "container": "podman"})()
+    status, _sev, health, _ = hi.check_reboot(ctx)
+    patching = run(host)[0]["PTCH-REBOOT-001"]
+    assert status == patching["status"] == "fail"
+    assert health == patching["evidence"]
+
+
+# ------------------------------------------------------------------ CVE IDs from debsecan
+
+
+def _real_debsecan_then_apt(argv, timeout=20):
+    if argv[0] == "debsecan":
+        return run_cmd(argv, timeout)
+    return fake_apt()(argv, timeout)
+
+
+def test_debsecan_summary_parser():
+    assert patching_audit.parse_debsecan_summary(
+        "CVE-2026-1 fc-sec (fixed, high urgency)\nCVE-2026-2 fc-sec\nTEMP-0001-AB libx\n\n") == {
+        "fc-sec": ["CVE-2026-1", "CVE-2026-2"], "libx": ["TEMP-0001-AB"]}
+
+
+def test_cve_ids_per_pending_security_update_from_real_debsecan(host: Path, tmp_path_factory):
+    """debsecan itself (Debian package, installed on this machine) reads a data file the test
+    writes in its own format (fleetcare_lab.aptrepo.debsecan_data) from a file:/// source."""
+    from fleetcare_lab import aptrepo
+
+    assert shutil.which("debsecan"), "debsecan is required: apt-get install -y debsecan (CI does)"
+    data = aptrepo.debsecan_data(tmp_path_factory.mktemp("debsecan"), ("bookworm",))
+    source = data.as_uri() + "/"
+    findings, body, _ = run(host, _real_debsecan_then_apt, debsecan_source=source)
+    sec = findings["PTCH-SEC-001"]
+    assert sec["evidence"]["cve_data"] == "none: debsecan is not installed"  # not in this host's dpkg status
+    _with_package(host, "debsecan")
+    findings, body, _ = run(host, _real_debsecan_then_apt, debsecan_source=source)
+    sec = findings["PTCH-SEC-001"]
+    assert sec["evidence"]["cve_data"] == "debsecan", sec["evidence"]
+    assert sec["evidence"]["cve_suite"] == "bookworm"  # the host's codename
+    assert sec["evidence"]["updates"][0]["package"] == "fc-sec"
+    assert sec["evidence"]["updates"][0]["cves"] == ["CVE-2026-10001", "CVE-2026-10002"]
+    assert sec["evidence"]["cves"] == ["CVE-2026-10001", "CVE-2026-10002"]
+    held = findings["PTCH-HOLD-001"]["evidence"]["held_with_updates"]
+    assert held[0]["cves"] == ["CVE-2026-10003"]
+    assert "cves" not in findings["PTCH-UPD-001"]["evidence"]["updates"][0]
+    assert {m["name"]: m["value"] for m in body["metrics"]}["patching_pending_security_cves"] == 2.0
+    # a suite without a data file: the audit goes on, saying why there are no IDs
+    findings, _, _ = run(host, _real_debsecan_then_apt, debsecan_source=source, debsecan_suite="trixie")
+    sec = findings["PTCH-SEC-001"]
+    assert sec["status"] == "fail" and sec["evidence"]["cve_data"].startswith("error: debsecan exited 1")
+    assert "cves" not in sec["evidence"]["updates"][0] and sec["evidence"]["cves"] == []
+
+
+def test_no_debsecan_source_no_cve_ids(host: Path):
+    sec = run(host)[0]["PTCH-SEC-001"]
+    assert sec["evidence"]["cve_data"] == "none: patching_debsecan_source is not set"
+
+
+# ------------------------------------------------------------------ the health gate's verdict
+
+def _hf(fid, status, severity, reason=""):
+    return {"id": fid, "status": status, "severity": severity, "title": fid.lower(), "evidence": {"reason": reason}}
+
+
+def test_gate_fails_on_a_new_failure_of_a_gated_severity(host: Path):
+    before = [_hf("HLTH-DISK-001", "fail", "major"), _hf("HLTH-UNIT-001", "pass", "critical")]
+    after = [_hf("HLTH-DISK-001", "fail", "major"), _hf("HLTH-UNIT-001", "fail", "critical", "fc-app.service failed"),
+             _hf("HLTH-LOG-001", "fail", "minor")]
+    findings, _, result = run(host, gate={"ran": True, "before": before, "after": after})
+    gate = findings["PTCH-GATE-001"]
+    assert (gate["status"], gate["severity"]) == ("fail", "critical")
+    assert gate["evidence"]["new_failures"] == [{"id": "HLTH-UNIT-001", "severity": "critical",
+                                                 "title": "hlth-unit-001", "reason": "fc-app.service failed"}]
+    assert gate["evidence"]["failing_before"] == ["HLTH-DISK-001"]  # failing before: not the update's doing
+    assert "HLTH-UNIT-001 (critical)" in gate["evidence"]["reason"]
+    assert result["gate"]["new_failures"][0]["id"] == "HLTH-UNIT-001"
+    findings, _, _ = run(host, gate={"ran": True, "before": before, "after": before})
+    assert findings["PTCH-GATE-001"]["status"] == "pass"
+    findings, _, _ = run(host, gate={"ran": True, "before": [], "after": after, "severities": ["minor"]})
+    assert [f["id"] for f in findings["PTCH-GATE-001"]["evidence"]["new_failures"]] == ["HLTH-LOG-001"]
+
+
+def test_gate_not_run_or_stopped_is_not_applicable(host: Path):
+    assert run(host)[0]["PTCH-GATE-001"]["status"] == "not_applicable"
+    assert run(host, gate={"ran": "False", "after": []})[0]["PTCH-GATE-001"]["status"] == "not_applicable"
+    gate = run(host, gate={"stopped_by": ["web-2: HLTH-UNIT-001"]})[0]["PTCH-GATE-001"]
+    assert gate["status"] == "not_applicable" and "web-2: HLTH-UNIT-001" in gate["evidence"]["reason"]
