@@ -369,6 +369,16 @@ def _not_finite(name: str) -> float:
     raise ValueError(f"{name} is not a finite number")
 
 
+def role_judge(command: str) -> Callable[[History, Run], None] | None:
+    """The controller-side findings a command's roles owe, judged from history after the results
+    and before the lifecycle, for a run and for an imported run alike: the health role's
+    capacity forecast (HLTH-CAP-001, fleetcare.trends)."""
+    from fleetcare import commands, trends
+
+    known = commands.COMMANDS.get(command)
+    return trends.judge if known is not None and "health" in known.roles else None
+
+
 def import_results(path: Path, history: History, output_dir: Path, fail_on: str = "major",
                    rules: Rules | None = None) -> Outcome:
     """Read back a run made without the wrapper (an ansible-runner artifact directory, or the
@@ -386,6 +396,9 @@ def import_results(path: Path, history: History, output_dir: Path, fail_on: str 
     if not run.hosts:
         raise InputError(f"{path}: the run recorded there has no host results")
     run.finish()
+    judge = role_judge(run.command)
+    if judge is not None:
+        judge(history, run)
     judge_lifecycle(run, history, rules)
     run_dir = output_dir / run.id
     ensure_private(run_dir, new=True)

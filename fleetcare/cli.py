@@ -237,14 +237,10 @@ def _command(args: argparse.Namespace) -> int:
         return _backup(args)
     if commands.get(args.command).runs:
         # the health role's metrics make trends and the capacity forecast (HLTH-CAP-001)
-        return _run(args, judge=_health_judge if "health" in commands.get(args.command).roles else None)
+        from fleetcare import app
+
+        return _run(args, judge=app.role_judge(args.command))
     return _TOOLS[args.command].handler(args)
-
-
-def _health_judge(history, run) -> None:
-    from fleetcare import trends
-
-    trends.judge(history, run)
 
 
 def _explain(args: argparse.Namespace) -> int:
