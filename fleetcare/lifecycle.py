@@ -84,7 +84,7 @@ def annotate(run: Run, history: Any, against: str | None = None, recurring: Any 
     from fleetcare import knowledge
 
     other_id = history.resolve(against) if against else history.previous_run(run)
-    other = history.load(other_id) if other_id else None
+    other = history.outline(other_id) if other_id else None  # ids and statuses are all it needs
     if other is None:
         run.comparison = compare(run, None)
     else:

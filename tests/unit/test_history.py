@@ -38,6 +38,18 @@ def test_round_trip_keeps_everything(tmp_path):
     assert again.to_report() == run.to_report()
 
 
+def test_outline_holds_what_the_comparison_reads(tmp_path):
+    run = _run()
+    with History(tmp_path / "h.db") as h:
+        h.save(run)
+        light, full = h.outline(run.id[:8]), h.load(run.id)
+    assert (light.id, light.command, light.started, list(light.hosts)) == (full.id, full.command, full.started,
+                                                                          list(full.hosts))
+    assert [(f.id, f.host, f.severity, f.status, f.open) for f in light.findings()] == \
+        [(f.id, f.host, f.severity, f.status, f.open) for f in full.findings()]
+    assert not any(f.evidence or f.title for f in light.findings()) and not list(light.metrics())
+
+
 def test_default_path_follows_xdg_data_home(data_home):
     assert default_path() == data_home / "fleetcare" / "history.db"
     with History() as h:
