@@ -202,7 +202,8 @@ def test_sigterm_mid_run_keeps_partial_results(fleet, data, tmp_path):
     with History(data / "fleetcare" / "history.db") as h:
         run = h.load("latest")
     assert run.status == "interrupted" and run.exit_code == 4
-    assert len(list(run.findings())) == CHECKS
+    # the module's findings; an interrupted run is not judged on the controller (no HLTH-CAP-001)
+    assert len(list(run.findings())) == CHECKS - 1
     # the wrapper left no ansible-playbook behind
     left = subprocess.run(["pgrep", "-af", f"ansible-playbook.*{inv}"], capture_output=True, text=True)
     assert left.stdout.strip() == ""
