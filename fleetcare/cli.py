@@ -179,6 +179,72 @@ def _lab_arguments(lab: argparse.ArgumentParser) -> None:
     labsub.add_parser("down", help="remove every lab container and the lab's key and inventory")
 
 
+def _schedule_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--on-calendar", metavar="SPEC",
+                   help="when: a systemd calendar spec such as daily, 'Mon..Fri 06:00' or '*-*-* *:00/30' (required)")
+    p.add_argument("--name", metavar="NAME", help="the schedule's name: units fleetcare-NAME.* (default: the command)")
+    p.add_argument("--user", metavar="USER", help="the user the run runs as (default: you)")
+    p.add_argument("--random-delay", default="", metavar="SPAN",
+                   help="start up to this long after the time (RandomizedDelaySec=, e.g. 15min; default none)")
+
+
+def _schedule_arguments(p: argparse.ArgumentParser) -> None:
+    ssub = p.add_subparsers(dest="schedule_command", metavar="ACTION", parser_class=_Parser)
+    ssub.required = True
+    add = ssub.add_parser("add", help="install a schedule: COMMAND [its options] --on-calendar SPEC")
+    _schedule_options(add)
+    add.add_argument("words", nargs=argparse.REMAINDER, metavar="COMMAND [OPTIONS]",
+                     help="a run command and its options, as you would run it")
+    ssub.add_parser("list", help="the schedules fleetcare installed: next and last run, last exit code")
+    rm = ssub.add_parser("remove", help="delete a schedule's units (or cron entry)")
+    rm.add_argument("name", metavar="NAME")
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    import pwd
+
+    from fleetcare import schedule
+
+    if args.schedule_command == "list":
+        rows = schedule.listing()
+        if not rows:
+            print("no schedules: add one with 'fleetcare schedule add COMMAND ... --on-calendar SPEC'")
+        for r in rows:
+            extra = (f"  next {r['next']}  last {r['last']}  exit {r['exit']}" if r["kind"] == "systemd"
+                     else "  (cron: last runs are in 'fleetcare history' and syslog)")
+            print(safe(f"{r['name']}  {r['kind']}  {r['calendar']}  as {r['user']}: {r['command']}{extra}"))
+        return 0
+    if args.schedule_command == "remove":
+        for path in schedule.remove(args.name):
+            print(safe(f"removed {path}"))
+        return 0
+    # options of the schedule itself may come after the command's, which pass through unchanged
+    own = _Parser(add_help=False, allow_abbrev=False)
+    _schedule_options(own)
+    later, words = own.parse_known_args(args.words)
+    for key in ("on_calendar", "name", "user", "random_delay"):
+        if getattr(later, key):
+            setattr(args, key, getattr(later, key))
+    if not words or words[0].startswith("-"):
+        raise InputError("schedule add: name the COMMAND to run (e.g. 'schedule add inspect -i hosts.yml ...')")
+    if not args.on_calendar:
+        raise InputError("schedule add: --on-calendar SPEC is required (e.g. daily, 'Mon..Fri 06:00')")
+    name = schedule.check_name(args.name or words[0])
+    user = schedule.check_user(args.user or pwd.getpwuid(os.getuid()).pw_name)
+    delay = schedule.check_delay(args.random_delay)
+    normalized = schedule.normalize_calendar(args.on_calendar)
+    schedule.check_command(words)
+    plan = schedule.Schedule(name, tuple(words), args.on_calendar, normalized, user, os.getcwd(), delay)
+    kind, files = schedule.add(plan)
+    if kind == "cron":
+        print(safe(f"schedule {name}: systemd is not running here, so a cron entry instead: {files[0]} "
+                   f"({normalized}; cron does not catch up missed runs; output goes to syslog via logger)"))
+    else:
+        print(safe(f"schedule {name}: {files[1].name} on {normalized}, runs {files[0].name} as {user} "
+                   f"(see 'fleetcare schedule list'; output: journalctl -t fleetcare-{name})"))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     environ = dict(os.environ)  # the user's locale, before check_locale may set LC_ALL for Ansible
@@ -656,6 +722,7 @@ _TOOLS: dict[str, _Tool] = {
     "waive": _Tool(_waive_arguments, _waive, history=True),
     "waivers": _Tool(_waivers_arguments, _waivers, history=True),
     "unwaive": _Tool(_unwaive_arguments, _unwaive, history=True),
+    "schedule": _Tool(_schedule_arguments, _schedule, history=False),
     "lab": _Tool(_lab_arguments, _lab, history=False),
 }
 

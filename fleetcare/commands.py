@@ -185,6 +185,14 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             "Revoke waivers: by waiver id (a number, from 'fleetcare waivers'), or every active waiver of a "
             "finding ID or pattern (only those for --host PATTERN when given). A revoked waiver is kept, "
             "marked revoked, and waives nothing from then on."),
+    Command("schedule", "run a command on a systemd timer (or cron where no systemd runs): add, list, remove",
+            "'schedule add COMMAND [its options] --on-calendar SPEC' installs a systemd service and timer "
+            "(fleetcare-NAME.service/.timer: Persistent=true, --random-delay, run as --user, output in the "
+            "journal) that runs that fleetcare command with those options, checked first as the command "
+            "itself checks them and the spec with systemd-analyze calendar. Where systemd is not running, a "
+            "cron entry in /etc/cron.d/fleetcare-NAME instead. 'schedule list' shows each schedule with its "
+            "next and last run and last exit code; 'schedule remove NAME' deletes what fleetcare wrote, and "
+            "nothing it did not."),
     Command("lab", "a podman fleet on loopback SSH for demos, tests and benchmarks",
             "Debian 11/12/13 systemd containers reachable by SSH on 127.0.0.1, built locally (no registry)."),
 )}
