@@ -160,8 +160,8 @@ def _history_arguments(p: argparse.ArgumentParser) -> None:
 def _import_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", type=Path, metavar="PATH",
                    help="a fleetcare run directory (or its report.json), an ansible-runner artifact "
-                        "directory (or a private data directory holding one), or a file written by the "
-                        "ansible.posix.json callback")
+                        "directory (or a private data directory holding one), an AWX job's events (the JSON of "
+                        "/api/v2/jobs/N/job_events/, all pages), or a file written by the ansible.posix.json callback")
     _report_options(p)
 
 

@@ -171,7 +171,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             "Record a run in history. PATH is a fleetcare run directory (its report.json, checked against "
             "the report schema, e.g. after exit 5; importing it again changes nothing), or the results of "
             "a run made without the wrapper, read into history with reports written: an ansible-runner "
-            "artifact directory, or the output of ansible-playbook with "
+            "artifact directory (an AWX execution environment's run too), an AWX job's events as its API "
+            "gives them (/api/v2/jobs/N/job_events/: every page), or the output of ansible-playbook with "
             "ANSIBLE_STDOUT_CALLBACK=ansible.posix.json (see the README)."),
     Command("waive", "waive a finding for a while, with a reason, an owner and an expiry",
             "Waive a finding: ID is a finding ID (HARD-SSH-001) or a pattern of IDs (HARD-SSH-*), on the "

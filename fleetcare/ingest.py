@@ -11,6 +11,11 @@ run are understood:
   key...}}``, the file the collection's ``fleetcare.ops.findings`` callback writes, so that no
   payload depends on the runner's event size limit; other keys of a line are ignored),
   payloads are taken from that file and not from the events;
+- the events of an AWX (Automation Controller) job as its API gives them
+  (``/api/v2/jobs/N/job_events/``: a page ``{"count", "next", "results": [...]}``, a list of
+  such pages, or a plain list of events). AWX stores the events ansible-runner emits, so they
+  are the runner's events with a few more fields; every page must be there (a page that
+  names a ``next`` one is refused rather than read as the whole job);
 - the JSON document that ``ansible-playbook`` prints with
   ``ANSIBLE_STDOUT_CALLBACK=ansible.posix.json``: each task's per-host results become the
   events the runner would have sent. (That callback does not record ``ignore_errors``, so an
@@ -117,8 +122,12 @@ def _from_json_callback(path: Path) -> Recorded:
         raise InputError(f"{path}: cannot read ({exc})") from None
     except ValueError as exc:
         raise InputError(f"{path}: not JSON from the ansible.posix.json callback ({exc})") from None
+    awx = _awx_events(path, doc)
+    if awx is not None:
+        return awx
     if not isinstance(doc, dict) or not isinstance(doc.get("plays"), list):
-        raise InputError(f"{path}: no 'plays': not the output of the ansible.posix.json callback")
+        raise InputError(f"{path}: no 'plays' and no 'results': neither the output of the ansible.posix.json "
+                         "callback nor an AWX job's events")
     events: list[dict[str, Any]] = []
     playbook = ""
     for play in doc["plays"]:
@@ -133,4 +142,36 @@ def _from_json_callback(path: Path) -> Recorded:
     events.append({"event": "playbook_on_stats", "event_data": {
         key: {h: s[field] for h, s in stats.items() if s.get(field)}
         for key, field in (("ok", "ok"), ("dark", "unreachable"), ("failures", "failures"))}})
+    return Recorded(events, playbook)
+
+
+def _awx_events(path: Path, doc: Any) -> Recorded | None:
+    """An AWX job's events (one page of /api/v2/jobs/N/job_events/, a list of pages, or a list
+    of events); None when ``doc`` is none of those."""
+    pages = doc if isinstance(doc, list) else [doc]
+    if not pages or not all(isinstance(p, dict) for p in pages):
+        return None
+    if all("event" in p for p in pages):
+        events = list(pages)
+    elif all(isinstance(p.get("results"), list) for p in pages):
+        if len(pages) == 1 and pages[0].get("next"):
+            raise InputError(f"{path}: one page of an AWX job's events (count {pages[0].get('count')}, next "
+                             f"{pages[0]['next']}): save every page, as a list of pages or with a page_size "
+                             "that holds them all")
+        events = [e for p in pages for e in p["results"]]
+        count = pages[0].get("count")
+        if isinstance(count, int) and count != len(events):
+            raise InputError(f"{path}: holds {len(events)} of the job's {count} events: save every page")
+    else:
+        return None
+    for n, event in enumerate(events):
+        if not isinstance(event, dict) or not isinstance(event.get("event"), str) or not isinstance(
+                event.get("event_data", {}), dict):
+            raise InputError(f"{path}: event {n}: expected an object with 'event' and 'event_data'")
+    if not events:
+        raise InputError(f"{path}: the AWX job has no events")
+    events.sort(key=lambda e: e.get("counter") or 0)
+    start = next((e for e in events if e.get("event") == "playbook_on_start"), {})
+    playbook = str((start.get("event_data") or {}).get("playbook") or start.get("playbook") or
+                   next((e.get("playbook") for e in events if e.get("playbook")), "") or "")
     return Recorded(events, playbook)

@@ -142,3 +142,97 @@ def test_ansible_builder_create_offline(tmp_path):
     assert intro.returncode == 0, intro.stderr
     assert "fastjsonschema>=2.19" in intro.stdout, intro.stdout
     assert "openssh-client [platform:dpkg]" in intro.stdout, intro.stdout
+
+
+# -- an AWX job's findings, read back -----------------------------------------------------
+@pytest.fixture(scope="module")
+def runner_artifacts(tmp_path_factory):
+    """The inspect playbook run by ansible-runner (what an AWX execution node runs) from a
+    project laid out as AWX checks it out: its artifacts directory holds the events AWX stores."""
+    import ansible_runner
+
+    tmp = tmp_path_factory.mktemp("awx")
+    project = _project_copy(tmp)
+    private = tmp / "pdd"
+    (private / "inventory").mkdir(parents=True)
+    (private / "inventory" / "hosts").write_text(
+        "localhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n")
+    envvars = {"ANSIBLE_CONFIG": str(tmp / "none.cfg"), "HOME": str(tmp), "PATH": f"{BIN}:{os.environ['PATH']}",
+               "ANSIBLE_COLLECTIONS_PATH": f"{tmp}/requirements_collections:/usr/share/ansible/collections"}
+    path = os.environ["PATH"]
+    os.environ["PATH"] = envvars["PATH"]  # where the runner looks for ansible-playbook
+    try:
+        result = ansible_runner.run(private_data_dir=str(private), project_dir=str(project), ident="42",
+                                    playbook="playbooks/inspect.yml", envvars=envvars, quiet=True)
+    finally:
+        os.environ["PATH"] = path
+    assert result.status == "successful", (private / "artifacts" / "42" / "stdout").read_text()[-2000:]
+    return private / "artifacts" / "42"
+
+
+def _awx_page(artifacts: Path) -> dict:
+    # /api/v2/jobs/42/job_events/: the runner's events, with the fields AWX adds to each
+    events = sorted((json.loads(p.read_text()) for p in (artifacts / "job_events").glob("*.json")),
+                    key=lambda e: e["counter"])
+    results = [{"id": 1000 + n, "type": "job_event", "job": 42, "host_name": e.get("event_data", {}).get("host", ""),
+                "playbook": "playbooks/inspect.yml", "created": e.get("created"), **e}
+               for n, e in enumerate(events)]
+    return {"count": len(results), "next": None, "previous": None, "results": results}
+
+
+def _payload_findings(artifacts: Path) -> list[dict]:
+    for path in (artifacts / "job_events").glob("*.json"):
+        res = json.loads(path.read_text()).get("event_data", {}).get("res") or {}
+        if "fleetcare" in res:
+            return res["fleetcare"]["findings"]
+    raise AssertionError("no fleetcare payload in the events")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", ["page", "pages", "artifacts"])
+def test_an_awx_jobs_events_import_into_history_and_reports(runner_artifacts, tmp_path, capsys, shape):
+    from fleetcare import cli
+    from fleetcare.history import History
+
+    page = _awx_page(runner_artifacts)
+    if shape == "artifacts":
+        source = runner_artifacts
+    else:
+        source = tmp_path / "job_events.json"
+        if shape == "pages":  # two pages, saved as a list
+            half = len(page["results"]) // 2
+            doc = [{**page, "next": "/api/v2/jobs/42/job_events/?page=2", "results": page["results"][:half]},
+                   {**page, "previous": "/api/v2/jobs/42/job_events/?page=1", "results": page["results"][half:]}]
+        else:
+            doc = page
+        source.write_text(json.dumps(doc))
+    db, out = tmp_path / "h.db", tmp_path / "runs"
+    code = cli.main(["import", str(source), "--db", str(db), "--output-dir", str(out), "-q"])
+    printed = capsys.readouterr().out
+    want = _payload_findings(runner_artifacts)
+    failing = [f for f in want if f["status"] == "fail" and f["severity"] in ("critical", "major")]
+    assert code == (1 if failing else 0), printed
+    with History(db) as history:
+        run = history.load("latest")
+    assert run.command == "inspect" and list(run.hosts) == ["localhost"]
+    got = {(f.id, f.status) for f in run.hosts["localhost"].findings}
+    assert {(f["id"], f["status"]) for f in want} <= got
+    # besides the module's findings, only the controller's own judgement (the capacity forecast)
+    assert {fid for fid, _ in got} - {f["id"] for f in want} <= {"HLTH-CAP-001"}
+    (run_dir,) = out.iterdir()
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["run"]["command"] == "inspect" and report["hosts"][0]["name"] == "localhost"
+
+
+def test_one_page_of_many_is_refused(tmp_path, capsys):
+    from fleetcare import cli
+    from fleetcare.history import History
+
+    source = tmp_path / "page1.json"
+    source.write_text(json.dumps({"count": 90, "next": "/api/v2/jobs/7/job_events/?page=2", "previous": None,
+                                  "results": [{"event": "playbook_on_start", "counter": 1, "event_data": {}}]}))
+    code = cli.main(["import", str(source), "--db", str(tmp_path / "h.db")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "save every page" in err and "page1.json" in err
+    with History(tmp_path / "h.db") as history:
+        assert history.runs() == []  # nothing recorded
