@@ -117,6 +117,7 @@ def test_ansible_builder_create_offline(tmp_path):
     containerfile = (context / "Containerfile").read_text()
     assert 'ARG EE_BASE_IMAGE="localhost/fleetcare-ee-base:12"' in containerfile
     assert 'ARG PKGMGR="/usr/bin/apt-get"' in containerfile
+    assert 'ARG PYCMD="/opt/ee/bin/python3"' in containerfile
     assert 'ARG ANSIBLE_INSTALL_REFS="ansible>=12,<13 ansible-runner>=2.4,<3"' in containerfile
     assert "ansible-galaxy collection install" in containerfile and "introspect.py introspect" in containerfile
     assert "COPY _build/context-files /build/context-files" in containerfile
