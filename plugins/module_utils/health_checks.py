@@ -135,8 +135,8 @@ CHECKS = (
                                                          "db_connections_critical_pct",
                                                          "db_replication_lag_warn_seconds",
                                                          "db_replication_lag_critical_seconds"),
-           """Every local cluster (pg_lsclusters) is asked with psql over the local socket as its owner
-           (peer authentication, no password): accepting connections, client connections against
+           """Every local cluster (/etc/postgresql/VERSION/NAME) is asked with psql over the local
+           socket as its owner (peer authentication, no password): accepting connections, client connections against
            max_connections and, on a standby, the replay lag. Not applicable when PostgreSQL is not
            installed; a cluster that is down fails as critical.""",
            """Start the cluster (pg_ctlcluster VERSION NAME start) and read its log under

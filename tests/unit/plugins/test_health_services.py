@@ -79,16 +79,18 @@ def module_utils_defaults():
 
 # ---------------------------------------------------------------- parsers (real output)
 
-# pg_lsclusters -h on Debian 12 with a primary online and a second cluster stopped
-PG_LSCLUSTERS = (
-    "15 main  5432 online postgres /var/lib/postgresql/15/main  /var/log/postgresql/postgresql-15-main.log\n"
-    "15 stand 5433 down   postgres /var/lib/postgresql/15/stand /var/log/postgresql/postgresql-15-stand.log\n")
-
-
-def test_pg_lsclusters():
-    main, stand = svc.parse_pg_lsclusters(PG_LSCLUSTERS)
-    assert main == {"version": "15", "cluster": "main", "port": 5432, "status": "online", "owner": "postgres"}
-    assert stand["status"] == "down" and stand["port"] == 5433
+def test_pg_clusters_from_etc_postgresql(tmp_path):
+    main = tmp_path / "etc/postgresql/15/main"
+    main.mkdir(parents=True)
+    # a Debian 12 postgresql.conf (trimmed): commented defaults, then the cluster's port
+    (main / "postgresql.conf").write_text("#port = 5432\t\t\t\t# (change requires restart)\n"
+                                          "port = 5433\t\t\t\t# (change requires restart)\n")
+    (tmp_path / "etc/postgresql/16/second").mkdir(parents=True)
+    (tmp_path / "etc/postgresql/16/second/postgresql.conf").write_text("port='5434'\n")
+    clusters = svc.pg_clusters(str(tmp_path))
+    assert [(c["version"], c["cluster"], c["port"]) for c in clusters] == [("15", "main", 5433),
+                                                                           ("16", "second", 5434)]
+    assert svc.pg_clusters(str(tmp_path / "none"))[0]["port"] == 5432
 
 
 def test_psql_row_primary_and_standby():
