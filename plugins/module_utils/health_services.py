@@ -448,8 +448,11 @@ def _as_user(user, argv, uid):
 
 
 def _first_line(text):
+    """The line of an error output that says what failed (psql warns first that it cannot change
+    to root's home when run as postgres from there), scrubbed of passwords."""
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return scrub(lines[0])[:300] if lines else ""
+    said = [line for line in lines if re.search(r"(?i)\b(error|fatal)\b", line)] or lines
+    return scrub(said[0])[:300] if said else ""
 
 
 def parse_pg_port(text):
@@ -528,7 +531,7 @@ def check_postgresql(params, host, uid=None, root="/"):
             raise CheckError("cannot run psql: %s" % exc) from exc
         if rc != 0:
             message = _first_line(err)
-            down = any(text in message.lower() for text in PG_DOWN)
+            down = any(text in err.lower() for text in PG_DOWN)
             result.update({"accepting": False, "state": "down" if down else "error", "error": message})
         else:
             result.update(parse_pg_row(out))

@@ -378,3 +378,11 @@ def test_redis_protocol_against_a_minimal_real_server(tmp_path):
 ])
 def test_scrub_hides_passwords_inside_lines(text):
     assert "hunter2" not in svc.scrub(text)
+
+
+def test_the_error_line_is_the_one_that_says_what_failed():
+    # psql run as postgres from /root, the server stopped (Debian 12, PostgreSQL 15)
+    err = ('could not change directory to "/root": Permission denied\n'
+           'psql: error: connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed: '
+           'No such file or directory\n\tIs the server running locally and accepting connections on that socket?\n')
+    assert svc._first_line(err).startswith("psql: error: connection to server on socket")
