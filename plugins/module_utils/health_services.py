@@ -40,7 +40,7 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import (
     parse_properties, read_optional, run_cmd)
 from ansible_collections.fleetcare.ops.plugins.module_utils.redact import redact
-from ansible_collections.fleetcare.ops.plugins.module_utils import sockets
+from ansible_collections.fleetcare.ops.plugins.module_utils.sockets import listening as listening_sockets
 from ansible_collections.fleetcare.ops.plugins.module_utils.x509 import certificate_info
 
 KINDS = ("unit", "tcp", "http", "process", "tls")
@@ -404,7 +404,7 @@ def check_listening(params, host, root="/"):
     tables = [os.path.join(root, "proc/net", proto) for proto in ("tcp", "tcp6")]
     if not any(os.path.exists(path) for path in tables):
         raise CheckError("cannot read /proc/net/tcp or /proc/net/tcp6")
-    found = sockets.listening(root, ("tcp", "tcp6"))
+    found = listening_sockets(root, ("tcp", "tcp6"))
     entries, seen = [], set()
     for entry in sorted(found, key=lambda e: (e["port"], e["address"])):
         key = (entry["address"], entry["port"])

@@ -133,8 +133,8 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.debian import DPKG_S
 from ansible_collections.fleetcare.ops.plugins.module_utils.drift_checks import CATEGORY_IDS, CHECKS
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import CheckError, finding, payload
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import probe, read_optional, run_cmd
-from ansible_collections.fleetcare.ops.plugins.module_utils import sockets
 from ansible_collections.fleetcare.ops.plugins.module_utils.redact import redact
+from ansible_collections.fleetcare.ops.plugins.module_utils.sockets import listening, shown
 from ansible_collections.fleetcare.ops.plugins.module_utils.sudoers import rights as sudo_rights
 from ansible_collections.fleetcare.ops.plugins.module_utils.validation import drift_problems
 
@@ -405,8 +405,8 @@ def snapshot_sysctl(excludes=(), root="/"):
 
 def snapshot_ports(root="/"):
     """{"tcp/0.0.0.0:22": {"process": "sshd"}} of the listening TCP and unconnected UDP sockets."""
-    return dict(("%s/%s" % (e["proto"].rstrip("6"), sockets.shown(e)), {"process": e["process"]})
-                for e in sockets.listening(root))
+    return dict(("%s/%s" % (e["proto"].rstrip("6"), shown(e)), {"process": e["process"]})
+                for e in listening(root))
 
 
 def snapshot_services(runner=run_cmd):

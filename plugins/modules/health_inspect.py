@@ -372,8 +372,10 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
     reboot_state, running_kernel)
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
     CheckError, RESULT_KEY, NotApplicable, ToolMissing, metric, payload, run_check as run_finding)
-from ansible_collections.fleetcare.ops.plugins.module_utils import health_services as svc
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import CHECKS as CHECK_RECORDS
+from ansible_collections.fleetcare.ops.plugins.module_utils.health_services import (
+    OPTIONS as SERVICE_OPTIONS, check_http, check_listening, check_mysql, check_postgresql, check_processes,
+    check_redis, check_tcp, check_tls, check_units as check_declared_units)
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import (
     parse_mounts, parse_properties, probe, read_text, run_cmd, user_name)
 from ansible_collections.fleetcare.ops.plugins.module_utils.x509 import certificate_info, pem_certificates
@@ -1089,15 +1091,15 @@ CHECK_FUNCS = {
     "HLTH-LOG-001": check_log,
     "HLTH-BKUP-001": check_backup,
     # services (module_utils/health_services.py)
-    "HLTH-SVC-001": lambda ctx: svc.check_units(ctx.p, ctx.host),
-    "HLTH-SVC-002": lambda ctx: svc.check_tcp(ctx.p, ctx.host),
-    "HLTH-SVC-003": lambda ctx: svc.check_http(ctx.p, ctx.host),
-    "HLTH-SVC-004": lambda ctx: svc.check_processes(ctx.p, ctx.host, ctx.root),
-    "HLTH-SVC-005": lambda ctx: svc.check_tls(ctx.p, ctx.host),
-    "HLTH-PORT-001": lambda ctx: svc.check_listening(ctx.p, ctx.host, ctx.root),
-    "HLTH-DB-001": lambda ctx: svc.check_postgresql(ctx.p, ctx.host, ctx.uid, ctx.root),
-    "HLTH-DB-002": lambda ctx: svc.check_mysql(ctx.p, ctx.host, ctx.uid, ctx.root),
-    "HLTH-DB-003": lambda ctx: svc.check_redis(ctx.p, ctx.host, ctx.root),
+    "HLTH-SVC-001": lambda ctx: check_declared_units(ctx.p, ctx.host),
+    "HLTH-SVC-002": lambda ctx: check_tcp(ctx.p, ctx.host),
+    "HLTH-SVC-003": lambda ctx: check_http(ctx.p, ctx.host),
+    "HLTH-SVC-004": lambda ctx: check_processes(ctx.p, ctx.host, ctx.root),
+    "HLTH-SVC-005": lambda ctx: check_tls(ctx.p, ctx.host),
+    "HLTH-PORT-001": lambda ctx: check_listening(ctx.p, ctx.host, ctx.root),
+    "HLTH-DB-001": lambda ctx: check_postgresql(ctx.p, ctx.host, ctx.uid, ctx.root),
+    "HLTH-DB-002": lambda ctx: check_mysql(ctx.p, ctx.host, ctx.uid, ctx.root),
+    "HLTH-DB-003": lambda ctx: check_redis(ctx.p, ctx.host, ctx.root),
 }
 CHECKS = tuple((record, CHECK_FUNCS[record["id"]]) for record in CHECK_RECORDS)
 
@@ -1173,7 +1175,7 @@ ARGUMENT_SPEC = dict(
     log_critical_count=dict(type="int", default=500),
     backup_max_age_hours=dict(type="int", default=26),
     capacity_days=dict(type="float", default=14.0),
-    **svc.OPTIONS
+    **SERVICE_OPTIONS
 )
 
 
