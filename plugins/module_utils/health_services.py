@@ -378,7 +378,7 @@ def check_tls(params, host, now=None):
         except (OSError, ssl.SSLError, socket.timeout, ValueError) as exc:
             result.update({"ok": False, "error": str(exc) or type(exc).__name__})
             results.append(result)
-            worst = "major" if worst is None else worst
+            worst = "critical"  # the endpoint serves nothing: as bad as an expired certificate
             continue
         days = (info["not_after"] - now) / 86400.0
         result.update({"subject_cn": info["subject_cn"], "days_left": rnd(days),

@@ -386,3 +386,13 @@ def test_the_error_line_is_the_one_that_says_what_failed():
            'psql: error: connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed: '
            'No such file or directory\n\tIs the server running locally and accepting connections on that socket?\n')
     assert svc._first_line(err).startswith("psql: error: connection to server on socket")
+
+
+def test_tls_endpoint_without_a_handshake_fails_critical():
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    try:
+        status, severity, evidence, _m = svc.check_tls(params(services=[{"tls": closed.getsockname()[1]}]), Host())
+    finally:
+        closed.close()
+    assert (status, severity) == ("fail", "critical") and evidence["checks"][0]["error"]
