@@ -6,6 +6,10 @@ size, times both whole processes alternately on the same inventory and forks
 (median of --repeat) and prints the ratio (target <= 1.3: the inspection
 costs about one fact-gathering round trip), the wall time per host, and how
 many tasks reached each host over SSH (from the run's own runner events).
+Half the hosts (--served) run nginx and PostgreSQL, installed with apt inside
+them, and the inspection runs with every check on, declared service checks
+included. The module's own time (its health_inspect_seconds metric, median
+over hosts) is printed with the service checks off and on, in the same run.
 The lab is removed at the end.
 
     .venv/bin/python benchmarks/inspect_fleet.py                 # 8 hosts
@@ -30,6 +34,12 @@ sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
 TARGET = 1.3
 CONTROLLER_ACTIONS = {"validate_argument_spec", "ansible.builtin.validate_argument_spec"}
+SERVED_PACKAGES = ("nginx", "postgresql")
+# declared checks of every host: they pass on the served half and fail fast on the rest
+DECLARED = [{"unit": "nginx.service"}, {"unit": "postgresql.service"}, {"tcp": 5432}, {"tcp": 80},
+            {"http": "http://127.0.0.1/"}, {"process": "nginx"}, {"process": "postgres"}, {"tls": 443}]
+SERVICE_CHECKS_OFF = {"health_services": [], "health_listening_enabled": False, "health_postgresql_enabled": False,
+                      "health_mysql_enabled": False, "health_redis_enabled": False}
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
@@ -55,12 +65,37 @@ def remote_tasks_per_host(data: Path) -> Counter[str]:
     return counts
 
 
+def serve(names: list[str], state: Path) -> None:
+    """nginx and PostgreSQL on each named host, installed in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import fleetcare_lab as lab
+
+    script = ("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
+              + " ".join(SERVED_PACKAGES))
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        for name, proc in zip(names, pool.map(lambda n: lab.exec_in(n, ["sh", "-c", script], state_dir=state),
+                                               names), strict=True):
+            if proc.returncode != 0:
+                sys.exit(f"apt-get install on {name} failed: {proc.stderr.strip()[-800:]}")
+
+
+def module_seconds(data: Path) -> float:
+    """Median of the module's own time (health_inspect_seconds) over the hosts of the newest run."""
+    run = sorted((data / "fleetcare" / "runs").iterdir())[-1]
+    report = json.loads((run / "report.json").read_text())
+    values = [m["value"] for m in report["metrics"] if m["name"] == "health_inspect_seconds"]
+    return statistics.median(values) if values else float("nan")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="8", help="comma-separated fleet sizes (default 8)")
     parser.add_argument("--forks", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--served", type=float, default=0.5,
+                        help="share of the hosts running nginx and PostgreSQL (default 0.5)")
     args = parser.parse_args()
     sizes = sorted({int(s) for s in args.sizes.split(",")})
 
@@ -75,24 +110,39 @@ def main() -> int:
         inventory = lab.up(max(sizes), "12", state_dir=state)
         print(f"lab up: {max(sizes)} hosts in {time.perf_counter() - t0:.1f} s")
         names = [h["host"] for h in lab.status(state)]
+        served = names[:round(len(names) * args.served)]
+        if served:
+            t0 = time.perf_counter()
+            serve(served, state)
+            print(f"nginx and PostgreSQL on {len(served)} of {len(names)} hosts in {time.perf_counter() - t0:.1f} s")
+        on_vars, off_vars = data / "services-on.json", data / "services-off.json"
+        on_vars.write_text(json.dumps({"health_services": DECLARED}))
+        off_vars.write_text(json.dumps(SERVICE_CHECKS_OFF))
         print(f"{'hosts':>5} {'inspect s':>10} {'setup s':>8} {'ratio':>6} {'inspect s/host':>15} "
               f"{'setup s/host':>13} {'remote tasks/host':>18}")
         for n in sizes:
             limit = ",".join(names[:n])
             inspect = [str(BIN / "fleetcare"), "inspect", "-q", "-i", str(inventory), "--limit", limit,
-                       "--forks", str(args.forks)]
+                       "--forks", str(args.forks), "--vars-file", str(on_vars)]
             setup = [str(BIN / "ansible"), "all", "-i", str(inventory), "--limit", limit,
                      "--forks", str(args.forks), "-m", "ansible.builtin.setup"]
             timed(inspect, env), timed(setup, env)  # warm: SSH control masters, page cache
-            ti, ts = [], []
+            ti, ts, on, off = [], [], [], []
             for _ in range(args.repeat):
                 ti.append(timed(inspect, env))
+                on.append(module_seconds(data))
+                tasks = remote_tasks_per_host(data)
                 ts.append(timed(setup, env))
-            tasks = remote_tasks_per_host(data)
+                timed([*inspect[:-1], str(off_vars)], env)  # the same run with the service checks off
+                off.append(module_seconds(data))
+            module_on, module_off = statistics.median(on), statistics.median(off)
             i, s = statistics.median(ti), statistics.median(ts)
             per_host = sorted(set(tasks.values()))
             print(f"{n:>5} {i:>10.2f} {s:>8.2f} {i / s:>6.2f} {i / n:>15.3f} {s / n:>13.3f} "
                   f"{','.join(map(str, per_host)):>18}")
+            print(f"      module's own time per host (median of hosts, then of {args.repeat} runs): "
+                  f"{module_off:.3f} s with the service checks off, "
+                  f"{module_on:.3f} s with them on ({module_on / module_off:.2f}x)")
         print(f"target: ratio <= {TARGET} (inspect beside ansible -m setup, same inventory and forks)")
     finally:
         lab.down(state)

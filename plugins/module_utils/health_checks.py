@@ -98,6 +98,69 @@ CHECKS = (
            Read from the backup role's status records (the set whose last success is oldest names it);
            not applicable on a host without fleetcare backup sets.""",
            """Run a backup and check the backup schedule."""),
+    # services: what the host is for (measured in module_utils/health_services.py)
+    _check("HLTH-SVC-001", "Declared systemd units active", "major", ("services",),
+           """Each unit declared with unit: in health_services must be active; one entry per unit in
+           the evidence with its load, active and sub state. Not applicable when none is declared.""",
+           """Start the listed units (systemctl start UNIT), read why they stopped (journalctl -u UNIT)
+           and enable them if they must survive a reboot."""),
+    _check("HLTH-SVC-002", "Declared TCP ports accept connections", "major", ("services",
+                                                                             "services_timeout_seconds"),
+           """Each port declared with tcp: in health_services must accept a connection from the host
+           itself within the timeout; one entry per port with the time it took or the error.""",
+           """Start the service that should listen on the port, or check its listen address and the
+           local firewall (ss -ltnp)."""),
+    _check("HLTH-SVC-003", "Declared HTTP endpoints answer", "major", ("services", "services_http_max_seconds"),
+           """Each URL declared with http: in health_services must answer a GET from the host with an
+           expected status (200 unless status: says otherwise) within the time; redirects are not
+           followed and URLs are shown with passwords redacted.""",
+           """Read the application's and the web server's error logs for the failing URL and fix what
+           makes it answer with the wrong status or slowly."""),
+    _check("HLTH-SVC-004", "Declared processes running", "major", ("services",),
+           """Each process declared with process: in health_services must run (at least min_count
+           processes of that name, by command name or the base name of argv[0]).""",
+           """Start the service that runs the process and find why it exited (its logs, the journal)."""),
+    _check("HLTH-SVC-005", "Declared TLS endpoint certificates", "major", ("services", "services_tls_warn_days",
+                                                                          "services_tls_critical_days"),
+           """The certificate each endpoint declared with tls: in health_services serves (a handshake from
+           the host itself, with server_name as SNI) must not expire within the warning days; fails as
+           critical at the critical days, when expired, or when no handshake is possible.""",
+           """Renew the certificate the endpoint serves and reload the service that serves it."""),
+    _check("HLTH-PORT-001", "Listening TCP sockets", "info", ("listening_enabled",),
+           """Every listening TCP socket with the process behind it (from /proc/net/tcp and tcp6 and
+           the processes' file descriptors), so the report shows what the host serves. Passes with the
+           list as evidence; the drift role alerts when it changes.""",
+           """Stop and disable services that should not listen, or bind them to localhost."""),
+    _check("HLTH-DB-001", "PostgreSQL health", "major", ("postgresql_enabled", "db_connections_warn_pct",
+                                                         "db_connections_critical_pct",
+                                                         "db_replication_lag_warn_seconds",
+                                                         "db_replication_lag_critical_seconds"),
+           """Every local cluster (/etc/postgresql/VERSION/NAME) is asked with psql over the local
+           socket as its owner (peer authentication, no password): accepting connections, client connections against
+           max_connections and, on a standby, the replay lag. Not applicable when PostgreSQL is not
+           installed; a cluster that is down fails as critical.""",
+           """Start the cluster (pg_ctlcluster VERSION NAME start) and read its log under
+           /var/log/postgresql; raise max_connections or add a connection pooler; on a lagging
+           standby check the network and the primary's WAL sender."""),
+    _check("HLTH-DB-002", "MariaDB/MySQL health", "major", ("mysql_enabled", "db_connections_warn_pct",
+                                                            "db_connections_critical_pct",
+                                                            "db_replication_lag_warn_seconds",
+                                                            "db_replication_lag_critical_seconds"),
+           """The local server is asked with the mysql client as root over the unix socket (no
+           password on the command line): alive, connections against max_connections and, on a
+           replica, whether replication runs and its lag. Not applicable when no server is
+           installed; a server that is down fails as critical.""",
+           """Start the server (systemctl start mariadb) and read its error log; raise max_connections
+           or fix the clients holding connections; restart replication after fixing the error shown
+           (SHOW SLAVE STATUS)."""),
+    _check("HLTH-DB-003", "Redis health", "major", ("redis_enabled", "redis_memory_warn_pct",
+                                                    "redis_memory_critical_pct"),
+           """The local server named by /etc/redis/redis.conf must answer PING; memory used is held
+           against maxmemory (a server without maxmemory passes with a note). The password of
+           requirepass is sent over the socket only. Not applicable when Redis is not installed;
+           a server that does not answer fails as critical.""",
+           """Start redis-server and read its log; set maxmemory with an eviction policy, or give the
+           server more memory."""),
 )
 
 BY_ID = dict((record["id"], record) for record in CHECKS)

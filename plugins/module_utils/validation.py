@@ -26,6 +26,8 @@ import math
 
 from ansible_collections.fleetcare.ops.plugins.module_utils.drift_checks import CATEGORY_IDS
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import SEVERITIES
+from ansible_collections.fleetcare.ops.plugins.module_utils.health_services import (
+    BOUNDS as SERVICE_BOUNDS, PAIRS as SERVICE_PAIRS, services_problems)
 
 # (warn, critical, upper bound): warn and critical thresholds of one check; None = no bound / no pair
 HEALTH_PAIRS = (
@@ -40,7 +42,7 @@ HEALTH_PAIRS = (
     ("net_error_warn_pct", None, 100),
     ("net_error_critical_pct", None, 100),
     ("log_warn_count", "log_critical_count", None),
-)
+) + SERVICE_PAIRS
 # (option, lowest, highest) for the options outside a pair
 HEALTH_BOUNDS = (
     ("sample_seconds", 0, 5),
@@ -50,7 +52,7 @@ HEALTH_BOUNDS = (
     ("oom_warn_count", 0, None),
     ("backup_max_age_hours", 0, None),
     ("capacity_days", 0, None),
-)
+) + SERVICE_BOUNDS
 
 
 def module_name(role):
@@ -94,6 +96,8 @@ def health_problems(params, name=None):
             and params["cert_critical_days"] > params["cert_warn_days"]:
         problems.append((days, "%s must not exceed %s (%g > %g)"
                          % (name(days[0]), name(days[1]), params[days[0]], params[days[1]])))
+    problems.extend((("services",), "%s: %s" % (name("services"), message))
+                    for message in services_problems(params.get("services")))
     return problems
 
 

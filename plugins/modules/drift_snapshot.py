@@ -123,7 +123,6 @@ import fnmatch
 import glob
 import grp
 import hashlib
-import ipaddress
 import os
 import pwd
 import re
@@ -135,6 +134,7 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.drift_checks import 
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import CheckError, finding, payload
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import probe, read_optional, run_cmd
 from ansible_collections.fleetcare.ops.plugins.module_utils.redact import redact
+from ansible_collections.fleetcare.ops.plugins.module_utils.sockets import listening, shown
 from ansible_collections.fleetcare.ops.plugins.module_utils.sudoers import rights as sudo_rights
 from ansible_collections.fleetcare.ops.plugins.module_utils.validation import drift_problems
 
@@ -165,8 +165,6 @@ PSEUDO_FS = frozenset(("proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue",
                        "binfmt_misc", "efivarfs", "rpc_pipefs", "nsfs", "selinuxfs", "ramfs"))
 MOUNT_VOLATILE = ("/proc/*", "/sys/*", "/run/user/*", "/run/credentials/*", "/run/netns/*", "/run/snapd/*",
                   "/var/lib/docker/*", "/var/lib/containers/*", "/snap/*")
-TCP_LISTEN = "0A"
-UDP_UNCONNECTED = "07"
 
 
 class TooMany(Exception):
@@ -405,50 +403,10 @@ def snapshot_sysctl(excludes=(), root="/"):
     return dict(sorted(out.items()))
 
 
-def _socket_owners(root="/"):
-    """socket inode -> process name, for the processes this user may look into."""
-    owners = {}
-    for fd in glob.glob(os.path.join(root, "proc/[0-9]*/fd/*")):
-        try:
-            link = os.readlink(fd)
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            comm = read_optional(os.path.join(os.path.dirname(os.path.dirname(fd)), "comm"))
-            owners.setdefault(link[8:-1], (comm or "?").strip())
-    return owners
-
-
-def _address(hexaddr):
-    addr, port = hexaddr.split(":")
-    raw = bytes.fromhex(addr)
-    if len(raw) == 4:
-        text = ".".join(str(b) for b in reversed(raw))
-    else:
-        words = [raw[i:i + 4][::-1].hex() for i in range(0, 16, 4)]
-        text = ":".join(w[j:j + 4] for w in words for j in (0, 4))
-        text = str(ipaddress.ip_address(text))
-    return text, int(port, 16)
-
-
 def snapshot_ports(root="/"):
     """{"tcp/0.0.0.0:22": {"process": "sshd"}} of the listening TCP and unconnected UDP sockets."""
-    owners = None
-    out = {}
-    for proto in ("tcp", "tcp6", "udp", "udp6"):
-        text = read_optional(os.path.join(root, "proc/net", proto))
-        for line in (text or "").splitlines()[1:]:
-            f = line.split()
-            if len(f) < 10 or f[3] != (TCP_LISTEN if proto.startswith("tcp") else UDP_UNCONNECTED):
-                continue
-            if proto.startswith("udp") and not f[2].endswith(":0000"):
-                continue
-            host, port = _address(f[1])
-            if owners is None:
-                owners = _socket_owners(root)
-            shown = "[%s]" % host if ":" in host else host
-            out["%s/%s:%d" % (proto.rstrip("6"), shown, port)] = {"process": owners.get(f[9], "?")}
-    return out
+    return dict(("%s/%s" % (e["proto"].rstrip("6"), shown(e)), {"process": e["process"]})
+                for e in listening(root))
 
 
 def snapshot_services(runner=run_cmd):

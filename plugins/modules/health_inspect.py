@@ -196,6 +196,74 @@ options:
         returns this value to it (in the payload's C(data)).
     type: float
     default: 14.0
+  services:
+    description:
+      - Declared service checks, each a mapping with one of the keys C(unit) (a systemd unit that
+        must be active), C(tcp) (a port or C(host:port) that must accept), C(http) (a URL that must
+        answer with C(status), default 200, within C(timeout) seconds), C(process) (a process name
+        that must run, at least C(min_count) times) or C(tls) (a port or C(host:port) whose
+        certificate must not expire within C(warn_days); C(server_name) is sent as SNI).
+      - One finding per kind (C(HLTH-SVC-001) to C(HLTH-SVC-005)); each declared check is one entry
+        of its C(evidence.checks). A kind with nothing declared is V(not_applicable).
+    type: list
+    elements: raw
+    default: []
+  services_timeout_seconds:
+    description: Connection timeout of the C(tcp) and C(tls) checks and of the Redis probe.
+    type: float
+    default: 2.0
+  services_http_max_seconds:
+    description: Time within which a declared C(http) URL must answer (its C(timeout) overrides it).
+    type: float
+    default: 2.0
+  services_tls_warn_days:
+    description: Days before expiry at which a declared C(tls) endpoint fails C(HLTH-SVC-005) as V(major).
+    type: int
+    default: 30
+  services_tls_critical_days:
+    description: Days before expiry at which a declared C(tls) endpoint fails C(HLTH-SVC-005) as V(critical).
+    type: int
+    default: 7
+  listening_enabled:
+    description: Report every listening TCP socket and its process (C(HLTH-PORT-001)).
+    type: bool
+    default: true
+  postgresql_enabled:
+    description: Probe a local PostgreSQL (C(HLTH-DB-001)); V(not_applicable) when it is not installed.
+    type: bool
+    default: true
+  mysql_enabled:
+    description: Probe a local MariaDB or MySQL (C(HLTH-DB-002)); V(not_applicable) when it is not installed.
+    type: bool
+    default: true
+  redis_enabled:
+    description: Probe a local Redis (C(HLTH-DB-003)); V(not_applicable) when it is not installed.
+    type: bool
+    default: true
+  db_connections_warn_pct:
+    description: Connections used against C(max_connections) at which C(HLTH-DB-001)/C(HLTH-DB-002) fail as V(major).
+    type: float
+    default: 80.0
+  db_connections_critical_pct:
+    description: Connections used against C(max_connections) at which they fail as V(critical).
+    type: float
+    default: 95.0
+  db_replication_lag_warn_seconds:
+    description: Replication lag of a standby or replica at which the database check fails as V(major).
+    type: float
+    default: 300.0
+  db_replication_lag_critical_seconds:
+    description: Replication lag at which the database check fails as V(critical).
+    type: float
+    default: 1800.0
+  redis_memory_warn_pct:
+    description: Redis memory used against C(maxmemory) at which C(HLTH-DB-003) fails as V(major).
+    type: float
+    default: 85.0
+  redis_memory_critical_pct:
+    description: Redis memory used against C(maxmemory) at which C(HLTH-DB-003) fails as V(critical).
+    type: float
+    default: 95.0
 notes:
   - Works as root and as an unprivileged user. Without root, the journal check needs the user in
     group C(adm) or C(systemd-journal), and certificates under unreadable directories are reported
@@ -258,7 +326,7 @@ fleetcare:
       sample: health
     findings:
       description:
-        - One record per check, always the same sixteen IDs in the same order.
+        - One record per check, always the same IDs in the same order.
         - C(evidence) holds the measured value and the threshold; C(error) and
           C(not_applicable) findings carry C(evidence.reason).
       type: list
@@ -305,6 +373,9 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
     CheckError, RESULT_KEY, NotApplicable, ToolMissing, metric, payload, run_check as run_finding)
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import CHECKS as CHECK_RECORDS
+from ansible_collections.fleetcare.ops.plugins.module_utils.health_services import (
+    OPTIONS as SERVICE_OPTIONS, check_http, check_listening, check_mysql, check_postgresql, check_processes,
+    check_redis, check_tcp, check_tls, check_units as check_declared_units)
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import (
     parse_mounts, parse_properties, probe, read_text, run_cmd, user_name)
 from ansible_collections.fleetcare.ops.plugins.module_utils.x509 import certificate_info, pem_certificates
@@ -1019,6 +1090,16 @@ CHECK_FUNCS = {
     "HLTH-OOM-001": check_oom,
     "HLTH-LOG-001": check_log,
     "HLTH-BKUP-001": check_backup,
+    # services (module_utils/health_services.py)
+    "HLTH-SVC-001": lambda ctx: check_declared_units(ctx.p, ctx.host),
+    "HLTH-SVC-002": lambda ctx: check_tcp(ctx.p, ctx.host),
+    "HLTH-SVC-003": lambda ctx: check_http(ctx.p, ctx.host),
+    "HLTH-SVC-004": lambda ctx: check_processes(ctx.p, ctx.host, ctx.root),
+    "HLTH-SVC-005": lambda ctx: check_tls(ctx.p, ctx.host),
+    "HLTH-PORT-001": lambda ctx: check_listening(ctx.p, ctx.host, ctx.root),
+    "HLTH-DB-001": lambda ctx: check_postgresql(ctx.p, ctx.host, ctx.uid, ctx.root),
+    "HLTH-DB-002": lambda ctx: check_mysql(ctx.p, ctx.host, ctx.uid, ctx.root),
+    "HLTH-DB-003": lambda ctx: check_redis(ctx.p, ctx.host, ctx.root),
 }
 CHECKS = tuple((record, CHECK_FUNCS[record["id"]]) for record in CHECK_RECORDS)
 
@@ -1094,6 +1175,7 @@ ARGUMENT_SPEC = dict(
     log_critical_count=dict(type="int", default=500),
     backup_max_age_hours=dict(type="int", default=26),
     capacity_days=dict(type="float", default=14.0),
+    **SERVICE_OPTIONS
 )
 
 

@@ -260,6 +260,12 @@ CASES: dict[str, tuple[Argv, tuple[str, ...]]] = {
         ("host_vars/db-1", "patching_windows", "2am")),
     "ini-group-vars": (inventory("hosts", INI_VARS), ("hosts", "group web", "health_disk_warn_pct")),
     "script-inventory-vars": (script(SCRIPT_VARS), ("inv.sh", "group web", "health_mem_warn_pct")),
+    # declared service checks (plugins/module_utils/health_services.py services_problems)
+    "group-vars-health-services-bad-port": (
+        beside_fleet({"group_vars/web.yml": "health_services: [{unit: nginx.service}, {tcp: 99999}]\n"}),
+        ("group_vars/web", "health_services", "item 2: tcp: must be a port or host:port")),
+    "e-health-services-unknown-kind": (args("inspect", "-e", "health_services=[{port: 80}]"),
+                                       ("-e", "health_services", "item 1: must have exactly one of the keys")),
     # drift's per-category settings (plugins/module_utils/validation.py drift_problems)
     "e-drift-severity-unknown-category": (args("drift", "-e", "drift_severity={filez: major}"),
                                           ("-e", "drift_severity", "unknown category 'filez'", "files")),
