@@ -332,7 +332,7 @@ def leaf_files(root, directories, skip_paths):
             for name in filenames:
                 full = os.path.join(dirpath, name)
                 shown = "/" + os.path.relpath(full, root) if root != "/" else full
-                if shown in skip_paths or name == "ca-certificates.crt":
+                if shown in skip_paths or full in skip_paths or name == "ca-certificates.crt":
                     continue
                 if os.path.islink(full):
                     link = os.readlink(full)
@@ -448,10 +448,9 @@ def discover(ctx, now=None):
         if probes.not_probed:
             sources["ports_not_probed"] = probes.not_probed
     if p["cert_discover_dirs"]:
-        configured = set()
+        configured = set()  # HLTH-CERT-001's files, read as it reads them
         for pattern in p["cert_paths"]:
-            configured.update("/" + os.path.relpath(f, root) if root != "/" else f
-                              for f in glob.glob(_path(root, pattern)))
+            configured.update(glob.glob(pattern))
         files = leaf_files(root, p["cert_discover_dirs"], configured)
         for path in files:
             found.add_file(root, path, "leaf under %s" % os.path.dirname(path), leaves_only=True)

@@ -202,94 +202,102 @@ options:
     default: 14.0
   checks_skip:
     description:
-      - Check IDs switched off (such as HLTH-SMART-001); each still gives its finding, not_applicable with reason switched off.
+      - Check IDs switched off (such as HLTH-SMART-001); each still gives its finding, not_applicable with
+        reason switched off.
     type: list
     elements: str
     default: []
   cert_discover_ports:
     description:
-      - HLTH-CERT-002: a TLS handshake from the host to itself on each listening TCP port, to read the certificate it serves.
+      - For C(HLTH-CERT-002), a TLS handshake from the host to itself on each listening TCP port, to read the
+        certificate it serves.
     type: bool
     default: true
   cert_discover_services:
     description:
-      - HLTH-CERT-002: read the certificate files referenced by the configuration of nginx, Apache, Postfix, Dovecot and HAProxy.
+      - For C(HLTH-CERT-002), read the certificate files referenced by the configuration of nginx, Apache, Postfix,
+        Dovecot and HAProxy.
     type: bool
     default: true
   cert_discover_dirs:
     description:
-      - HLTH-CERT-002: directories searched for leaf (non-CA) certificates; the system CA store and files of cert_paths are left out. Empty to switch off.
+      - For C(HLTH-CERT-002), directories searched for leaf (non-CA) certificates; the system CA store and files of
+        cert_paths are left out. Empty to switch off.
     type: list
     elements: str
     default: [/etc/ssl]
   cert_probe_timeout:
     description:
-      - HLTH-CERT-002: seconds allowed to each port's handshake (0.05 to 10); the handshakes run in parallel inside the sampling window.
+      - For C(HLTH-CERT-002), seconds allowed to each port's handshake (0.05 to 10); the handshakes run in parallel
+        inside the sampling window.
     type: float
     default: 0.5
   cert_probe_max_ports:
     description:
-      - HLTH-CERT-002: most listening ports probed (lowest first); the evidence counts those left out.
+      - For C(HLTH-CERT-002), most listening ports probed (lowest first); the evidence counts those left out.
     type: int
     default: 64
   raid_mdstat_path:
     description:
-      - HLTH-RAID-001: the md status file read (another path for tests with a fixture).
+      - For C(HLTH-RAID-001), the md status file read (another path for tests with a fixture).
     type: str
     default: /proc/mdstat
   edac_ce_warn_count:
     description:
-      - HLTH-EDAC-001: corrected memory errors since boot above which the check fails as major; any uncorrected one is critical.
+      - For C(HLTH-EDAC-001), corrected memory errors since boot above which the check fails as major; any uncorrected
+        one is critical.
     type: int
     default: 0
   kernel_log_window_hours:
     description:
-      - HLTH-KERN-001: hours of kernel log searched for machine-check and I/O errors; set it to the interval between inspections.
+      - For C(HLTH-KERN-001), hours of kernel log searched for machine-check and I/O errors; set it to the interval
+        between inspections.
     type: float
     default: 24.0
   fd_warn_pct:
     description:
-      - HLTH-FD-001: file descriptors in use, % of fs.file-max, at which the check fails as major (0-100).
+      - For C(HLTH-FD-001), file descriptors in use, % of fs.file-max, at which the check fails as major (0-100).
     type: float
     default: 80.0
   fd_critical_pct:
     description:
-      - HLTH-FD-001: file descriptors in use % at which the check fails as critical (0-100).
+      - For C(HLTH-FD-001), file descriptors in use % at which the check fails as critical (0-100).
     type: float
     default: 95.0
   conntrack_warn_pct:
     description:
-      - HLTH-CONN-001: conntrack entries, % of nf_conntrack_max, at which the check fails as major (0-100).
+      - For C(HLTH-CONN-001), conntrack entries, % of nf_conntrack_max, at which the check fails as major (0-100).
     type: float
     default: 80.0
   conntrack_critical_pct:
     description:
-      - HLTH-CONN-001: conntrack entries % at which the check fails as critical (0-100).
+      - For C(HLTH-CONN-001), conntrack entries % at which the check fails as critical (0-100).
     type: float
     default: 95.0
   zombie_warn_count:
     description:
-      - HLTH-PROC-001: zombie processes at which the check fails as minor.
+      - For C(HLTH-PROC-001), zombie processes at which the check fails as minor.
     type: int
     default: 10
   perf_evidence:
     description:
-      - Name the top processes (CPU, resident memory, I/O) and the busiest devices (with await) in failing load, CPU, memory, swap and disk I/O findings.
+      - Name the top processes (CPU, resident memory, I/O) and the busiest devices (with await) in failing load,
+        CPU, memory, swap and disk I/O findings.
     type: bool
     default: true
   ssh_window_minutes:
     description:
-      - HLTH-SSH-001: minutes of sshd journal read.
+      - For C(HLTH-SSH-001), minutes of sshd journal read.
     type: int
     default: 60
   ssh_failed_warn_per_hour:
     description:
-      - HLTH-SSH-001: failed SSH logins per hour at which the check fails as minor.
+      - For C(HLTH-SSH-001), failed SSH logins per hour at which the check fails as minor.
     type: float
     default: 30.0
   ssh_failed_critical_per_hour:
     description:
-      - HLTH-SSH-001: failed SSH logins per hour at which the check fails as major.
+      - For C(HLTH-SSH-001), failed SSH logins per hour at which the check fails as major.
     type: float
     default: 300.0
 notes:
