@@ -40,6 +40,7 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.x509 import certific
 CA_TREES = ("/usr/share/ca-certificates/", "/usr/local/share/ca-certificates/", "/etc/ssl/certs/java/")
 CERT_SUFFIXES = (".pem", ".crt", ".cer", ".cert")
 MAX_FILE_BYTES = 1024 * 1024
+SILENT = "no TLS: no answer within the timeout"
 
 
 def _path(root, absolute):
@@ -165,7 +166,7 @@ class PortProbes(object):
         with self._lock:
             out = dict(self._results)
         for item in self.listeners:
-            out.setdefault((item["address"], item["port"]), "no TLS: no answer within the timeout")
+            out.setdefault((item["address"], item["port"]), SILENT)
         return out
 
 
@@ -445,6 +446,9 @@ def discover(ctx, now=None):
             found.add(der, where, "%s on port %d" % (owner, port) if owner else "port %d" % port)
         sources["ports_probed"] = len(results)
         sources["tls_ports"] = ["%s:%d" % k for k, _ in tls]
+        silent = ["%s:%d" % k for k, v in sorted(results.items()) if v == SILENT]
+        if silent:  # a TLS server slower than cert_probe_timeout would hide here
+            sources["ports_silent"] = silent
         if probes.not_probed:
             sources["ports_not_probed"] = probes.not_probed
     if p["cert_discover_dirs"]:

@@ -231,7 +231,7 @@ options:
       - For C(HLTH-CERT-002), seconds allowed to each port's handshake (0.05 to 10); the handshakes run in parallel
         inside the sampling window.
     type: float
-    default: 0.5
+    default: 0.3
   cert_probe_max_ports:
     description:
       - For C(HLTH-CERT-002), most listening ports probed (lowest first); the evidence counts those left out.
@@ -1226,7 +1226,7 @@ ARGUMENT_SPEC = dict(
     cert_discover_ports=dict(type="bool", default=True),
     cert_discover_services=dict(type="bool", default=True),
     cert_discover_dirs=dict(type="list", elements="str", default=["/etc/ssl"]),
-    cert_probe_timeout=dict(type="float", default=0.5),
+    cert_probe_timeout=dict(type="float", default=0.3),
     cert_probe_max_ports=dict(type="int", default=64),
     raid_mdstat_path=dict(type="str", default="/proc/mdstat"),
     edac_ce_warn_count=dict(type="int", default=0),
