@@ -140,7 +140,7 @@ class PortProbes(object):
     def __init__(self, listeners, names, timeout):
         self.listeners = listeners
         self.names = names
-        self.deadline = time.monotonic() + timeout + 0.1
+        self.deadline = time.monotonic() + timeout + 0.05
         self._results = {}
         self._lock = threading.Lock()
         self._threads = []
@@ -401,11 +401,12 @@ def host_names():
     return names
 
 
-def start_port_probes(ctx):
+def start_port_probes(ctx, refs=None):
     """Start the handshakes on the host's listening TCP ports (lowest ports first, at most
     cert_probe_max_ports), SNI from the services' configuration for that port, else the host name."""
     p, root = ctx.p, ctx.root
-    refs = service_references(root)[0] if p["cert_discover_services"] else []
+    if refs is None:
+        refs = service_references(root)[0] if p["cert_discover_services"] else []
     names = {}
     for ref in refs:
         for port in ref["ports"]:
@@ -420,21 +421,70 @@ def start_port_probes(ctx):
     return probes
 
 
+class FileScan(object):
+    """The certificate files of the services' configuration and the leaf files under the
+    directories, read in a thread of its own (started inside the module's sampling window)."""
+
+    def __init__(self, ctx, references=None, now=None, background=False):
+        self.ctx, self.references, self.now = ctx, references, now
+        self.result = self.error = None
+        self._thread = None
+        if background:
+            self._thread = threading.Thread(target=self._run)
+            self._thread.daemon = True
+            self._thread.start()
+        else:
+            self._run()
+
+    def _run(self):
+        try:
+            self.result = self._scan()
+        except Exception as exc:  # raised again in the check, which reports it
+            self.error = exc
+
+    def _scan(self):
+        p, root = self.ctx.p, self.ctx.root
+        found = Found(time.time() if self.now is None else self.now)
+        sources = {}
+        if p["cert_discover_services"]:
+            refs, configs = self.references or service_references(root)
+            for ref in refs:
+                found.add_file(root, ref["path"], "referenced by %s %s" % (ref["service"], ref["source"]),
+                               ref["service"])
+            sources["service_configs"] = configs
+        if p["cert_discover_dirs"]:
+            configured = set()  # HLTH-CERT-001's files, read as it reads them
+            for pattern in p["cert_paths"]:
+                configured.update(glob.glob(pattern))
+            files = leaf_files(root, p["cert_discover_dirs"], configured)
+            for path in files:
+                found.add_file(root, path, "leaf under %s" % os.path.dirname(path), leaves_only=True)
+            sources["files_scanned"] = len(files)
+        return found, sources
+
+    def wait(self):
+        if self._thread is not None:
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def start_discovery(ctx):
+    """At the start of the sampling window: the file scan and the handshakes, in the background."""
+    references = service_references(ctx.root) if ctx.p["cert_discover_services"] else ([], [])
+    ctx.cert_scan = FileScan(ctx, references, background=True)
+    if ctx.p["cert_discover_ports"]:
+        ctx.cert_probes = start_port_probes(ctx, references[0])
+
+
 def discover(ctx, now=None):
     """(Found, sources evidence) of every certificate in use that the enabled sources see."""
     p, root = ctx.p, ctx.root
-    found = Found(time.time() if now is None else now)
-    sources = {}
-    if p["cert_discover_services"]:
-        refs, configs = service_references(root)
-        for ref in refs:
-            found.add_file(root, ref["path"], "referenced by %s %s" % (ref["service"], ref["source"]),
-                           ref["service"])
-        sources["service_configs"] = configs
+    scan = getattr(ctx, "cert_scan", None) or FileScan(ctx, now=now)
+    found, sources = scan.wait()
     if p["cert_discover_ports"]:
         probes = getattr(ctx, "cert_probes", None) or start_port_probes(ctx)
-        if isinstance(probes, Exception):
-            raise probes
         results = probes.results()
         tls = [(k, v) for k, v in sorted(results.items()) if isinstance(v, bytes)]
         inode = dict(((i["address"], i["port"]), i["inode"]) for i in probes.listeners)
@@ -451,14 +501,6 @@ def discover(ctx, now=None):
             sources["ports_silent"] = silent
         if probes.not_probed:
             sources["ports_not_probed"] = probes.not_probed
-    if p["cert_discover_dirs"]:
-        configured = set()  # HLTH-CERT-001's files, read as it reads them
-        for pattern in p["cert_paths"]:
-            configured.update(glob.glob(pattern))
-        files = leaf_files(root, p["cert_discover_dirs"], configured)
-        for path in files:
-            found.add_file(root, path, "leaf under %s" % os.path.dirname(path), leaves_only=True)
-        sources["files_scanned"] = len(files)
     return found, sources
 
 

@@ -16,13 +16,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import glob
 import json
 import os
 import re
 import subprocess
+import time
 
-from ansible_collections.fleetcare.ops.plugins.module_utils.health_certs import start_port_probes
+from ansible_collections.fleetcare.ops.plugins.module_utils.health_certs import start_discovery
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
     CheckError, NotApplicable, ToolMissing, metric)
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import read_optional, run_cmd, user_name
@@ -461,25 +463,31 @@ PERFORMANCE_FINDINGS = {
 
 
 def performance_evidence(findings, ctx):
-    """Add top processes and busiest devices to the failing performance findings, in place."""
+    """Add top processes and busiest devices to the failing performance findings, in place.
+
+    The first process and device samples were taken at the start of the module's window; the
+    second is taken only now, when a finding needs it, so a healthy host pays for one sample."""
     if not ctx.p["perf_evidence"]:
         return
     failing = [f for f in findings if f["id"] in PERFORMANCE_FINDINGS and f["status"] == "fail"]
     if not failing:
         return
+    window_end(ctx)
+    elapsed = ctx.after["extra_at"] - ctx.before.get("extra_at", ctx.after["extra_at"])
     procs = devices = None
     before, after = ctx.before.get("procs"), ctx.after.get("procs")
     if isinstance(before, dict) and isinstance(after, dict):
-        procs = top_processes(before, after, ctx.elapsed, ctx.root)
+        procs = top_processes(before, after, elapsed, ctx.root)
     dbefore, dafter = ctx.before.get("diskstats_detail"), ctx.after.get("diskstats_detail")
     if isinstance(dbefore, dict) and isinstance(dafter, dict):
-        devices = busiest_devices(dbefore, dafter, ctx.elapsed)
+        devices = busiest_devices(dbefore, dafter, elapsed)
     for found in failing:
         wants = PERFORMANCE_FINDINGS[found["id"]]
         if "processes" in wants and procs is not None:
             found["evidence"]["top_processes"] = procs
         if "devices" in wants and devices is not None:
             found["evidence"]["busiest_devices"] = devices
+        found["evidence"]["top_window_seconds"] = round(elapsed, 3)
 
 
 def _extra_samplers(ctx):
@@ -497,25 +505,27 @@ def _take(ctx, store):
             store[name] = reader()
         except Exception as exc:  # kept to report per check
             store[name] = exc
+    store["extra_at"] = time.monotonic()
 
 
 def window_start(ctx):
     """At the start of the module's one sampling window: the first process and device samples, and
-    the TLS handshakes of HLTH-CERT-002 started in the background, so their time is the window's."""
+    the certificate discovery of HLTH-CERT-002 started in the background, so their time is the
+    window's."""
     _take(ctx, ctx.before)
-    if ctx.p["cert_discover_ports"] and "HLTH-CERT-002" not in ctx.p["checks_skip"]:
-        try:
-            ctx.cert_probes = start_port_probes(ctx)
-        except Exception as exc:  # the check reports it
-            ctx.cert_probes = exc
+    if "HLTH-CERT-002" not in ctx.p["checks_skip"]:
+        # on trouble the check starts over by itself and reports what went wrong
+        with contextlib.suppress(Exception):
+            start_discovery(ctx)
 
 
 def window_end(ctx):
+    """The second process and device samples (only when a failing finding asks who)."""
     _take(ctx, ctx.after)
 
 
 def check_zombies(ctx):
-    procs = ctx.after.get("procs")
+    procs = ctx.before.get("procs")  # taken at the start of the window
     if not isinstance(procs, dict):
         procs = sample_processes(ctx.root, with_io=False)
     zombies = [(pid, v[0], v[2]) for pid, v in sorted(procs.items()) if v[1] == "Z"]

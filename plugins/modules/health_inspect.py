@@ -1169,7 +1169,6 @@ def inspect(params, root="/"):
     hs.window_start(ctx)
     time.sleep(max(0.0, params["sample_seconds"] - (time.monotonic() - t0)))
     _sample(ctx, ctx.after)
-    hs.window_end(ctx)
     ctx.elapsed = time.monotonic() - t0
     findings, metrics = [], []
     for record, func in CHECKS:
