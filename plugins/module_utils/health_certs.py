@@ -394,11 +394,10 @@ class Found(object):
 
 
 def host_names():
-    names = []
-    for name in (socket.getfqdn(), socket.gethostname()):
-        if name and name not in names and name != "localhost":
-            names.append(name)
-    return names
+    """The host's own name, for SNI where no service names one (no DNS lookup: a broken resolver
+    must not cost the inspection seconds)."""
+    name = socket.gethostname()
+    return [name] if name and name != "localhost" else []
 
 
 def start_port_probes(ctx, refs=None):

@@ -295,6 +295,8 @@ def check_kernel_log(ctx):
     counts = dict((k, len(v)) for k, v in found.items())
     evidence = {"source": source, "window_hours": ctx.p["kernel_log_window_hours"], "counts": counts,
                 "threshold_count": 0, "examples": dict((k, v[-3:]) for k, v in found.items() if v)}
+    if ctx.container:
+        evidence["note"] = "in a %s container the kernel log is the host kernel's" % ctx.container
     if counts["machine_check"]:
         status, severity = "fail", "critical"
     elif counts["io_error"]:

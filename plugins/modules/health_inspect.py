@@ -410,7 +410,9 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
     CheckError, RESULT_KEY, NotApplicable, ToolMissing, metric, payload, run_check as run_finding)
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_certs import check_certs_in_use
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import CHECKS as CHECK_RECORDS
-from ansible_collections.fleetcare.ops.plugins.module_utils import health_system as hs
+from ansible_collections.fleetcare.ops.plugins.module_utils.health_system import (
+    check_conntrack, check_edac, check_file_descriptors, check_kernel_log, check_raid, check_smart,
+    check_ssh_failures, check_zombies, memory_fs_left_out, performance_evidence, window_start)
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import (
     parse_mounts, parse_properties, probe, read_text, run_cmd, user_name)
 from ansible_collections.fleetcare.ops.plugins.module_utils.x509 import certificate_info, pem_certificates
@@ -591,7 +593,7 @@ def select_mounts(mounts, fstypes, exclude):
     wanted = set(fstypes)
     out = []
     for entry in mounts:
-        if entry["fstype"] not in wanted or hs.memory_fs_left_out(entry):
+        if entry["fstype"] not in wanted or memory_fs_left_out(entry):
             continue
         if any(fnmatch.fnmatch(entry["mount"], pat) for pat in exclude):
             continue
@@ -1126,14 +1128,14 @@ CHECK_FUNCS = {
     "HLTH-LOG-001": check_log,
     "HLTH-BKUP-001": check_backup,
     "HLTH-CERT-002": check_certs_in_use,
-    "HLTH-RAID-001": hs.check_raid,
-    "HLTH-SMART-001": hs.check_smart,
-    "HLTH-EDAC-001": hs.check_edac,
-    "HLTH-KERN-001": hs.check_kernel_log,
-    "HLTH-FD-001": hs.check_file_descriptors,
-    "HLTH-CONN-001": hs.check_conntrack,
-    "HLTH-PROC-001": hs.check_zombies,
-    "HLTH-SSH-001": hs.check_ssh_failures,
+    "HLTH-RAID-001": check_raid,
+    "HLTH-SMART-001": check_smart,
+    "HLTH-EDAC-001": check_edac,
+    "HLTH-KERN-001": check_kernel_log,
+    "HLTH-FD-001": check_file_descriptors,
+    "HLTH-CONN-001": check_conntrack,
+    "HLTH-PROC-001": check_zombies,
+    "HLTH-SSH-001": check_ssh_failures,
 }
 CHECKS = tuple((record, CHECK_FUNCS[record["id"]]) for record in CHECK_RECORDS)
 
@@ -1166,7 +1168,7 @@ def inspect(params, root="/"):
     _sample(ctx, ctx.before)
     t0 = time.monotonic()
     # process samples and the TLS handshakes of HLTH-CERT-002 run inside the window, not after it
-    hs.window_start(ctx)
+    window_start(ctx)
     time.sleep(max(0.0, params["sample_seconds"] - (time.monotonic() - t0)))
     _sample(ctx, ctx.after)
     ctx.elapsed = time.monotonic() - t0
@@ -1175,7 +1177,7 @@ def inspect(params, root="/"):
         one, more = run_check(ctx, record, func)
         findings.append(one)
         metrics.extend(more)
-    hs.performance_evidence(findings, ctx)
+    performance_evidence(findings, ctx)
     metrics.append(metric("health_inspect_seconds", time.time() - started, "seconds"))
     result = payload(ROLE, findings, metrics, expected=len(CHECKS))
     # for the controller's capacity forecast (HLTH-CAP-001, fleetcare/trends.py)
