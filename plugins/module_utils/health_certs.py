@@ -420,13 +420,15 @@ def start_port_probes(ctx, refs=None):
     return probes
 
 
-class FileScan(object):
-    """The certificate files of the services' configuration and the leaf files under the
-    directories, read in a thread of its own (started inside the module's sampling window)."""
+class Discovery(object):
+    """The discovery of HLTH-CERT-002 in a thread of its own, started at the start of the module's
+    sampling window: the services' configuration, the handshakes (their own threads), the
+    certificate files. :meth:`wait` gives (Found, sources) without the ports, and ``probes``."""
 
-    def __init__(self, ctx, references=None, now=None, background=False):
-        self.ctx, self.references, self.now = ctx, references, now
-        self.result = self.error = None
+    def __init__(self, ctx, now=None, background=False):
+        self.ctx, self.now = ctx, now
+        self.result = self.error = self.probes = None
+        self._started = threading.Event()
         self._thread = None
         if background:
             self._thread = threading.Thread(target=self._run)
@@ -437,16 +439,19 @@ class FileScan(object):
 
     def _run(self):
         try:
-            self.result = self._scan()
+            p, root = self.ctx.p, self.ctx.root
+            refs, configs = service_references(root) if p["cert_discover_services"] else ([], [])
+            if p["cert_discover_ports"]:
+                self.probes = start_port_probes(self.ctx, refs)
+            self.result = self._scan(refs, configs)
         except Exception as exc:  # raised again in the check, which reports it
             self.error = exc
 
-    def _scan(self):
+    def _scan(self, refs, configs):
         p, root = self.ctx.p, self.ctx.root
         found = Found(time.time() if self.now is None else self.now)
         sources = {}
         if p["cert_discover_services"]:
-            refs, configs = self.references or service_references(root)
             for ref in refs:
                 found.add_file(root, ref["path"], "referenced by %s %s" % (ref["service"], ref["source"]),
                                ref["service"])
@@ -470,20 +475,17 @@ class FileScan(object):
 
 
 def start_discovery(ctx):
-    """At the start of the sampling window: the file scan and the handshakes, in the background."""
-    references = service_references(ctx.root) if ctx.p["cert_discover_services"] else ([], [])
-    ctx.cert_scan = FileScan(ctx, references, background=True)
-    if ctx.p["cert_discover_ports"]:
-        ctx.cert_probes = start_port_probes(ctx, references[0])
+    """At the start of the sampling window: the whole discovery in the background."""
+    ctx.cert_discovery = Discovery(ctx, background=True)
 
 
 def discover(ctx, now=None):
     """(Found, sources evidence) of every certificate in use that the enabled sources see."""
-    p, root = ctx.p, ctx.root
-    scan = getattr(ctx, "cert_scan", None) or FileScan(ctx, now=now)
-    found, sources = scan.wait()
-    if p["cert_discover_ports"]:
-        probes = getattr(ctx, "cert_probes", None) or start_port_probes(ctx)
+    root = ctx.root
+    discovery = getattr(ctx, "cert_discovery", None) or Discovery(ctx, now=now)
+    found, sources = discovery.wait()
+    probes = discovery.probes
+    if probes is not None:
         results = probes.results()
         tls = [(k, v) for k, v in sorted(results.items()) if isinstance(v, bytes)]
         inode = dict(((i["address"], i["port"]), i["inode"]) for i in probes.listeners)

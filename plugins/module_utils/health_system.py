@@ -22,6 +22,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_certs import start_discovery
@@ -511,23 +512,33 @@ def _take(ctx, store):
 
 
 def window_start(ctx):
-    """At the start of the module's one sampling window: the first process and device samples, and
-    the certificate discovery of HLTH-CERT-002 started in the background, so their time is the
-    window's."""
-    _take(ctx, ctx.before)
+    """At the start of the module's one sampling window, in the background so that their time is
+    the window's: the certificate discovery of HLTH-CERT-002 and the first process and device
+    samples (:func:`first_samples` waits for them)."""
     if "HLTH-CERT-002" not in ctx.p["checks_skip"]:
         # on trouble the check starts over by itself and reports what went wrong
         with contextlib.suppress(Exception):
             start_discovery(ctx)
+    ctx.first_samples = threading.Thread(target=_take, args=(ctx, ctx.before))
+    ctx.first_samples.daemon = True
+    ctx.first_samples.start()
+
+
+def first_samples(ctx):
+    thread = getattr(ctx, "first_samples", None)
+    if thread is not None:
+        thread.join()
+    return ctx.before
 
 
 def window_end(ctx):
     """The second process and device samples (only when a failing finding asks who)."""
+    first_samples(ctx)
     _take(ctx, ctx.after)
 
 
 def check_zombies(ctx):
-    procs = ctx.before.get("procs")  # taken at the start of the window
+    procs = first_samples(ctx).get("procs")  # taken at the start of the window
     if not isinstance(procs, dict):
         procs = sample_processes(ctx.root, with_io=False)
     zombies = [(pid, v[0], v[2]) for pid, v in sorted(procs.items()) if v[1] == "Z"]

