@@ -24,10 +24,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
+import errno
 import glob
 import hashlib
 import os
 import re
+import selectors
 import socket
 import ssl
 import threading
@@ -118,24 +120,23 @@ def connect_address(address):
     return address
 
 
-def handshake(address, port, server_name, timeout):
-    """DER of the certificate a TLS server presents on address:port, or None when it speaks no TLS."""
+def client_context():
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     with contextlib.suppress(ssl.SSLError):
         context.set_ciphers("ALL:@SECLEVEL=0")  # an old server's certificate still counts
-    deadline = time.monotonic() + timeout
-    with socket.create_connection((address, port), timeout=timeout) as sock:
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
-        sni = server_name if server_name and not re.match(r"^[0-9.:]+$", server_name) else None
-        with context.wrap_socket(sock, server_hostname=sni) as tls:
-            return tls.getpeercert(binary_form=True)
+    return context
+
+
+def _sni(name):
+    return name if name and not re.match(r"^[0-9.:]+$", name) else None
 
 
 class PortProbes(object):
-    """One handshake per listener, all in parallel threads; :meth:`results` waits for them at most
-    until the deadline (start + timeout + a margin), so the cost is bounded whatever the ports do."""
+    """One TLS handshake per listener, all at once on non-blocking sockets in one thread (a
+    selector loop, not a thread per port); :meth:`results` waits at most until the deadline (start
+    + timeout + a margin), so the cost is bounded whatever the ports do."""
 
     def __init__(self, listeners, names, timeout):
         self.listeners = listeners
@@ -143,26 +144,71 @@ class PortProbes(object):
         self.deadline = time.monotonic() + timeout + 0.05
         self._results = {}
         self._lock = threading.Lock()
-        self._threads = []
-        for item in listeners:
-            thread = threading.Thread(target=self._one, args=(item, timeout))
-            thread.daemon = True  # a port that never answers must not keep the module alive
-            thread.start()
-            self._threads.append(thread)
+        self._thread = threading.Thread(target=self._loop, args=(time.monotonic() + timeout,))
+        self._thread.daemon = True  # a port that never answers must not keep the module alive
+        self._thread.start()
 
-    def _one(self, item, timeout):
-        key = (item["address"], item["port"])
-        try:
-            value = handshake(connect_address(item["address"]), item["port"], self.names.get(item["port"]), timeout)
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            value = "no TLS: %s" % type(exc).__name__
+    def _done(self, key, value, sel, sock):
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            sel.unregister(sock)
+        with contextlib.suppress(OSError):
+            sock.close()
         with self._lock:
             self._results[key] = value
 
+    def _step(self, key, state, sel):
+        """Advance one connection: connected -> wrapped -> handshake done."""
+        sock = state["sock"]
+        if state["tls"] is None:
+            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if error:
+                return self._done(key, "no TLS: %s" % os.strerror(error), sel, sock)
+            state["tls"] = state["context"].wrap_socket(sock, server_hostname=_sni(self.names.get(key[1])),
+                                                        do_handshake_on_connect=False)
+            sel.unregister(sock)
+            sock = state["sock"] = state["tls"]
+            sel.register(sock, selectors.EVENT_WRITE, key)
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            return sel.modify(sock, selectors.EVENT_READ, key)
+        except ssl.SSLWantWriteError:
+            return sel.modify(sock, selectors.EVENT_WRITE, key)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            return self._done(key, "no TLS: %s" % type(exc).__name__, sel, sock)
+        return self._done(key, sock.getpeercert(binary_form=True), sel, sock)
+
+    def _loop(self, end):
+        context = client_context()
+        sel = selectors.DefaultSelector()
+        states = {}
+        for item in self.listeners:
+            key = (item["address"], item["port"])
+            address = connect_address(item["address"])
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            code = sock.connect_ex((address, item["port"]))
+            if code not in (0, errno.EINPROGRESS, errno.EAGAIN):
+                self._done(key, "no TLS: %s" % os.strerror(code), sel, sock)
+                continue
+            states[key] = {"sock": sock, "tls": None, "context": context}
+            sel.register(sock, selectors.EVENT_WRITE, key)
+        while sel.get_map() and time.monotonic() < end:
+            for selected, _events in sel.select(max(0.0, end - time.monotonic())):
+                key = selected.data
+                try:
+                    self._step(key, states[key], sel)
+                except (OSError, ssl.SSLError, ValueError) as exc:
+                    self._done(key, "no TLS: %s" % type(exc).__name__, sel, states[key]["sock"])
+        for state in states.values():
+            with contextlib.suppress(OSError):
+                state["sock"].close()
+        sel.close()
+
     def results(self):
         """{(address, port): DER, or why there is none}; ports still silent at the deadline say so."""
-        for thread in self._threads:
-            thread.join(max(0.0, self.deadline - time.monotonic()))
+        self._thread.join(max(0.0, self.deadline - time.monotonic()))
         with self._lock:
             out = dict(self._results)
         for item in self.listeners:
