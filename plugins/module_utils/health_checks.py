@@ -161,6 +161,60 @@ CHECKS = (
            a server that does not answer fails as critical.""",
            """Start redis-server and read its log; set maxmemory with an eviction policy, or give the
            server more memory."""),
+    # Certificates in use, hardware and kernel, brute-force signs (issue 16, items 1, 3 and 4).
+    _check("HLTH-CERT-002", "Certificates in use", "major",
+           ("cert_discover_ports", "cert_discover_services", "cert_discover_dirs", "cert_probe_timeout",
+            "cert_probe_max_ports", "cert_warn_days", "cert_critical_days"),
+           """Certificates found without configuration: served on the host's own listening TLS ports
+           (a handshake from the host to itself, SNI where a name is known), referenced by nginx,
+           Apache, Postfix, Dovecot or HAProxy, and leaf certificates under /etc/ssl (the system CA
+           store is left out). Each certificate lists where it was found and what serves it; the one
+           that expires first names the finding. Fails as critical at the critical threshold.""",
+           """Renew the certificate named in the evidence, install it where it was found and reload the
+           service that serves it."""),
+    _check("HLTH-RAID-001", "Software RAID state", "major", ("raid_mdstat_path",),
+           """A degraded md array (a member failed or missing) runs without redundancy: the next disk
+           failure loses data. An inactive array is critical.""",
+           """Replace the failed disk and add it back (mdadm --manage /dev/mdX --add), then watch the
+           rebuild in /proc/mdstat."""),
+    _check("HLTH-SMART-001", "Disk SMART health", "critical", (),
+           """The disk's own health assessment (smartctl -H) says it is failing. Not applicable in VMs
+           and containers, whose disks are virtual, and without smartmontools.""",
+           """Back up the data on the disk now and replace it."""),
+    _check("HLTH-EDAC-001", "Memory errors (EDAC)", "major", ("edac_ce_warn_count",),
+           """Corrected memory errors counted by the EDAC driver announce a failing module; an
+           uncorrected one may have corrupted data or crashed a process (critical).""",
+           """Find the module from the EDAC counters (edac-util -v) and replace it in a maintenance window."""),
+    _check("HLTH-KERN-001", "Machine-check and I/O errors in the kernel log", "major",
+           ("kernel_log_window_hours",),
+           """Machine-check events (critical) and storage I/O errors (major) logged by the kernel in the
+           window (the journal's kernel messages, else dmesg). Not applicable where the kernel log cannot
+           be read, such as in a container.""",
+           """Read the errors (journalctl -k -p warning), check the hardware they name (CPU, memory, disk,
+           cabling) and replace what fails."""),
+    _check("HLTH-FD-001", "File descriptors in use", "major", ("fd_warn_pct", "fd_critical_pct"),
+           """Open files of the whole kernel against fs.file-max (/proc/sys/fs/file-nr): at the limit
+           every process fails to open files and sockets. Fails as critical at the critical threshold.""",
+           """Find the process holding most files (ls /proc/*/fd | wc -l per process), fix the leak or
+           raise fs.file-max."""),
+    _check("HLTH-CONN-001", "Connection tracking table use", "major", ("conntrack_warn_pct",
+                                                                        "conntrack_critical_pct"),
+           """When nf_conntrack_count reaches nf_conntrack_max the kernel drops new connections. Not
+           applicable when connection tracking is not loaded.""",
+           """Raise net.netfilter.nf_conntrack_max, shorten the tracking timeouts or exempt busy traffic
+           from tracking (notrack)."""),
+    _check("HLTH-PROC-001", "Zombie processes", "minor", ("zombie_warn_count",),
+           """Processes that exited but were never reaped by their parent; many of them point at a
+           faulty parent and end by exhausting the process table.""",
+           """Restart or fix the parent process named in the evidence so it reaps its children."""),
+    _check("HLTH-SSH-001", "Failed SSH logins per hour", "minor", ("ssh_window_minutes",
+                                                                   "ssh_failed_warn_per_hour",
+                                                                   "ssh_failed_critical_per_hour"),
+           """Failed SSH authentications in the journal, per hour of the window: a high rate is a
+           brute-force attempt. The busiest source addresses are listed. Fails as major at the critical
+           rate.""",
+           """Block the listed sources (firewall, fail2ban), allow only key authentication and limit who
+           may reach port 22."""),
 )
 
 BY_ID = dict((record["id"], record) for record in CHECKS)

@@ -42,6 +42,9 @@ HEALTH_PAIRS = (
     ("net_error_warn_pct", None, 100),
     ("net_error_critical_pct", None, 100),
     ("log_warn_count", "log_critical_count", None),
+    ("fd_warn_pct", "fd_critical_pct", 100),
+    ("conntrack_warn_pct", "conntrack_critical_pct", 100),
+    ("ssh_failed_warn_per_hour", "ssh_failed_critical_per_hour", None),
 ) + SERVICE_PAIRS
 # (option, lowest, highest) for the options outside a pair
 HEALTH_BOUNDS = (
@@ -52,6 +55,12 @@ HEALTH_BOUNDS = (
     ("oom_warn_count", 0, None),
     ("backup_max_age_hours", 0, None),
     ("capacity_days", 0, None),
+    ("cert_probe_timeout", 0.05, 10),
+    ("cert_probe_max_ports", 0, 65535),
+    ("edac_ce_warn_count", 0, None),
+    ("kernel_log_window_hours", 0.1, None),
+    ("zombie_warn_count", 1, None),
+    ("ssh_window_minutes", 1, None),
 ) + SERVICE_BOUNDS
 
 
@@ -76,6 +85,16 @@ def _bounds(params, option, low, high, name):
     return []
 
 
+def _unknown_checks(skip, name):
+    from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import BY_ID
+
+    unknown = [c for c in skip if c not in BY_ID]
+    if not unknown:
+        return []
+    return [(("checks_skip",), "%s: unknown check %s (one of %s)"
+             % (name("checks_skip"), ", ".join(repr(c) for c in unknown), ", ".join(sorted(BY_ID))))]
+
+
 def health_problems(params, name=None):
     """Problems of the health_inspect options; [] when they are all usable."""
     name = name or module_name("health")
@@ -91,6 +110,7 @@ def health_problems(params, name=None):
                              % (name(crit), name(warn), params[crit], params[warn])))
     for option, low, high in HEALTH_BOUNDS:
         problems.extend(_bounds(params, option, low, high, name))
+    problems.extend(_unknown_checks(params.get("checks_skip") or (), name))
     days = ("cert_critical_days", "cert_warn_days")
     if not any(o in options for options, _ in problems for o in days) \
             and params["cert_critical_days"] > params["cert_warn_days"]:

@@ -102,3 +102,39 @@ def subject_cn(der, start, end):
                     return raw.decode("utf-16-be", "replace")
                 return raw.decode("utf-8", "replace")
     return None
+
+
+OID_BASIC_CONSTRAINTS = b"\x55\x1d\x13"
+OID_SAN = b"\x55\x1d\x11"
+
+
+def certificate_details(der):
+    """:func:`certificate_info` plus ``is_ca`` (basicConstraints cA), ``self_signed`` (issuer equals
+    subject) and ``dns_names`` (subjectAltName), to tell a leaf from a CA of the system store."""
+    info = certificate_info(der)
+    _tag, start, end = der_tlv(der, 0)
+    _tag, tbs_start, tbs_end = der_tlv(der, start)
+    fields = list(der_children(der, tbs_start, tbs_end))
+    if fields and fields[0][0] == 0xA0:
+        fields = fields[1:]
+    issuer, subject = fields[2], fields[4]
+    info["self_signed"] = der[issuer[1]:issuer[2]] == der[subject[1]:subject[2]]
+    info["is_ca"] = False
+    info["dns_names"] = []
+    for tag, vstart, _vend in fields[6:]:
+        if tag != 0xA3:  # [3] extensions
+            continue
+        _t, seq_start, seq_end = der_tlv(der, vstart)
+        for _etag, estart, eend in der_children(der, seq_start, seq_end):
+            parts = list(der_children(der, estart, eend))
+            oid = der[parts[0][1]:parts[0][2]]
+            value = parts[-1]  # OCTET STRING holding the extension's DER
+            if oid == OID_BASIC_CONSTRAINTS:
+                _st, bstart, bend = der_tlv(der, value[1])
+                inner = list(der_children(der, bstart, bend))
+                info["is_ca"] = bool(inner and inner[0][0] == 0x01 and der[inner[0][1]:inner[0][2]] != b"\x00")
+            elif oid == OID_SAN:
+                _st, sstart, send = der_tlv(der, value[1])
+                info["dns_names"] = [der[a:b].decode("ascii", "replace")
+                                     for t, a, b in der_children(der, sstart, send) if t == 0x82]
+    return info

@@ -16,6 +16,9 @@ description:
     utilisation, network interface errors, failed systemd units, clock synchronisation,
     certificate expiry, pending reboot, out-of-memory kills, the journal error rate and the age
     of the last backup, all in one module call, so a whole inspection costs one round trip.
+  - Also certificates in use found without configuration, software RAID, SMART, EDAC memory
+    errors, machine-check and I/O errors in the kernel log, file descriptors, conntrack, zombie
+    processes and failed SSH logins (module utilities C(health_certs) and C(health_system)).
   - Rates (CPU, disk I/O, network) come from two samples of C(/proc/stat), C(/proc/diskstats)
     and C(/proc/net/dev) taken around one short window of O(sample_seconds) shared by all of them.
   - Every check yields exactly one finding per host with a stable ID (C(HLTH-DISK-001) and so on),
@@ -108,9 +111,10 @@ options:
     description:
       - Filesystem types inspected by C(HLTH-DISK-001) and C(HLTH-DISK-002).
       - Network filesystems are left out on purpose, because C(statvfs) on a dead server hangs.
+      - Memory-backed filesystems (C(tmpfs), C(ramfs)) are checked like disks; read-only ones are left out.
     type: list
     elements: str
-    default: [ext2, ext3, ext4, xfs, btrfs, zfs, f2fs, jfs, reiserfs, vfat, overlay]
+    default: [ext2, ext3, ext4, xfs, btrfs, zfs, f2fs, jfs, reiserfs, vfat, overlay, tmpfs, ramfs]
   disk_exclude_mounts:
     description:
       - Mount points (shell globs, C(*) also matches C(/)) left out of the space and inode checks.
@@ -264,6 +268,106 @@ options:
     description: Redis memory used against C(maxmemory) at which C(HLTH-DB-003) fails as V(critical).
     type: float
     default: 95.0
+  checks_skip:
+    description:
+      - Check IDs switched off (such as HLTH-SMART-001); each still gives its finding, not_applicable with
+        reason switched off.
+    type: list
+    elements: str
+    default: []
+  cert_discover_ports:
+    description:
+      - For C(HLTH-CERT-002), a TLS handshake from the host to itself on each listening TCP port, to read the
+        certificate it serves.
+    type: bool
+    default: true
+  cert_discover_services:
+    description:
+      - For C(HLTH-CERT-002), read the certificate files referenced by the configuration of nginx, Apache, Postfix,
+        Dovecot and HAProxy.
+    type: bool
+    default: true
+  cert_discover_dirs:
+    description:
+      - For C(HLTH-CERT-002), directories searched for leaf (non-CA) certificates; the system CA store and files of
+        cert_paths are left out. Empty to switch off.
+    type: list
+    elements: str
+    default: [/etc/ssl]
+  cert_probe_timeout:
+    description:
+      - For C(HLTH-CERT-002), seconds allowed to each port's handshake (0.05 to 10); the handshakes run in parallel
+        inside the sampling window.
+    type: float
+    default: 0.3
+  cert_probe_max_ports:
+    description:
+      - For C(HLTH-CERT-002), most listening ports probed (lowest first); the evidence counts those left out.
+    type: int
+    default: 64
+  raid_mdstat_path:
+    description:
+      - For C(HLTH-RAID-001), the md status file read (another path for tests with a fixture).
+    type: str
+    default: /proc/mdstat
+  edac_ce_warn_count:
+    description:
+      - For C(HLTH-EDAC-001), corrected memory errors since boot above which the check fails as major; any uncorrected
+        one is critical.
+    type: int
+    default: 0
+  kernel_log_window_hours:
+    description:
+      - For C(HLTH-KERN-001), hours of kernel log searched for machine-check and I/O errors; set it to the interval
+        between inspections.
+    type: float
+    default: 24.0
+  fd_warn_pct:
+    description:
+      - For C(HLTH-FD-001), file descriptors in use, % of fs.file-max, at which the check fails as major (0-100).
+    type: float
+    default: 80.0
+  fd_critical_pct:
+    description:
+      - For C(HLTH-FD-001), file descriptors in use % at which the check fails as critical (0-100).
+    type: float
+    default: 95.0
+  conntrack_warn_pct:
+    description:
+      - For C(HLTH-CONN-001), conntrack entries, % of nf_conntrack_max, at which the check fails as major (0-100).
+    type: float
+    default: 80.0
+  conntrack_critical_pct:
+    description:
+      - For C(HLTH-CONN-001), conntrack entries % at which the check fails as critical (0-100).
+    type: float
+    default: 95.0
+  zombie_warn_count:
+    description:
+      - For C(HLTH-PROC-001), zombie processes at which the check fails as minor.
+    type: int
+    default: 10
+  perf_evidence:
+    description:
+      - Name the top processes (CPU, resident memory, I/O) and the busiest devices (with await) in failing load,
+        CPU, memory, swap and disk I/O findings.
+    type: bool
+    default: true
+  ssh_window_minutes:
+    description:
+      - For C(HLTH-SSH-001), minutes of sshd journal read.
+    type: int
+    default: 60
+  ssh_failed_warn_per_hour:
+    description:
+      - For C(HLTH-SSH-001), failed SSH logins per hour at which the check fails as minor.
+    type: float
+    default: 30.0
+  ssh_failed_critical_per_hour:
+    description:
+      - For C(HLTH-SSH-001), failed SSH logins per hour at which the check fails as major.
+    type: float
+    default: 300.0
 notes:
   - Works as root and as an unprivileged user. Without root, the journal check needs the user in
     group C(adm) or C(systemd-journal), and certificates under unreadable directories are reported
@@ -326,7 +430,7 @@ fleetcare:
       sample: health
     findings:
       description:
-        - One record per check, always the same IDs in the same order.
+        - One record per check, always the same IDs in the same order (a switched-off check too).
         - C(evidence) holds the measured value and the threshold; C(error) and
           C(not_applicable) findings carry C(evidence.reason).
       type: list
@@ -372,10 +476,14 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
     reboot_state, running_kernel)
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
     CheckError, RESULT_KEY, NotApplicable, ToolMissing, metric, payload, run_check as run_finding)
+from ansible_collections.fleetcare.ops.plugins.module_utils.health_certs import check_certs_in_use
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import CHECKS as CHECK_RECORDS
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_services import (
     OPTIONS as SERVICE_OPTIONS, check_http, check_listening, check_mysql, check_postgresql, check_processes,
     check_redis, check_tcp, check_tls, check_units as check_declared_units)
+from ansible_collections.fleetcare.ops.plugins.module_utils.health_system import (
+    check_conntrack, check_edac, check_file_descriptors, check_kernel_log, check_raid, check_smart,
+    check_ssh_failures, check_zombies, memory_fs_left_out, performance_evidence, window_start)
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import (
     parse_mounts, parse_properties, probe, read_text, run_cmd, user_name)
 from ansible_collections.fleetcare.ops.plugins.module_utils.x509 import certificate_info, pem_certificates
@@ -556,7 +664,7 @@ def select_mounts(mounts, fstypes, exclude):
     wanted = set(fstypes)
     out = []
     for entry in mounts:
-        if entry["fstype"] not in wanted:
+        if entry["fstype"] not in wanted or memory_fs_left_out(entry):
             continue
         if any(fnmatch.fnmatch(entry["mount"], pat) for pat in exclude):
             continue
@@ -1100,14 +1208,32 @@ CHECK_FUNCS = {
     "HLTH-DB-001": lambda ctx: check_postgresql(ctx.p, ctx.host, ctx.uid, ctx.root),
     "HLTH-DB-002": lambda ctx: check_mysql(ctx.p, ctx.host, ctx.uid, ctx.root),
     "HLTH-DB-003": lambda ctx: check_redis(ctx.p, ctx.host, ctx.root),
+    "HLTH-CERT-002": check_certs_in_use,
+    "HLTH-RAID-001": check_raid,
+    "HLTH-SMART-001": check_smart,
+    "HLTH-EDAC-001": check_edac,
+    "HLTH-KERN-001": check_kernel_log,
+    "HLTH-FD-001": check_file_descriptors,
+    "HLTH-CONN-001": check_conntrack,
+    "HLTH-PROC-001": check_zombies,
+    "HLTH-SSH-001": check_ssh_failures,
 }
 CHECKS = tuple((record, CHECK_FUNCS[record["id"]]) for record in CHECK_RECORDS)
 
 
+SWITCHED_OFF = "switched off (health_checks_skip)"
+
+
 def run_check(ctx, record, func):
     """One finding and its metrics; any failure of the check becomes its own finding."""
+    if record["id"] in ctx.p.get("checks_skip", ()):
+        func = _switched_off
     return run_finding(record["id"], record["title"], record["severity"], lambda: func(ctx),
                        record["remediation"], record["references"])
+
+
+def _switched_off(_ctx):
+    raise NotApplicable(SWITCHED_OFF)
 
 
 def validate(params):
@@ -1122,7 +1248,9 @@ def inspect(params, root="/"):
     ctx = Context(params, root)
     _sample(ctx, ctx.before)
     t0 = time.monotonic()
-    time.sleep(params["sample_seconds"])
+    # process samples and the TLS handshakes of HLTH-CERT-002 run inside the window, not after it
+    window_start(ctx)
+    time.sleep(max(0.0, params["sample_seconds"] - (time.monotonic() - t0)))
     _sample(ctx, ctx.after)
     ctx.elapsed = time.monotonic() - t0
     findings, metrics = [], []
@@ -1130,6 +1258,7 @@ def inspect(params, root="/"):
         one, more = run_check(ctx, record, func)
         findings.append(one)
         metrics.extend(more)
+    performance_evidence(findings, ctx)
     metrics.append(metric("health_inspect_seconds", time.time() - started, "seconds"))
     result = payload(ROLE, findings, metrics, expected=len(CHECKS))
     # for the controller's capacity forecast (HLTH-CAP-001, fleetcare/trends.py)
@@ -1155,7 +1284,7 @@ ARGUMENT_SPEC = dict(
     inode_critical_pct=dict(type="float", default=95.0),
     disk_fstypes=dict(type="list", elements="str",
                       default=["ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "jfs",
-                               "reiserfs", "vfat", "overlay"]),
+                               "reiserfs", "vfat", "overlay", "tmpfs", "ramfs"]),
     disk_exclude_mounts=dict(type="list", elements="str",
                              default=["*/containers/storage/overlay*", "/var/lib/docker/*"]),
     disk_io_warn_pct=dict(type="float", default=80.0),
@@ -1175,6 +1304,24 @@ ARGUMENT_SPEC = dict(
     log_critical_count=dict(type="int", default=500),
     backup_max_age_hours=dict(type="int", default=26),
     capacity_days=dict(type="float", default=14.0),
+    checks_skip=dict(type="list", elements="str", default=[]),
+    cert_discover_ports=dict(type="bool", default=True),
+    cert_discover_services=dict(type="bool", default=True),
+    cert_discover_dirs=dict(type="list", elements="str", default=["/etc/ssl"]),
+    cert_probe_timeout=dict(type="float", default=0.3),
+    cert_probe_max_ports=dict(type="int", default=64),
+    raid_mdstat_path=dict(type="str", default="/proc/mdstat"),
+    edac_ce_warn_count=dict(type="int", default=0),
+    kernel_log_window_hours=dict(type="float", default=24.0),
+    fd_warn_pct=dict(type="float", default=80.0),
+    fd_critical_pct=dict(type="float", default=95.0),
+    conntrack_warn_pct=dict(type="float", default=80.0),
+    conntrack_critical_pct=dict(type="float", default=95.0),
+    zombie_warn_count=dict(type="int", default=10),
+    perf_evidence=dict(type="bool", default=True),
+    ssh_window_minutes=dict(type="int", default=60),
+    ssh_failed_warn_per_hour=dict(type="float", default=30.0),
+    ssh_failed_critical_per_hour=dict(type="float", default=300.0),
     **SERVICE_OPTIONS
 )
 

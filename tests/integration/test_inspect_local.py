@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECKS = {"HLTH-LOAD-001", "HLTH-CPU-001", "HLTH-CPU-002", "HLTH-MEM-001", "HLTH-SWAP-001",
           "HLTH-DISK-001", "HLTH-DISK-002", "HLTH-DISK-003", "HLTH-NET-001", "HLTH-UNIT-001",
           "HLTH-TIME-001", "HLTH-CERT-001", "HLTH-REBOOT-001", "HLTH-OOM-001", "HLTH-LOG-001",
-          "HLTH-BKUP-001", "HLTH-CAP-001"}  # the last judged on the controller from history
+          "HLTH-BKUP-001", "HLTH-CERT-002", "HLTH-RAID-001", "HLTH-SMART-001", "HLTH-EDAC-001",
+          "HLTH-KERN-001", "HLTH-FD-001", "HLTH-CONN-001", "HLTH-PROC-001", "HLTH-SSH-001",
+          "HLTH-CAP-001"}  # the last judged on the controller from history
 
 
 def fleetcare(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
