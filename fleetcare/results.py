@@ -154,6 +154,9 @@ def utcnow() -> str:
     return clock.now().astimezone(UTC).isoformat(timespec="seconds")
 
 
+_NO_HOST = object()  # no host name equals it
+
+
 class MalformedResult(ValueError):
     """A module returned a ``fleetcare`` key that breaks the contract."""
 
@@ -406,10 +409,18 @@ class Run:
         for h in hosts:
             out.hosts[h["name"]] = HostResult(h["name"], h["status"], h.get("message") or "",
                                               changes=list(h.get("changes") or []))
+        # stored parts come host by host: the host of the one before is looked up once
+        name: Any = _NO_HOST
+        into: list[Any] = []
         for f in findings:
-            out.host(f.host).findings.append(f)
+            if f.host != name:
+                name, into = f.host, out.host(f.host).findings
+            into.append(f)
+        name = _NO_HOST
         for m in metrics:
-            out.host(m.host).metrics.append(m)
+            if m.host != name:
+                name, into = m.host, out.host(m.host).metrics
+            into.append(m)
         return out
 
     @classmethod
