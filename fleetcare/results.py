@@ -19,7 +19,9 @@ host: a missing result is never a pass.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import secrets
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -150,6 +152,9 @@ def new_run_id(now: datetime | None = None) -> str:
 def utcnow() -> str:
     """Now, on the controller's one clock (FLEETCARE_NOW pins it: fleetcare.clock)."""
     return clock.now().astimezone(UTC).isoformat(timespec="seconds")
+
+
+_NO_HOST = object()  # no host name equals it
 
 
 class MalformedResult(ValueError):
@@ -404,10 +409,18 @@ class Run:
         for h in hosts:
             out.hosts[h["name"]] = HostResult(h["name"], h["status"], h.get("message") or "",
                                               changes=list(h.get("changes") or []))
+        # stored parts come host by host: the host of the one before is looked up once
+        name: Any = _NO_HOST
+        into: list[Any] = []
         for f in findings:
-            out.host(f.host).findings.append(f)
+            if f.host != name:
+                name, into = f.host, out.host(f.host).findings
+            into.append(f)
+        name = _NO_HOST
         for m in metrics:
-            out.host(m.host).metrics.append(m)
+            if m.host != name:
+                name, into = m.host, out.host(m.host).metrics
+            into.append(m)
         return out
 
     @classmethod
@@ -472,22 +485,62 @@ def validate(document: dict[str, Any], name: str = "report") -> None:
     """Raise SchemaError when ``document`` breaks the ``name`` schema.
 
     A report's findings are the bulk of it (200,000 at 1,000 hosts x 200 checks), and the compiled
-    validator spends about 15-25 microseconds on each; :class:`_FindingCheck` applies the schema's
-    own ``finding`` definition to them in plain Python, several times faster, and the compiled
-    validator checks the rest of the document."""
+    validator spends about 15-25 microseconds on each, as on each entry of the comparison and the
+    service levels. So the large arrays of a document are first checked column by column
+    (:class:`_Columns`: each property's values at once, each distinct text once), and the compiled
+    validator checks the rest. When a column check cannot vouch for an array (it is stricter than
+    the schema, never looser), the document is checked the slow way, :func:`validate_slowly`, which
+    names the first problem; either way the same documents pass and the same message is raised."""
     import fastjsonschema
 
-    findings = document.get("findings") if name == "report" and isinstance(document, dict) else None
-    check = _finding_check() if isinstance(findings, list) and len(findings) >= FAST_FINDINGS else None
     try:
-        if check is None:
-            _validator(name)(document)
-            return
-        _validator(name)({**document, "findings": []})
-        for i, finding in enumerate(findings):
-            check(finding, i)
+        if not _validate_quickly(document, name):
+            _validate_slowly(document, name)
     except fastjsonschema.JsonSchemaValueException as exc:
         raise SchemaError(f"{name} schema: {exc.message}") from None
+
+
+def validate_slowly(document: dict[str, Any], name: str = "report") -> None:
+    """:func:`validate` without the column checks: the compiled validator, and for a report of many
+    findings :class:`_FindingCheck` on each finding in turn (the reference the fast path matches)."""
+    import fastjsonschema
+
+    try:
+        _validate_slowly(document, name)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise SchemaError(f"{name} schema: {exc.message}") from None
+
+
+def _validate_slowly(document: dict[str, Any], name: str) -> None:
+    findings = document.get("findings") if name == "report" and isinstance(document, dict) else None
+    check = _finding_check() if isinstance(findings, list) and len(findings) >= FAST_FINDINGS else None
+    if check is None:
+        _validator(name)(document)
+        return
+    _validator(name)({**document, "findings": []})
+    for i, finding in enumerate(findings):
+        check(finding, i)
+
+
+def _validate_quickly(document: Any, name: str) -> bool:
+    """True when ``document`` is valid: its large arrays pass their column checks and the rest
+    passes the compiled validator (which raises, naming the first problem, as the slow way would:
+    the arrays it did not see are valid). False when a column check could not vouch for an array."""
+    if not isinstance(document, dict):
+        return False
+    slim = document
+    for path, columns in _array_checks(name):
+        parent = document.get(path[0]) if len(path) == 2 else document
+        items = parent.get(path[-1]) if isinstance(parent, dict) else None
+        if items.__class__ is not list or len(items) < FAST_FINDINGS:
+            continue
+        if not columns.vouch(items):
+            return False
+        slim = {**slim, path[0]: []} if len(path) == 1 else {**slim, path[0]: {**slim[path[0]], path[1]: []}}
+    if slim is document:
+        return False
+    _validator(name)(slim)
+    return True
 
 
 FAST_FINDINGS = 1000  # from this many findings on, they are checked by _FindingCheck
@@ -504,8 +557,6 @@ class _FindingCheck:
     _TYPES = {"string": str, "object": dict, "array": list}
 
     def __init__(self, root: dict[str, Any]) -> None:
-        import re
-
         definition = root["definitions"]["finding"]
         if set(definition) - {"type", "required", "additionalProperties", "properties"} \
                 or definition.get("type") != "object" or definition.get("additionalProperties") is not False:
@@ -525,7 +576,7 @@ class _FindingCheck:
             if "items" in spec and spec["items"] != {"type": "string"}:
                 raise ValueError(f"{key}: items other than strings")
             self.props.append((key, kind, spec.get("minLength", 0),
-                               re.compile(spec["pattern"]) if "pattern" in spec else None,
+                               _pattern(spec["pattern"]) if "pattern" in spec else None,
                                frozenset(spec["enum"]) if "enum" in spec else None, "items" in spec, None))
 
     def __call__(self, f: Any, i: int) -> None:
@@ -568,6 +619,12 @@ class _FindingCheck:
         raise fastjsonschema.JsonSchemaValueException(message, value=value)
 
 
+def _pattern(pattern: str) -> re.Pattern[str]:
+    """A schema's ``pattern`` as the compiled validator reads it: an unescaped ``$`` is the end of
+    the text (``\\Z``), never the place before a final newline as in Python's ``re``."""
+    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern))
+
+
 @cache
 def _finding_check() -> _FindingCheck | None:
     try:
@@ -581,3 +638,148 @@ def _ref_validator(root: dict[str, Any], ref: str):
 
     return fastjsonschema.compile({key: root[key] for key in ("$schema", "$id", "definitions") if key in root}
                                   | {"$ref": ref})
+
+
+# -- column checks: the large arrays of a report, a property at a time -------------------------------
+_EXACT_TYPES: dict[str, tuple[type, ...]] = {
+    # the Python types that are certainly of a JSON type (bool is no integer, a tuple no array here:
+    # anything else is left to the compiled validator)
+    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "null": (type(None),),
+    "object": (dict,), "array": (list,)}
+
+
+class _Columns:
+    """The schema of the items of an array of objects, applied a property at a time: the types of a
+    column in one pass, each distinct text of it checked once against its enum, pattern and length.
+    It only vouches (:meth:`vouch`), never explains: it is stricter than the schema (a value of a
+    type it is not sure of makes it decline), and when it declines the document is checked the slow
+    way. Built from the schema itself; a keyword it does not know raises ValueError at build."""
+
+    _OBJECT = {"type", "required", "additionalProperties", "properties", "description"}
+    _PROPERTY = {"type", "enum", "const", "minLength", "pattern", "minimum", "items", "$ref",
+                 "additionalProperties", "description"}
+
+    def __init__(self, root: dict[str, Any], spec: dict[str, Any]) -> None:
+        spec = _resolve(root, spec)
+        if set(spec) - self._OBJECT or spec.get("type") != "object":
+            raise ValueError("not an object schema the column checks know")
+        extra = spec.get("additionalProperties", True)
+        if extra not in (True, False):
+            raise ValueError("additionalProperties other than true or false")
+        properties = spec.get("properties", {})
+        self.required = frozenset(spec.get("required", ()))
+        self.known = frozenset(properties) if extra is False else None
+        self.columns: list[tuple[str, bool, Any]] = []
+        for key, prop in properties.items():
+            prop = _resolve(root, prop) if set(prop) == {"$ref"} else prop
+            if prop.get("type") == "object" and ("properties" in prop or "required" in prop):
+                # an object of known properties (a finding's waiver): its own column checks
+                self.columns.append((key, key in self.required, {
+                    "types": (dict,), "enum": None, "const": False, "min_length": 0, "pattern": None,
+                    "minimum": None, "string_items": False, "string_values": False,
+                    "nested": _Columns(root, prop)}))
+                continue
+            if set(prop) - self._PROPERTY or "$ref" in prop:
+                raise ValueError(f"{key}: keywords the column checks do not know")
+            nested = None
+            kinds = prop.get("type")
+            kinds = [kinds] if isinstance(kinds, str) else kinds
+            types = None if kinds is None else tuple(t for k in kinds for t in _EXACT_TYPES[k])
+            values = prop.get("additionalProperties")
+            if values not in (None, {"type": "string"}) or prop.get("items") not in (None, {"type": "string"}):
+                raise ValueError(f"{key}: items or additionalProperties other than strings")
+            enum = prop.get("enum")
+            if enum is not None and not all(isinstance(v, str) for v in enum):
+                raise ValueError(f"{key}: an enum of other than strings")
+            if "const" in prop and prop["const"] is not True:
+                raise ValueError(f"{key}: a const other than true")
+            self.columns.append((key, key in self.required, {
+                "types": types, "enum": frozenset(enum) if enum is not None else None,
+                "const": "const" in prop, "min_length": prop.get("minLength", 0),
+                "pattern": _pattern(prop["pattern"]) if "pattern" in prop else None,
+                "minimum": prop.get("minimum"), "string_items": "items" in prop,
+                "string_values": values is not None, "nested": nested}))
+
+    def vouch(self, items: list[Any]) -> bool:
+        """True when every item is certainly valid; False when that is not certain."""
+        from operator import itemgetter
+
+        if set(map(type, items)) != {dict}:
+            return False
+        for shape in {frozenset(keys) for keys in set(map(tuple, items))}:  # the few key sets there are
+            if not self.required <= shape or (self.known is not None and not shape <= self.known):
+                return False
+        for key, required, rule in self.columns:
+            values = list(map(itemgetter(key), items)) if required else [i[key] for i in items if key in i]
+            if values and not self._column(values, rule):
+                return False
+        return True
+
+    @staticmethod
+    def _column(values: list[Any], rule: dict[str, Any]) -> bool:
+        from itertools import chain
+
+        types = set(map(type, values))
+        if rule["types"] is not None and not types <= set(rule["types"]):
+            return False
+        if rule["const"]:
+            return all(v is True for v in values)
+        texts = rule["enum"] is not None or rule["pattern"] is not None or rule["min_length"]
+        if texts:
+            if types != {str}:
+                return False
+            distinct = set(values)
+            if rule["enum"] is not None and not distinct <= rule["enum"]:
+                return False
+            if rule["min_length"] and min(map(len, distinct)) < rule["min_length"]:
+                return False
+            pattern = rule["pattern"]
+            if pattern is not None and not all(pattern.search(v) for v in distinct):
+                return False
+        minimum = rule["minimum"]
+        if minimum is not None:
+            if not types <= {int, float}:
+                return False
+            if any(v < minimum for v in values):
+                return False
+        if rule["string_items"] and (types != {list} or not set(map(type, chain.from_iterable(values))) <= {str}):
+            return False
+        if rule["string_values"] and (types != {dict} or not set(
+                map(type, chain.from_iterable(v.values() for v in values))) <= {str}):
+            return False
+        nested = rule["nested"]
+        return nested is None or nested.vouch(values)
+
+
+def _resolve(root: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """A ``$ref`` to ``#/definitions/NAME`` resolved; any other spec as it is."""
+    ref = spec.get("$ref")
+    if ref is None:
+        return spec
+    if set(spec) != {"$ref"} or not ref.startswith("#/definitions/"):
+        raise ValueError(f"{ref}: a reference the column checks do not follow")
+    return root["definitions"][ref.removeprefix("#/definitions/")]
+
+
+@cache
+def _array_checks(name: str) -> tuple[tuple[tuple[str, ...], _Columns], ...]:
+    """(path, column checks) for each array of objects the ``name`` schema holds at the top or one
+    object down (a report's findings, metrics, comparison, service levels, waivers used...),
+    whose only keyword is its items: emptying it changes nothing else the schema asks."""
+    root = schema(name)
+    found: list[tuple[tuple[str, ...], _Columns]] = []
+
+    def consider(path: tuple[str, ...], spec: dict[str, Any]) -> None:
+        if spec.get("type") != "array" or set(spec) - {"type", "items", "description"} \
+                or not isinstance(spec.get("items"), dict):
+            return
+        # an array the column checks cannot vouch for is left to the compiled validator
+        with contextlib.suppress(KeyError, ValueError):
+            found.append((path, _Columns(root, spec["items"])))
+
+    for key, spec in root.get("properties", {}).items():
+        consider((key,), spec)
+        if spec.get("type") == "object":
+            for sub, sub_spec in spec.get("properties", {}).items():
+                consider((key, sub), sub_spec)
+    return tuple(found)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from fleetcare.reports.view import evidence_text
+from fleetcare.reports.view import Memo, evidence_text
 from fleetcare.results import Finding, Run
 
 EVIDENCE_CHARS = 2000
@@ -52,9 +52,13 @@ def reason(f: Finding) -> str:
     return f"{label}: {why}" if why else label
 
 
-def _case(out: list[str], classname: str, f: Finding) -> None:
-    name = _attr(f"{f.id} {f.title}")
-    head = f'<testcase name="{name}" classname="{_attr(classname)}.{_attr(f.role)}" time="0"'
+def _head(classname: str, f: Finding, attr=_attr) -> str:
+    """A finding's opening tag: it depends on its check alone (ID, title, role)."""
+    return f'<testcase name="{attr(f"{f.id} {f.title}")}" classname="{attr(classname)}.{attr(f.role)}" time="0"'
+
+
+def _case(out: list[str], classname: str, f: Finding, attr=_attr, head: str | None = None) -> None:
+    head = head if head is not None else _head(classname, f, attr)
     if f.status == "pass":
         out.append(head + "/>")
         return
@@ -69,15 +73,17 @@ def _case(out: list[str], classname: str, f: Finding) -> None:
         if f.references:
             body.append(f"references: {'; '.join(f.references)}")
         message = f.evidence.get("reason") if f.status == "error" else None
-        out.append(f'<{tag} message="{_attr(message or f.title)}" type="{_attr(f.severity)}">'
+        out.append(f'<{tag} message="{attr(message or f.title)}" type="{attr(f.severity)}">'
                    f"{_text(chr(10).join(body))}</{tag}>")
     else:
-        out.append(f'<skipped message="{_attr(reason(f))}"/>')
+        out.append(f'<skipped message="{attr(reason(f))}"/>')
     out.append("</testcase>")
 
 
 def render(run: Run) -> str:
     package = f"fleetcare.{run.command}"
+    attr = Memo(_attr)  # a fleet repeats its IDs, titles and roles on every host: each escaped once
+    heads: dict[tuple[str, str, str], str] = {}  # a check's opening tag, the same on every host
     cases: list[str] = []
     totals = [0, 0, 0, 0]  # tests, failures, errors, skipped
     for n, host in enumerate(run.hosts.values()):
@@ -98,7 +104,16 @@ def render(run: Run) -> str:
                 errors += 1
             elif f.status != "pass":
                 skipped += 1
-            _case(body, package, f)
+            try:
+                head = heads[(f.id, f.title, f.role)]
+            except KeyError:
+                head = heads[(f.id, f.title, f.role)] = _head(package, f, attr)
+            except TypeError:  # a value that cannot be a key (the schema forbids it): built each time
+                head = _head(package, f, attr)
+            if f.status == "pass":
+                body.append(head + "/>")
+            else:
+                _case(body, package, f, attr, head)
         cases.append(f'<testsuite name="{_attr(host.name)}" id="{n}" package="{_attr(package)}" '
                      f'hostname="{_attr(host.name)}" timestamp="{_attr(run.started)}" tests="{tests}" '
                      f'failures="{failures}" errors="{errors}" skipped="{skipped}" time="0">'

@@ -20,11 +20,13 @@ from datetime import datetime
 from pathlib import Path
 
 from fleetcare.reports.junit import duration
+from fleetcare.reports.view import Memo
 from fleetcare.results import RUN_STATUSES, SEVERITIES, Run
 
 PREFIX = "fleetcare_"
 # worst first: one series per (host, finding ID) shows the worst status among duplicates
 _STATUS_ORDER = ("fail", "error", "waived", "not_applicable", "pass")
+_RANK = {status: rank for rank, status in enumerate(_STATUS_ORDER)}
 # a host metric's unit -> (name suffix, factor to the base unit); the unit's word leaves the name
 _UNITS = {"percent": ("_ratio", 0.01, "pct"), "bytes": ("_bytes", 1.0, "bytes"),
           "seconds": ("_seconds", 1.0, "seconds"), "hours": ("_seconds", 3600.0, "hours"),
@@ -66,9 +68,14 @@ class _Families:
         self.series: dict[str, dict[str, str]] = {}
 
     def add(self, name: str, help_text: str, labels: Iterable[tuple[str, object]], value: float) -> None:
-        self.help.setdefault(name, help_text)
         # the same labels twice (a mount listed twice): the last value wins, one series
-        self.series.setdefault(name, {})[_labels(labels)] = _number(value)
+        self.family(name, help_text)[_labels(labels)] = _number(value)
+
+    def family(self, name: str, help_text: str) -> dict[str, str]:
+        """The series of family ``name`` (created here, in the order families first appear), labels
+        written as in the file (``{k="v",...}``) -> value as written; for putting many at once."""
+        self.help.setdefault(name, help_text)
+        return self.series.setdefault(name, {})
 
     def text(self) -> str:
         out = []
@@ -115,6 +122,15 @@ def render(run: Run, previous: str = "") -> str:
     fam.add(f"{PREFIX}hosts", "Hosts in the last run of this command.", [cmd], len(run.hosts))
     fam.add(f"{PREFIX}hosts_unreachable", "Hosts of the last run that were unreachable or failed.", [cmd], len(down))
 
+    # the per-finding series are most of the file (a series per host and check): their label
+    # texts are put together from values escaped once per render, not once per series
+    value = Memo(_value)
+    failing_name, failing_help = f"{PREFIX}findings_failing", "Failing findings per host, role and severity."
+    status_name = f"{PREFIX}check_status"
+    status_help = "1 per host and check (or control), labelled with its status."
+    status_labels: dict[tuple[str, str, str, str], str] = {}  # (id, role, severity, status) -> their labels
+    severities = [(severity, value(severity)) for severity in SEVERITIES]
+    metric_names: dict[tuple[str, str], tuple[str, float]] = {}
     for host in run.hosts.values():
         h = ("host", host.name)
         fam.add(f"{PREFIX}host_up", "1 when the host answered the last run, 0 when it was unreachable or failed.",
@@ -122,21 +138,37 @@ def render(run: Run, previous: str = "") -> str:
         failing: dict[str, dict[str, int]] = {}
         worst: dict[str, tuple[int, str, str, str]] = {}
         for f in host.findings:
-            per_role = failing.setdefault(f.role, dict.fromkeys(SEVERITIES, 0))
-            if f.status == "fail" and f.severity in per_role:
+            role, status = f.role, f.status
+            per_role = failing.get(role)
+            if per_role is None:
+                per_role = failing[role] = dict.fromkeys(SEVERITIES, 0)
+            if status == "fail" and f.severity in per_role:
                 per_role[f.severity] += 1
-            rank = _STATUS_ORDER.index(f.status)
-            if f.id not in worst or rank < worst[f.id][0]:
-                worst[f.id] = (rank, f.status, f.severity, f.role)
+            rank = _RANK.get(status)
+            if rank is None:
+                rank = _STATUS_ORDER.index(status)  # ValueError, as for any status fleetcare does not know
+            seen = worst.get(f.id)
+            if seen is None or rank < seen[0]:
+                worst[f.id] = (rank, status, f.severity, role)
+        head = f'{{command="{value(run.command)}",host="{value(host.name)}"'
+        series = fam.family(failing_name, failing_help) if failing else None
         for role, counts in failing.items():
-            for severity, n in counts.items():
-                fam.add(f"{PREFIX}findings_failing", "Failing findings per host, role and severity.",
-                        [cmd, h, ("role", role), ("severity", severity)], n)
+            role_labels = f'{head},role="{value(role)}",severity="'
+            for severity, escaped in severities:
+                series[f'{role_labels}{escaped}"}}'] = str(counts[severity])
+        series = fam.family(status_name, status_help) if worst else None
         for fid, (_, status, severity, role) in worst.items():
-            fam.add(f"{PREFIX}check_status", "1 per host and check (or control), labelled with its status.",
-                    [cmd, h, ("id", fid), ("role", role), ("severity", severity), ("status", status)], 1)
+            key = (fid, role, severity, status)
+            tail = status_labels.get(key)
+            if tail is None:
+                tail = status_labels[key] = (f',id="{value(fid)}",role="{value(role)}",severity="{value(severity)}",'
+                                             f'status="{value(status)}"}}')
+            series[head + tail] = "1"
         for m in host.metrics:
-            name, factor = host_metric_name(m.name, m.unit)
+            named = metric_names.get((m.name, m.unit))
+            if named is None:
+                named = metric_names[(m.name, m.unit)] = host_metric_name(m.name, m.unit)
+            name, factor = named
             extra = [(k, v) for k, v in sorted(m.labels.items()) if _LABEL.match(k) and k not in ("command", "host")]
             unit = f" ({m.unit})" if m.unit else ""
             fam.add(name, f"The {m.name}{unit} the last run measured on the host, in base units.",

@@ -20,6 +20,23 @@ from fleetcare.results import HOST_STATUSES, SEVERITIES, STATUSES, HostResult, R
 PROBLEM_STATUSES = ("fail", "error")
 
 
+class Memo(dict):
+    """``fn(text)`` remembered for one render, called as ``memo(value)``: a fleet repeats the same
+    IDs, titles, roles and host names in thousands of places, and each is escaped once. A value
+    that is not a ``str`` goes to ``fn`` every time (it may not be hashable)."""
+
+    def __init__(self, fn: Any) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def __missing__(self, value: str) -> str:
+        out = self[value] = self.fn(value)
+        return out
+
+    def __call__(self, value: object) -> str:
+        return self[value] if value.__class__ is str else self.fn(value)
+
+
 @dataclass(slots=True)
 class FindingGroup:
     id: str

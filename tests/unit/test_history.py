@@ -312,3 +312,46 @@ def test_an_empty_file_the_user_made_becomes_a_history_and_keeps_its_mode(tmp_pa
     with History(path) as h:
         assert len(h.runs()) == 1
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_a_run_with_repeated_checks_and_evidence_loads_back_as_saved(tmp_path):
+    """A check's texts and references are stored once however many hosts repeat them, and equal
+    evidence is parsed once: what comes back must still be each finding's own, as it was saved."""
+    from fleetcare.results import Finding, HostResult, Run
+
+    run = Run(id="20261201-080000-same", command="audit", started="2026-12-01T08:00:00+00:00")
+    waiver = {"finding": "HARD-SSH-001", "host": "*", "reason": "r", "owner": "o",
+              "expires": "2027-01-01T00:00:00+00:00", "source": "file", "ref": "w.yml#1"}
+    for n in range(4):
+        name = f"h{n}"
+        run.hosts[name] = HostResult(name, status="ok")
+        run.hosts[name].findings += [
+            Finding("HARD-SSH-001", "t", "major", "waived" if n % 2 else "pass", name, "hardening",
+                    {"option": "X", "actual": "no", "n": 1}, "fix", ["CIS 1.1", "STIG V-1"],
+                    dict(waiver) if n % 2 else None),
+            Finding("HARD-SSH-002", "t2", "minor", "fail", name, "hardening",
+                    {"units": ["a.service"], "deep": {"k": n % 2}}, "fix", ["CIS 1.2"]),
+            # references that are equal in Python but not as JSON: two checks, not one
+            Finding("HARD-SSH-003", "t3", "minor", "pass", name, "hardening", {"v": 1.0 if n % 2 else 1},
+                    "fix", [1] if n % 2 else [True]),
+        ]
+    run.finish()
+    db = tmp_path / "history.db"
+    with History(db) as h:
+        h.save(run)
+        loaded = h.load(run.id)
+    assert loaded.to_report() == run.to_report()
+    assert [json.dumps(f.evidence) for f in loaded.findings()] == [json.dumps(f.evidence) for f in run.findings()]
+    assert [f.references for f in loaded.findings() if f.id == "HARD-SSH-003"] == [[True], [1], [True], [1]]
+    assert [type(f.references[0]) for f in loaded.findings() if f.id == "HARD-SSH-003"] == [bool, int, bool, int]
+    first, second = (f for f in loaded.findings() if f.id == "HARD-SSH-001" and f.host in ("h0", "h2"))
+    assert first.evidence == second.evidence and first.evidence is not second.evidence
+    first.evidence["actual"] = "changed"
+    assert second.evidence["actual"] == "no", "two findings share one evidence dict"
+    nested = [f.evidence for f in loaded.findings() if f.id == "HARD-SSH-002"]
+    nested[0]["units"].append("b.service")
+    assert nested[2]["units"] == ["a.service"], "two findings share one nested list"
+    one, other = (f.waiver for f in loaded.findings() if f.waiver)
+    assert one == other == waiver and one is not other
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT COUNT(*) FROM checks").fetchone()[0] == 4

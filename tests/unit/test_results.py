@@ -13,6 +13,7 @@ from fleetcare.results import (
     Finding,
     HostResult,
     MalformedResult,
+    Metric,
     Run,
     SchemaError,
     validate,
@@ -280,7 +281,8 @@ def test_a_large_report_is_checked_by_the_schemas_own_finding_definition():
     waiver = {"finding": "HARD-*", "host": "*", "reason": "r", "owner": "o", "expires": "2027-01-01T00:00:00+00:00",
               "source": "file", "ref": "w.yml#1"}
     bad = [{"severity": "bad"}, {"title": ""}, {"id": "x"}, {"extra": 1}, {"references": [1]}, {"evidence": []},
-           {"status": "open"}, {"waiver": {"finding": "x"}}, {"host": 3}]
+           {"status": "open"}, {"waiver": {"finding": "x"}}, {"host": 3},
+           {"id": "HARD-SSH-001\n"}]  # the pattern's $ ends the text, as the compiled validator reads it
     for change in bad:
         finding = {**copy.deepcopy(good), **change}
         broken = {**doc, "findings": [*doc["findings"][:7], finding, *doc["findings"][8:]]}
@@ -293,3 +295,95 @@ def test_a_large_report_is_checked_by_the_schemas_own_finding_definition():
         validate({**doc, "findings": [*doc["findings"][:7], missing, *doc["findings"][8:]]})
     validate({**doc, "findings": [*doc["findings"][:7], {**good, "status": "waived", "waiver": waiver},
                                   *doc["findings"][8:]]})
+
+
+def _lifecycle_report(n: int) -> dict:
+    """A report whose every array the column checks take holds ``n`` valid entries."""
+    run = Run(id="20261201-080000-cols", command="inspect", started="2026-12-01T08:00:00+00:00")
+    run.hosts["h"] = HostResult("h", status="ok", changes=["task: item"])
+    waiver = {"finding": "HARD-SSH-*", "host": "*", "reason": "r", "owner": "o",
+              "expires": "2027-01-01T00:00:00+00:00", "source": "file", "ref": "w.yml#1"}
+    run.hosts["h"].findings += [
+        Finding(f"HARD-SSH-{i:03d}", f"title {i % 7}", "major", ("pass", "fail", "waived")[i % 3], "h", "hardening",
+                {"option": "X", "n": i}, "fix it", ["CIS 1.1"], waiver if i % 3 == 2 else None) for i in range(n)]
+    run.hosts["h"].metrics += [Metric("h", "disk_used_pct", float(i), "percent", {"mount": f"/m{i}"}) for i in range(n)]
+    run.finish()
+    doc = run.to_report()
+    doc["hosts"] += [{"name": f"h{i}", "status": "ok", "message": "", "changes": ["task"]} for i in range(n)]
+    doc["comparison"] = {"against": "x", "against_started": "2026-11-30T08:00:00+00:00",
+                         "counts": {"new": n}, "recurring_rule": {"times": 3, "days": 30}, "findings": [
+                             {"id": f"HARD-SSH-{i:03d}", "host": "h", "severity": "major", "title": "t",
+                              "status": "fail", "state": "new", "first_seen": "2026-12-01T08:00:00+00:00",
+                              **({"recurring": True, "recurrences": 3} if i % 5 == 0 else {})} for i in range(n)]}
+    doc["waivers"] = {"as_of": "2026-12-01T08:00:00+00:00", "warn_days": 14, "waived": n, "expiring": 0,
+                      "used": [{**waiver, "ref": f"w.yml#{i}", "findings": 1, "state": "active", "days_left": 31.0}
+                               for i in range(n)],
+                      "lapsed": [{**waiver, "ref": f"w.yml#{i}", "findings": 2, "state": "expired"} for i in range(n)]}
+    doc["notes"] = [{"id": i, "finding": "HARD-SSH-001", "host": "*", "cause": "c", "fix": "f", "author": "a",
+                     "created": "2026-11-30T08:00:00+00:00", "failing_hosts": 1} for i in range(n)]
+    doc["service_levels"] = {"as_of": "2026-12-01T08:00:00+00:00", "policy": {}, "source": "defaults",
+                             "counts": {"open": n}, "findings": [
+                                 {"id": f"HARD-SSH-{i:03d}", "host": "h", "severity": "major",
+                                  "first_seen": "2026-12-01T08:00:00+00:00", "respond_by": None,
+                                  "resolve_by": "2026-12-31T08:00:00+00:00", "overdue": False,
+                                  "respond_late": False} for i in range(n)]}
+    return doc
+
+
+def test_the_column_checks_pass_and_refuse_exactly_what_the_slow_way_does(monkeypatch):
+    """The large arrays of a report (findings, metrics, comparison, service levels, waivers) are
+    checked a column at a time; for any change to any property of an entry, validate() must pass
+    or fail as the compiled validator and the per-finding checks do, with the same message."""
+    import copy
+
+    from fleetcare import results
+
+    monkeypatch.setattr(results, "FAST_FINDINGS", 12)  # the same code, on arrays small enough to try often
+    doc = _lifecycle_report(12)
+    validate(doc)
+    paths = [path for path, _ in results._array_checks("report")]
+    assert {("findings",), ("metrics",), ("hosts",), ("comparison", "findings"), ("service_levels", "findings"),
+            ("waivers", "used"), ("waivers", "lapsed"), ("notes",)} <= set(paths), \
+        "an array of the report lost its column checks"
+
+    def outcome(check, document):
+        try:
+            check(document)
+        except SchemaError as exc:
+            return str(exc)
+        return None
+
+    def variants(value):
+        # wrong types, values the schema may or may not take, and types only the slow way decides on
+        yield from (None, True, 1, 1.0, -1, 2.5, "", "x", [], ["a"], ("a",), {}, {"a": 1}, {"a": "b"})
+        if isinstance(value, str):
+            yield value + "\n"  # a pattern's $ is the end of the text, not the place before a newline
+            yield value.lower()
+        if isinstance(value, list):
+            yield [*value, 1]
+            yield tuple(value)
+
+    tried = 0
+    for path in paths:
+        parent = doc if len(path) == 1 else doc[path[0]]
+        entries = parent[path[-1]]
+        if len(entries) < results.FAST_FINDINGS:
+            continue
+        index = 7
+        for key in [*sorted(entries[index]), "extra"]:
+            changes = [*variants(entries[index].get(key)), KeyError]
+            for value in changes:
+                # a copy of what leads to the entry changed; the rest is shared
+                broken = {**doc}
+                holder = broken
+                if len(path) == 2:
+                    holder = broken[path[0]] = {**doc[path[0]]}
+                holder[path[-1]] = [*entries]
+                target = holder[path[-1]][index] = copy.deepcopy(entries[index])
+                if value is KeyError:
+                    target.pop(key, None)
+                else:
+                    target[key] = value
+                assert outcome(validate, broken) == outcome(results.validate_slowly, broken), (path, key, value)
+                tried += 1
+    assert tried > 500
