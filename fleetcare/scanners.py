@@ -42,8 +42,8 @@ STATUS = {"pass": "pass", "fixed": "pass", "fail": "fail", "error": "error", "un
 REASON = {"error": "the scanner could not evaluate the rule", "unknown": "the scanner could not tell",
           "notapplicable": "the rule does not apply to this platform",
           "notchecked": "the content has no automated check for this rule"}
-REFERENCE_LABELS = (("cisecurity", "CIS"), ("anssi", "ANSSI"), ("800-53", "NIST 800-53"), ("pcisecurity", "PCI-DSS"),
-                    ("stig", "STIG"), ("cui", "NIST 800-171"))
+REFERENCE_LABELS = (("ssi.gouv.fr", "ANSSI"), ("cisecurity.org/controls", "CIS Controls"), ("800-53", "NIST 800-53"),
+                    ("800-171", "NIST 800-171"), ("pcisecurity", "PCI-DSS"), ("cyber.mil/stigs", "STIG"))
 REMEDIATION_MAX = 2000
 REFERENCES_MAX = 12
 

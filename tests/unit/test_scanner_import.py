@@ -65,7 +65,7 @@ def test_openscap_results_map_status_severity_and_fix(name):
     assert tmp["status"] == "fail" and tmp["severity"] == "minor"  # low
     assert tmp["title"] == "Ensure /tmp Located On Separate Partition"
     assert tmp["evidence"]["profile"].endswith("anssi_np_nt28_average")
-    assert any(r.startswith("CIS ") for r in tmp["references"])
+    assert any(r.startswith("CIS Controls ") for r in tmp["references"])
     sudo = found["SSG-sudo_remove_no_authenticate"]
     assert sudo["status"] == "pass" and sudo["severity"] == "major"  # medium
     assert "sudoers" in sudo["remediation"]  # the rule's sh fix
@@ -109,7 +109,7 @@ def test_import_stores_scanner_findings_in_history(capsys, tmp_path):
 def test_a_bad_scanner_file_is_one_line_and_exit_2(capsys, tmp_path, text, message):
     bad = tmp_path / "scan.out"
     bad.write_text(text)
-    code, out, err = run_cli(capsys, "import", str(bad), "--output-dir", str(tmp_path / "runs"))
+    code, _, err = run_cli(capsys, "import", str(bad), "--output-dir", str(tmp_path / "runs"))
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and str(bad) in err and message in err, err
     assert "Traceback" not in err and not (tmp_path / "runs").exists()
