@@ -52,7 +52,7 @@ def test_first_harden_on_emptied_apt_lists_installs_its_packages(image_host, tmp
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
            "ANSIBLE_NOCOLOR": "1"}
     proc = subprocess.run([str(BIN / "fleetcare"), "harden", "-i", str(inventory), "-q"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=2400)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert "No package matching" not in proc.stdout + proc.stderr
     installed = sh(state, "dpkg-query -W -f='${db:Status-Abbrev}' libpam-pwquality rsyslog").stdout
@@ -61,7 +61,7 @@ def test_first_harden_on_emptied_apt_lists_installs_its_packages(image_host, tmp
 
     # the lists are there now: the second run refreshes nothing and changes nothing
     again = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/harden.yml"],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=2400)
     assert again.returncode == 0, again.stdout[-3000:]
     recap = [line for line in again.stdout.splitlines() if line.startswith(HOST) and "changed=" in line]
     assert recap and "changed=0" in recap[-1], again.stdout[-3000:]
