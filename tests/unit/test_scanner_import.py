@@ -94,8 +94,9 @@ def test_import_stores_scanner_findings_in_history(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "import", str(FIXTURES / "arf.xml"), "--host", "debian11-1",
                            "--output-dir", str(tmp_path), "-q", "--fail-on", "minor")
     assert code == 1, out
+    run_id = Path(out.split("reports: ")[1].split("report.")[0]).name  # two imports may share a second
     with History() as h:
-        run = h.load("latest")
+        run = h.load(run_id)
     assert list(run.hosts) == ["debian11-1"]  # --host over the scanning machine's name
     assert {f.role for f in run.findings()} == {"openscap"}
 
