@@ -380,13 +380,14 @@ def role_judge(command: str) -> Callable[[History, Run], None] | None:
 
 
 def import_results(path: Path, history: History, output_dir: Path, fail_on: str = "major",
-                   rules: Rules | None = None) -> Outcome:
+                   rules: Rules | None = None, host: str | None = None) -> Outcome:
     """Read back a run made without the wrapper (an ansible-runner artifact directory, or the
     ansible.posix.json callback's output; see :mod:`fleetcare.ingest`) into history and reports.
-    The run is named after its playbook's command, or ``import`` when the playbook is not one."""
+    The run is named after its playbook's command, or ``import`` when the playbook is not one (a
+    scanner's result, whose findings are recorded under ``host`` when it is given)."""
     from fleetcare import commands, ingest
 
-    recorded = ingest.read(path)
+    recorded = ingest.read(path, host=host)
     output_dir = check_writable(output_dir)
     known = commands.by_playbook(recorded.playbook)
     run = Run(id=new_run_id(), command=known.name if known else "import", fail_on=fail_on,

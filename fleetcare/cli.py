@@ -161,7 +161,12 @@ def _import_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", type=Path, metavar="PATH",
                    help="a fleetcare run directory (or its report.json), an ansible-runner artifact "
                         "directory (or a private data directory holding one), an AWX job's events (the JSON of "
-                        "/api/v2/jobs/N/job_events/, all pages), or a file written by the ansible.posix.json callback")
+                        "/api/v2/jobs/N/job_events/, all pages), a file written by the ansible.posix.json callback, "
+                        "or a scanner's result: a Lynis report (lynis-report.dat) or an OpenSCAP XCCDF result or "
+                        "ARF report")
+    p.add_argument("--host", metavar="NAME",
+                   help="record a scanner's findings under this inventory name (default: the host the "
+                        "file names; a scan made from outside the host names the scanning machine)")
     _report_options(p)
 
 
@@ -399,7 +404,7 @@ def _import(args: argparse.Namespace) -> int:
         return 0
     with _open_history(args) as history:
         outcome = app.import_results(args.path, history, args.output_dir or app.default_output_dir(),
-                                     fail_on=args.fail_on, rules=rules)
+                                     fail_on=args.fail_on, rules=rules, host=args.host)
     if not args.quiet:
         print(f"{outcome.run.command} · imported {args.path} · run {outcome.run.id}")
     return _outcome(outcome, args.quiet)

@@ -20,6 +20,9 @@ run are understood:
   ``ANSIBLE_STDOUT_CALLBACK=ansible.posix.json``: each task's per-host results become the
   events the runner would have sent. (That callback does not record ``ignore_errors``, so an
   ignored failure counts as a failed host.)
+- a scanner's result: a Lynis report (``lynis-report.dat``) or an OpenSCAP XCCDF result or ARF
+  report, read into findings of the contract by :mod:`fleetcare.scanners` (one host, the one
+  the file names).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleetcare import scanners
 from fleetcare.errors import InputError
 from fleetcare.execute import FINDINGS_FILE, leftover_events
 from fleetcare.results import PAYLOAD_EVENT, RESULT_KEY
@@ -42,11 +46,21 @@ class Recorded:
     playbook: str  # as the run named it ("" when the record does not say)
 
 
-def read(path: Path) -> Recorded:
-    """The events of the run recorded at ``path``; InputError naming the path otherwise."""
+def read(path: Path, host: str | None = None) -> Recorded:
+    """The events of the run recorded at ``path``; InputError naming the path otherwise.
+    ``host`` names the host of a scanner's result (only those name one host)."""
     path = path.expanduser()
+    if host is not None and not host.strip():
+        raise InputError("--host: empty host name")
     if path.is_file():
+        scanned = scanners.sniff(path, host)
+        if scanned is not None:
+            return Recorded(scanned[1], "")
+        if host is not None:
+            raise InputError(f"{path}: --host applies to a scanner's result only (a Lynis report, an OpenSCAP result)")
         return _from_json_callback(path)
+    if host is not None:
+        raise InputError(f"{path}: --host applies to a scanner's result only (a Lynis report, an OpenSCAP result)")
     if not path.is_dir():
         raise InputError(f"{path}: not found")
     return _from_artifacts(_artifact_dir(path))

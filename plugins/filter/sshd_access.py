@@ -79,6 +79,7 @@ _value:
 
 import ipaddress
 import posixpath
+import re
 from fnmatch import fnmatchcase
 
 from ansible_collections.fleetcare.ops.plugins.module_utils.sshd import list_separator, list_words, parse_sshd_t
@@ -220,6 +221,45 @@ def sshd_effective_options(controls):
     return [c for c in controls or [] if last.get(str((c.get("params") or {}).get("option", "")).lower()) is c]
 
 
+MAIN_BEGIN = "# BEGIN fleetcare.ops.hardening (the sshd_option controls, as in sshd_config.d/00-fleetcare.conf)"
+MAIN_END = "# END fleetcare.ops.hardening"
+MAIN_COMMENT = "#fleetcare (set at the top of this file): "
+
+
+def sshd_main_config(text, controls):
+    """sshd's main configuration with the effective sshd_option controls in a block at its top.
+
+    Scanners (OpenSCAP's SSG content, several CIS audits) read /etc/ssh/sshd_config only, while
+    sshd reads the drop-ins its ``Include`` names too and keeps the FIRST value of each option.
+    The block comes before anything else (before Debian's ``Include``), so sshd and scanners
+    read the same values, the drop-in's; a later line setting one of those options outside a
+    ``Match`` block is commented out (it would be ignored by sshd but judged by a scanner).
+    Applied to its own output it returns it unchanged."""
+    lines, inside = [], False
+    for line in (text or "").splitlines():
+        stripped = line.strip()
+        if stripped == MAIN_BEGIN:
+            inside = True
+        elif inside:
+            inside = stripped != MAIN_END
+        else:
+            lines.append(line)
+    controls = sshd_effective_options(controls)
+    managed = set(str((c.get("params") or {}).get("option", "")).lower() for c in controls)
+    out, in_match = [], False
+    for line in lines:
+        words = re.split(r"[\s=]+", line.strip(), maxsplit=1)
+        keyword = words[0].lower() if words and words[0] else ""
+        if keyword == "match":
+            in_match = True
+        if keyword in managed and not in_match:
+            out.append(MAIN_COMMENT + line.strip())
+        else:
+            out.append(line)
+    block = [MAIN_BEGIN] + ["%s %s" % (c["params"]["option"], sshd_value(c["params"])) for c in controls] + [MAIN_END]
+    return "\n".join(block + out) + "\n"
+
+
 class FilterModule(object):
     """fleetcare sshd access filters."""
 
@@ -229,4 +269,5 @@ class FilterModule(object):
             "sshd_value": sshd_value,
             "sshd_option_arg": sshd_option_arg,
             "sshd_effective_options": sshd_effective_options,
+            "sshd_main_config": sshd_main_config,
         }

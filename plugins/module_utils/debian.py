@@ -326,6 +326,24 @@ def apt_lists_updated(root="/"):
     return max(times) if times else None
 
 
+def apt_lists_present(root="/"):
+    """Whether APT holds at least one downloaded package index (``*_Packages``, compressed or
+    not). An image that emptied ``/var/lib/apt/lists`` (or never had it) holds none, although
+    the directory's fresh change time makes a cache age check believe the lists are new."""
+    return bool(glob.glob(os.path.join(root, APT_LISTS.lstrip("/"), "*_Packages*")))
+
+
+def apt_lists_refresh_reason(max_age, now, root="/"):
+    """Why the package lists must be refreshed before an install, or None when they will do:
+    missing or empty whatever ``max_age`` says; older than ``max_age`` seconds when it is > 0."""
+    if not apt_lists_present(root):
+        return "no package lists under %s" % APT_LISTS
+    updated = apt_lists_updated(root)
+    if max_age and (updated is None or now - updated > max_age):
+        return "package lists older than %d s" % max_age
+    return None
+
+
 def parse_apt_config(text):
     """``apt-config dump`` -> {Option::Name: value} (the last value of a list option wins)."""
     out = {}

@@ -594,6 +594,11 @@ def eval_config_line(params, text):
     if key not in values:
         evidence["reason"] = "%s is not set" % key
         return "fail", evidence
+    # keys that say the same thing otherwise (logrotate's weekly beside daily): none may be set
+    rivals = [str(k) for k in params.get("replaces") or () if str(k) in values]
+    if rivals:
+        evidence["reason"] = "%s is set too" % ", ".join(rivals)
+        return "fail", evidence
     return ("pass" if values[key] == expected else "fail"), evidence
 
 

@@ -101,7 +101,11 @@ def test_params_fit_the_kind(record):
     for key in ("mode",):
         if key in params:
             assert isinstance(params[key], str) and re.fullmatch(r"0?[0-7]{3,4}", params[key])
-    scalars = {k: v for k, v in params.items() if k not in ("args", "create", "optional", "unless_present")}
+    scalars = {k: v for k, v in params.items() if k not in ("args", "create", "optional", "unless_present", "replaces")}
+    if "replaces" in params:  # a key-only directive (logrotate's daily) that replaces its rivals
+        assert record["kind"] == "config_line" and params["replaces"] and params["key"] not in params["replaces"]
+        scalars = {k: v for k, v in scalars.items() if k != "value"}
+        assert params["value"] == ""
     assert all(isinstance(v, str) and v != "" for v in scalars.values()), "params values are non-empty strings"
     if "unless_present" in params:
         assert params["unless_present"] and all(str(p).startswith("/") for p in params["unless_present"])
@@ -145,7 +149,8 @@ def test_every_kind_and_area_is_used():
 def test_most_controls_have_references():
     with_refs = sum(1 for r in RECORDS if r["references"])
     assert with_refs / len(RECORDS) >= 0.75
-    assert all(ref.startswith(("CIS Debian 12 ", "Lynis ", "STIG ")) for r in RECORDS for ref in r["references"])
+    assert all(ref.startswith(("CIS Debian 12 ", "Lynis ", "STIG ", "ANSSI ", "SSG ")) for r in RECORDS
+               for ref in r["references"])
 
 
 def test_lock_out_prone_controls_are_disruptive():

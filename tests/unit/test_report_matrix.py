@@ -24,6 +24,7 @@ from .test_reports import IMG_EVIDENCE, SCRIPT_HOST, TITLE_PAYLOAD
 
 LIMIT_BYTES = 5 * 1000 * 1000  # "5 MB", read strictly
 HOSTS = 200
+CONTROLS = len(catalog.load())  # 337 when this was measured; the catalog grows
 # what each result must look like in the page: (class, character); a pass is a bare cell
 EXPECTED = {"pass": (None, ""), "error": ("e", "!"), "waived": ("w", "w"), "not_applicable": ("na", "-")}
 MISSING = ("m", "?")
@@ -96,9 +97,9 @@ def test_200_hosts_x_337_controls_stay_under_5_mb(fleet, fleet_page):
     # the matrix and the per-host sections are really there, not left out to save room
     m = html_report.context(fleet)["matrix"]
     assert not m.too_big and m.hosts_listed
-    assert (len(m.hosts), m.checks) == (HOSTS, 337 + 12)
+    assert CONTROLS >= 337 and (len(m.hosts), m.checks) == (HOSTS, CONTROLS + 12)
     start, end = text.index('<table class="mx">'), text.index("</table>", text.index('<table class="mx">'))
-    assert text.count("<td", start, end) == HOSTS * (337 + 12)
+    assert text.count("<td", start, end) == HOSTS * (CONTROLS + 12)
     assert text.count('<section class="ph" id="h-') == HOSTS
 
 

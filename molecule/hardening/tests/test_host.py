@@ -189,3 +189,22 @@ def test_umask_of_a_login_shell(host):
     # HARD-UMASK-002 + HARD-UMASK-001: what a user actually gets.
     out = host.check_output("su -s /bin/bash -l fleetcare -c umask")
     assert stat.S_IMODE(int(out, 8)) & 0o027 == 0o027
+
+
+def test_scanners_read_the_hardened_state_where_they_look(host):
+    # sshd's main file carries the drop-in's values first, before Debian's Include (SSG reads it only)
+    main = host.file("/etc/ssh/sshd_config").content_string.splitlines()
+    assert main[0].startswith("# BEGIN fleetcare.ops.hardening")
+    block = main[1:main.index("# END fleetcare.ops.hardening")]
+    assert "x11forwarding no" in block and "clientaliveinterval 300" in block and "clientalivecountmax 2" in block
+    include = next(i for i, line in enumerate(main) if line.startswith("Include "))
+    assert include > len(block)
+    assert not any(line.startswith("X11Forwarding") for line in main)  # Debian's own 'yes' commented out
+    # HARD-SVC-053: the security suite where SSG's apt_sources_list_official and Lynis PKGS-7388 look
+    codename = host.check_output(". /etc/os-release && echo $VERSION_CODENAME")
+    assert (f"deb http://security.debian.org/debian-security {codename}-security main"
+            in host.file("/etc/apt/sources.list").content_string.splitlines())
+    # HARD-LOG-010: daily, no other frequency, before the include of logrotate.d
+    conf = [line.strip() for line in host.file("/etc/logrotate.conf").content_string.splitlines()]
+    assert "daily" in conf and not {"weekly", "monthly", "yearly"} & set(conf)
+    assert conf.index("daily") < next(i for i, line in enumerate(conf) if line.startswith("include"))

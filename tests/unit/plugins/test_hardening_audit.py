@@ -842,3 +842,13 @@ def test_missing_sshd_and_missing_systemd_are_not_applicable(tmp_path):
     assert [f["status"] for f in findings] == ["not_applicable", "not_applicable"]
     assert "sshd is not installed" in findings[0]["evidence"]["reason"]
     assert "init system" in findings[1]["evidence"]["reason"]
+
+
+def test_config_line_key_only_and_the_keys_it_replaces():
+    # HARD-LOG-010: logrotate's frequency is a key without value; a weekly line left beside it fails
+    params = {"path": "/etc/logrotate.conf", "key": "daily", "value": "", "replaces": ["weekly", "monthly", "yearly"]}
+    assert ha.eval_config_line(params, "# rotate log files weekly\ndaily\nrotate 4\n")[0] == "pass"
+    status, evidence = ha.eval_config_line(params, "weekly\ndaily\n")
+    assert status == "fail" and evidence["reason"] == "weekly is set too"
+    status, evidence = ha.eval_config_line(params, "#weekly\nrotate 4\n")
+    assert status == "fail" and evidence["reason"] == "daily is not set"

@@ -122,3 +122,37 @@ def test_value_spelling_and_effective_options():
     assert sshd.sshd_value({"option": "AllowGroups", "value": ["a", "b"]}) == "a b"
     assert sshd.sshd_option_arg({"option": "MaxAuthTries", "value": 3}) == "MaxAuthTries=3"
     assert ids(sshd.sshd_effective_options(CATALOG[:2])) == ["HARD-SSH-002"]
+
+
+DEBIAN_SSHD_CONFIG = """# This is the sshd server system-wide configuration file.
+
+Include /etc/ssh/sshd_config.d/*.conf
+
+#PermitRootLogin prohibit-password
+KbdInteractiveAuthentication no
+UsePAM yes
+X11Forwarding yes
+PrintMotd no
+AcceptEnv LANG LC_*
+Subsystem\tsftp\t/usr/lib/openssh/sftp-server
+Match User anoncvs
+\tX11Forwarding yes
+"""
+
+
+def test_sshd_main_config_carries_the_options_first_and_is_stable():
+    controls = [{"id": "HARD-SSH-004", "params": {"option": "x11forwarding", "value": False}},
+                {"id": "HARD-SSH-011", "params": {"option": "clientalivecountmax", "value": "2"}},
+                {"id": "HARD-SSH-099", "params": {"option": "clientalivecountmax", "value": "3"}}]
+    out = sshd.sshd_main_config(DEBIAN_SSHD_CONFIG, controls)
+    lines = out.splitlines()
+    # the block comes first, before the Include: sshd and scanners read the same (first) values
+    assert lines[1:3] == ["x11forwarding no", "clientalivecountmax 3"]
+    assert lines.index(sshd.MAIN_END) < lines.index("Include /etc/ssh/sshd_config.d/*.conf")
+    # the later global X11Forwarding is commented out; the Match block's one is left alone
+    assert "X11Forwarding yes" not in [line.strip() for line in lines[:lines.index("Match User anoncvs")]]
+    assert lines[-1] == "\tX11Forwarding yes"
+    assert "UsePAM yes" in lines and "#PermitRootLogin prohibit-password" in lines
+    assert sshd.sshd_main_config(out, controls) == out  # idempotent
+    # a control gone: its line leaves the block
+    assert "x11forwarding no" not in sshd.sshd_main_config(out, controls[1:])
