@@ -137,7 +137,8 @@ def test_backups_over_sftp_fail_only_for_the_deleted_repository(fleet):
     assert age[server]["status"] == "not_applicable"  # the server backs nothing up
 
     before = _runs(data)
-    inspect = _fleetcare(data, "inspect", "-i", str(inventory))
+    prom = tmp / "prom"
+    inspect = _fleetcare(data, "inspect", "-i", str(inventory), "--prometheus-dir", str(prom))
     outputs += [inspect.stdout, inspect.stderr]
     assert inspect.returncode in (0, 1), inspect.stdout[-3000:] + inspect.stderr[-3000:]
     health = _found(_report(data, before), "HLTH-BKUP-001")
@@ -145,8 +146,11 @@ def test_backups_over_sftp_fail_only_for_the_deleted_repository(fleet):
         assert health[name]["status"] == "pass", health[name]
         assert 0 <= health[name]["evidence"]["age_hours"]["data"] < 1
     assert health[server]["status"] == "not_applicable"
-    markdown = next((data / "fleetcare" / "runs").glob("*/report.md"), None)
-    assert markdown is not None
+    # and as the textfile for node_exporter gives it: when each client's set last succeeded
+    series = [line for line in (prom / "fleetcare_inspect.prom").read_text().splitlines()
+              if line.startswith("fleetcare_backup_last_success_timestamp_seconds{")]
+    assert sorted(h for h in [*clients, server] for line in series
+                  if f'host="{h}"' in line and 'set="data"' in line) == clients
 
     # the password: in no artifact, report or history, record, journal or process seen
     for name in clients:
