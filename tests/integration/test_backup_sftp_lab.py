@@ -138,6 +138,7 @@ def test_backups_over_sftp_fail_only_for_the_deleted_repository(fleet):
 
     before = _runs(data)
     prom = tmp / "prom"
+    prom.mkdir()
     inspect = _fleetcare(data, "inspect", "-i", str(inventory), "--prometheus-dir", str(prom))
     outputs += [inspect.stdout, inspect.stderr]
     assert inspect.returncode in (0, 1), inspect.stdout[-3000:] + inspect.stderr[-3000:]
