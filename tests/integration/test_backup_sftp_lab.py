@@ -30,15 +30,15 @@ ROOT = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("FLEETCARE_LAB_DIR", "/tmp/lab-backup3"))
 PASSWORD = "Sftp-restic-pw-8c21d5"
 SERVICE = "fleetcare-backup-data.service"
-# runs the backup service and samples the process list every 20 ms until it is done
+# runs the backup service (systemctl start waits for the oneshot to finish) while the process
+# list is sampled every 20 ms
 SAMPLE_PS = f"""
-systemctl start --no-block {SERVICE}
-for i in $(seq 1500); do
-    ps -eww -o args
-    state=$(systemctl show -p ActiveState --value {SERVICE})
-    [ "$state" = activating ] || [ $i -lt 5 ] || break
-    sleep 0.02
-done
+rm -f /tmp/fc-sampled
+( for i in $(seq 6000); do ps -eww -o args; [ -e /tmp/fc-sampled ] && break; sleep 0.02; done ) > /tmp/fc-ps &
+systemctl start {SERVICE}
+touch /tmp/fc-sampled
+wait
+cat /tmp/fc-ps
 """
 
 
