@@ -393,7 +393,17 @@ def _containers(state: Path | None) -> list[dict[str, Any]]:
     ids = _podman("ps", "--all", "--quiet", "--filter", f"label={label}").stdout.split()
     if not ids:
         return []
-    return list(json.loads(_podman("container", "inspect", *ids).stdout or "[]"))
+    proc = _podman("container", "inspect", *ids, check=False)
+    if proc.returncode == 0:
+        return list(json.loads(proc.stdout or "[]"))
+    # Another lab's container can be removed between `ps` and `inspect` (labs live side by
+    # side, and `down` runs in parallel): inspect one by one and leave out the vanished.
+    found: list[dict[str, Any]] = []
+    for one in ids:
+        single = _podman("container", "inspect", one, check=False)
+        if single.returncode == 0:
+            found += json.loads(single.stdout or "[]")
+    return found
 
 
 def _labels(info: dict[str, Any]) -> dict[str, str]:

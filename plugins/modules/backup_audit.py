@@ -49,6 +49,12 @@ options:
     description: The file restic reads the repository password from.
     type: str
     default: /etc/fleetcare/backup/password
+  sftp_command:
+    description:
+      - The command restic reaches an SFTP repository with (restic's C(sftp.command) option), as the
+        role writes it; empty for other repositories.
+    type: str
+    default: ""
   audit_repository:
     description: Whether to open the repository for C(BKUP-REPO-001).
     type: bool
@@ -274,7 +280,8 @@ def check_repository(ctx):
     _need_sets(ctx)
     evidence = {"repository": ctx.p["repository"]}
     env = {"RESTIC_REPOSITORY": ctx.p["repository"], "RESTIC_PASSWORD_FILE": ctx.p["password_file"]}
-    rc, _out, err = ctx.runner(["restic", "--no-lock", "cat", "config"], env=env)
+    options = ["-o", "sftp.command=" + ctx.p["sftp_command"]] if ctx.p.get("sftp_command") else []
+    rc, _out, err = ctx.runner(["restic"] + options + ["--no-lock", "cat", "config"], env=env)
     if rc == 0:
         return "pass", "critical", evidence, [metric("backup_repository_reachable", 1)]
     text = err.strip()
@@ -283,6 +290,10 @@ def check_repository(ctx):
         reason = "wrong password"
     elif rc == 10 or "does not exist" in lowered or "unable to open config file" in lowered:
         reason = "repository does not exist"
+    elif "host key verification failed" in lowered:
+        reason = "the SFTP server's host key is not the known one"
+    elif "ssh command exited" in lowered or "permission denied" in lowered or "connection refused" in lowered:
+        reason = "cannot reach the SFTP server"
     elif "no such file" in lowered and ctx.p["password_file"] in text:
         reason = "password file missing"
     else:
@@ -405,6 +416,7 @@ ARGUMENT_SPEC = dict(
     rpo_hours=dict(type="int", default=26),
     repository=dict(type="str", default="/var/backups/restic"),
     password_file=dict(type="str", default="/etc/fleetcare/backup/password", no_log=False),
+    sftp_command=dict(type="str", default=""),
     audit_repository=dict(type="bool", default=True),
     keep_last=dict(type="int", default=7),
     keep_daily=dict(type="int", default=7),

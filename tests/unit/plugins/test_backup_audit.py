@@ -245,3 +245,31 @@ def test_unreadable_paths_from_either_restic():
     warning = "\nWarning: at least one source file could not be read"
     assert wrapper.unreadable_paths("", json_err + warning) == ["/srv/x"]
     assert wrapper.unreadable_paths("", "error: open /srv/y: permission denied\n") == ["/srv/y"]
+
+
+SFTP_COMMAND = ("ssh -i /etc/fleetcare/backup/ssh/id_ed25519 -o StrictHostKeyChecking=yes "
+                "-o UserKnownHostsFile=/etc/fleetcare/backup/ssh/known_hosts fcbackup@10.0.0.9 -s sftp")
+
+
+@pytest.mark.parametrize(("stderr", "problem"), [
+    ("Host key verification failed.\nFatal: unable to open repository: ssh command exited: exit status 255",
+     "the SFTP server's host key is not the known one"),
+    ("fcbackup@10.0.0.9: Permission denied (publickey).\nFatal: ssh command exited: exit status 255",
+     "cannot reach the SFTP server"),
+    ("Fatal: unable to open config file: Lstat: file does not exist", "repository does not exist"),
+])
+def test_an_sftp_repository_is_opened_through_the_roles_ssh_command(tmp_path, stderr, problem):
+    runner = Runner(restic=(1, stderr))
+    _, found = _findings(tmp_path, runner, sets=["data"], repository="sftp:fcbackup@10.0.0.9:/srv/r/web1",
+                         sftp_command=SFTP_COMMAND)
+    (argv, env), = [c for c in runner.calls if c[0][0] == "restic"]
+    assert argv == ["restic", "-o", "sftp.command=" + SFTP_COMMAND, "--no-lock", "cat", "config"]
+    assert env["RESTIC_REPOSITORY"] == "sftp:fcbackup@10.0.0.9:/srv/r/web1"
+    assert found["BKUP-REPO-001"]["evidence"]["problem"] == problem
+
+
+def test_the_wrapper_passes_the_ssh_command_only_for_sftp():
+    repo = {"repository": "sftp:fcbackup@10.0.0.9:/srv/r/web1", "password_file": "/p", "sftp_command": SFTP_COMMAND}
+    assert wrapper.restic_argv(repo, ["snapshots"]) == ["restic", "-o", "sftp.command=" + SFTP_COMMAND, "snapshots"]
+    assert wrapper.restic_argv(dict(repo, sftp_command=""), ["snapshots"]) == ["restic", "snapshots"]
+    assert "RESTIC_PASSWORD" not in wrapper.restic_env(repo)
