@@ -461,10 +461,16 @@ def execute_workers(job: Job, run_dir: Path, ident: str, on_event: EventSink,
         artifacts = private / "artifacts" / shard_ident
         state = results[worker.name]
 
+        # a payload folder of its own (hard links to the staged files): transmit writes the
+        # shard's env/ files (its variables and environment) into it
+        mine = run_dir / f"stage-{worker.name}"
+        shutil.copytree(stage, mine, copy_function=os.link)
+
         def send() -> None:
             try:
-                runner_run(streamer="transmit", _output=proc.stdin, private_data_dir=str(stage),
-                           ident=shard_ident, playbook=playbook, inventory=inventory,
+                runner_run(streamer="transmit", _output=proc.stdin, private_data_dir=str(mine),
+                           ident=shard_ident, playbook=playbook.replace(str(stage), str(mine), 1),
+                           inventory=inventory.replace(str(stage), str(mine), 1),
                            limit=",".join(hosts), extravars=dict(job.extravars), cmdline=" ".join(cmdline),
                            envvars=envvars(shard_ident), settings={"suppress_ansible_output": True},
                            quiet=True).run()
@@ -473,6 +479,7 @@ def execute_workers(job: Job, run_dir: Path, ident: str, on_event: EventSink,
             finally:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
+                shutil.rmtree(mine, ignore_errors=True)
 
         def on_status(data: dict[str, Any], runner_config: Any = None) -> None:
             state["status"] = data.get("status")
@@ -549,7 +556,8 @@ def execute_workers(job: Job, run_dir: Path, ident: str, on_event: EventSink,
         for r in results.values():
             if r.get("log"):
                 r.pop("log").close()
-        shutil.rmtree(stage, ignore_errors=True)
+        for folder in (stage, *(run_dir / f"stage-{w.name}" for w in workers)):
+            shutil.rmtree(folder, ignore_errors=True)
         forget_variables(private)
         if secrets:
             mask_files(private, secrets)

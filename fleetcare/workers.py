@@ -104,20 +104,22 @@ def ssh_targets(spec: str) -> list[SshTarget]:
 
 
 def inventory_targets(spec: str, path: str) -> list[SshTarget]:
-    from fleetcare import inputs
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
 
     file = Path(path).expanduser()
     if not file.is_file():
         raise InputError(f"--workers {spec!r}: {file}: no such file")
-    view = inputs.load_inventory(file.resolve(), None)
+    try:
+        inventory = InventoryManager(loader=DataLoader(), sources=[str(file.resolve())])
+    except Exception as exc:  # Ansible's own parse errors
+        raise InputError(f"--workers {spec!r}: {file}: {exc}") from None
     targets = []
-    for name in view["hosts"]:
-        hostvars = {}
-        for label in view["order"].get(name, ()):
-            hostvars.update(view["layers"].get(label) or {})
+    for host in inventory.get_hosts():
+        hostvars = host.get_vars()
         port = hostvars.get("ansible_port")
         key = hostvars.get("ansible_ssh_private_key_file") or hostvars.get("ansible_private_key_file")
-        targets.append(SshTarget(str(hostvars.get("ansible_host") or name),
+        targets.append(SshTarget(str(hostvars.get("ansible_host") or host.name),
                                  str(hostvars["ansible_user"]) if hostvars.get("ansible_user") else None,
                                  int(port) if port else None, str(key) if key else None))
     if not targets:
