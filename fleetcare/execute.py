@@ -45,6 +45,23 @@ _PATH_NAME = re.compile(r"_(file|path|dir)$", re.IGNORECASE)
 MASK = "********"
 
 
+# Bounded artifacts: a run over more hosts than this keeps a file per event only for the events
+# that explain a failure (the results take everything else as it streams by); a worker run
+# always does. The runner writes one file per event: 5-6 per host, inodes without bound.
+EVENT_FILES_MAX_HOSTS = 16
+_FAILURE_EVENTS = frozenset({"runner_on_failed", "runner_on_unreachable", "runner_item_on_failed",
+                             "playbook_on_stats", "error", "warning", "verbose"})
+
+
+def keep_event_file(event: Mapping[str, Any], every: bool) -> bool:
+    """Whether the runner keeps this event as a file under job_events/."""
+    if every:
+        return True
+    kind = str(event.get("event") or "")
+    res = (event.get("event_data") or {}).get("res")
+    return kind in _FAILURE_EVENTS or (isinstance(res, dict) and bool(res.get("failed")))
+
+
 def runner_dir(run_dir: Path) -> Path:
     return run_dir / "runner"
 
@@ -71,6 +88,7 @@ def execute(job: Job, run_dir: Path, ident: str, on_event: EventSink,
     artifacts = private / "artifacts" / ident
     channel = _Channel(artifacts / FINDINGS_FILE)
     secrets = secret_values(job.extravars)
+    every_event = len(job.hosts) <= EVENT_FILES_MAX_HOSTS
 
     def deliver(event: dict[str, Any]) -> None:
         drop_invocation(event)
@@ -86,7 +104,7 @@ def execute(job: Job, run_dir: Path, ident: str, on_event: EventSink,
         for record in channel.read():
             deliver(record)
         deliver(event)  # cleans in place: the job_events file the runner writes is clean too
-        return True  # keep every event under artifacts/<ident>/job_events as well
+        return keep_event_file(event, every_event)
 
     def on_status(data: dict[str, Any], runner_config: Any = None) -> None:
         if data.get("status") == "running":
@@ -488,7 +506,7 @@ def execute_workers(job: Job, run_dir: Path, ident: str, on_event: EventSink,
 
         def handler(event: dict[str, Any]) -> bool:
             deliver(event)
-            return False  # the results keep what they need; no file per event
+            return keep_event_file(event, False)  # the results took the rest
 
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
@@ -505,7 +523,7 @@ def execute_workers(job: Job, run_dir: Path, ident: str, on_event: EventSink,
             deliver(record)
         strip_command_env(artifacts)
         with contextlib.suppress(OSError):
-            (artifacts / "job_events").rmdir()
+            (artifacts / "job_events").rmdir()  # when empty
 
     procs: list[tuple[Any, subprocess.Popen]] = []
     threads = []
