@@ -268,6 +268,9 @@ def _execute_sharded(job: Job, run: Run, run_dir: Path, on_event: Callable[[dict
         for host in hosts:
             if not run.hosts[host].done:
                 run.set_status(host, "unreachable", f"worker {name} lost")
+            elif run.hosts[host].status == "pending":
+                # its findings arrived; the play's recap, which says "ok", went down with the worker
+                run.set_status(host, "ok", f"findings kept; worker {name} lost before the end of the play")
     return status
 
 

@@ -50,7 +50,7 @@ MASK = "********"
 # always does. The runner writes one file per event: 5-6 per host, inodes without bound.
 EVENT_FILES_MAX_HOSTS = 16
 _FAILURE_EVENTS = frozenset({"runner_on_failed", "runner_on_unreachable", "runner_item_on_failed",
-                             "playbook_on_stats", "error", "warning", "verbose"})
+                             "playbook_on_stats", "error", "warning"})
 
 
 def keep_event_file(event: Mapping[str, Any], every: bool) -> bool:

@@ -131,7 +131,8 @@ def test_two_local_workers_merge_into_the_local_run(fleet, tmp_path):
     # each worker ran its own shard: two artifact folders, each with the findings channel
     shards = sorted(run_dir.glob("runner/artifacts/*"))
     assert [p.name.rsplit("-", 1)[1] for p in shards] == ["w1", "w2"]
-    channel = [json.loads(line)["host"] for p in shards for line in (p / "fleetcare_findings.jsonl").open()]
+    lines = [line for p in shards for line in (p / "fleetcare_findings.jsonl").read_text().splitlines()]
+    channel = [json.loads(line)["host"] for line in lines]
     assert sorted(channel) == hosts
     # bounded artifacts: no file per event but the play's recap (no host failed), no payload left
     events = [json.loads(p.read_text())["event"] for p in run_dir.glob("runner/artifacts/*/job_events/*")]
@@ -163,6 +164,7 @@ def test_a_worker_lost_mid_run(fleet, tmp_path):
     for kept in hosts[:3]:  # w1's hosts, and the one w2 finished before it died
         assert status[kept]["status"] == "ok", status[kept]
         assert [f for f in report["findings"] if f["host"] == kept]
+    assert "worker w2 lost" in status[hosts[2]]["message"]
     assert "worker w2 lost" in proc.stdout
 
 
@@ -195,8 +197,8 @@ def test_ctrl_c_stops_every_worker_and_keeps_what_arrived(fleet, tmp_path):
     _, report = only_run(data)
     assert report["run"]["status"] == "interrupted"
     status = {h["name"]: h["status"] for h in report["hosts"]}
-    assert status[hosts[0]] == "ok"
-    assert [f for f in report["findings"] if f["host"] == hosts[0]]
+    # as in a local run that is interrupted: what the module sent is kept, the play never ended
+    assert len([f for f in report["findings"] if f["host"] == hosts[0]]) >= 16
     assert status[hosts[1]] != "ok"  # its result never came through the held stream
     # no worker left behind: no ansible-runner worker or playbook of this run still running
     time.sleep(1)
