@@ -199,7 +199,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             "Revoke waivers: by waiver id (a number, from 'fleetcare waivers'), or every active waiver of a "
             "finding ID or pattern (only those for --host PATTERN when given). A revoked waiver is kept, "
             "marked revoked, and waives nothing from then on."),
-    Command("worker", "set up worker nodes for --workers: ansible-runner and the collection, offline",
+    Command("worker", "set up worker nodes (ansible-runner and the collection), installed offline",
             "'worker setup HOST' installs what a worker node needs for --workers (ansible-runner, "
             "ansible-core and the collection, with fleetcare itself) into a virtual environment on HOST "
             "([USER@]HOST[:PORT], ssh:HOST[,HOST...] or inventory:FILE), from a wheelhouse this machine "
