@@ -166,8 +166,7 @@ def setup(spec: str, house: Path | None = None, log=print) -> list[str]:
         if copy.returncode != 0:
             raise InputError(f"worker {target.label()}: copying the wheelhouse failed: {_tail(copy.stderr)}")
         log(f"worker {target.label()}: installing (no index)")
-        script = wheelhouse.install_script(f"$HOME/{REMOTE_WHEELHOUSE}")
-        script = script.replace("wh='$HOME/", 'wh="$HOME/').replace(f"{REMOTE_WHEELHOUSE}'", f'{REMOTE_WHEELHOUSE}"')
+        script = wheelhouse.install_script(REMOTE_WHEELHOUSE)
         proc = subprocess.run(target.argv("sh -s"), input=script, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise InputError(f"worker {target.label()}: installing failed: {_tail(proc.stderr)}")
