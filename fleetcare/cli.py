@@ -188,6 +188,9 @@ def _worker_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("host", metavar="HOST", help="[USER@]HOST[:PORT], ssh:HOST[,HOST...] or inventory:FILE")
     s.add_argument("--wheelhouse", type=Path, metavar="DIR",
                    help="the wheelhouse to build and copy (default: ~/.local/share/fleetcare/wheelhouse)")
+    s.add_argument("--runner-only", action="store_true",
+                   help="install only ansible-runner and ansible-core (each run sends the collection; "
+                        "harden needs the full install, which brings the collections its role uses)")
     w = sub.add_parser("wheelhouse", help="build the wheelhouse only (pip wheel of fleetcare and its dependencies)")
     w.add_argument("--wheelhouse", type=Path, metavar="DIR",
                    help="where (default: ~/.local/share/fleetcare/wheelhouse)")
@@ -199,7 +202,8 @@ def _worker(args: argparse.Namespace) -> int:
     if args.worker_command == "wheelhouse":
         print(safe(wheelhouse.build(args.wheelhouse)))
         return 0
-    workers.setup(args.host, args.wheelhouse, log=lambda line: print(safe(line), flush=True))
+    workers.setup(args.host, args.wheelhouse, log=lambda line: print(safe(line), flush=True),
+                  packages=workers.RUNNER_ONLY if args.runner_only else ("fleetcare",))
     return 0
 
 

@@ -142,10 +142,16 @@ def shards(hosts: Sequence[str], count: int) -> list[tuple[str, ...]]:
 REMOTE_WHEELHOUSE = ".cache/fleetcare-wheelhouse"
 
 
-def setup(spec: str, house: Path | None = None, log=print) -> list[str]:
-    """Install what a worker needs (ansible-runner, ansible-core and the collection, with fleetcare
-    itself) on each SSH worker ``spec`` names, from a wheelhouse built here: the wheels are copied
-    over SSH and installed with no index, so the worker needs no network. Returns the workers set up."""
+# what a worker needs at the least: every payload carries the fleetcare.ops collection itself;
+# the `ansible` bundle (fleetcare's own dependency) adds the collections the hardening role uses
+RUNNER_ONLY = ("ansible-runner", "ansible-core")
+
+
+def setup(spec: str, house: Path | None = None, log=print, packages: tuple[str, ...] = ("fleetcare",)) -> list[str]:
+    """Install what a worker needs (by default fleetcare itself, which brings ansible-runner,
+    ansible-core, the collection and the `ansible` bundle; :data:`RUNNER_ONLY` for the least)
+    on each SSH worker ``spec`` names, from a wheelhouse built here: the wheels are copied over SSH
+    and installed with no index, so the worker needs no network. Returns the workers set up."""
     if spec.startswith("cmd:"):
         raise InputError(f"{spec!r}: a cmd: worker is set up by whoever runs its command")
     kind = spec.partition(":")[0]
@@ -166,7 +172,7 @@ def setup(spec: str, house: Path | None = None, log=print) -> list[str]:
         if copy.returncode != 0:
             raise InputError(f"worker {target.label()}: copying the wheelhouse failed: {_tail(copy.stderr)}")
         log(f"worker {target.label()}: installing (no index)")
-        script = wheelhouse.install_script(REMOTE_WHEELHOUSE)
+        script = wheelhouse.install_script(REMOTE_WHEELHOUSE, packages=packages)
         proc = subprocess.run(target.argv("sh -s"), input=script, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise InputError(f"worker {target.label()}: installing failed: {_tail(proc.stderr)}")
