@@ -127,6 +127,10 @@ def main() -> int:
             # N workers on N machines: each machine runs its shard as the local run does, so the
             # wall time is about the fixed start-up plus the merged overhead plus 1/N of the host work
             extra = fixed["2 workers"] - fixed["local"]
+            if marginal["local"] <= 0:
+                print("estimate: none; the local run's time fell as hosts were added (the machine's load "
+                      "changed between runs): repeat on a quieter machine, or with --repeat 3")
+                return 0
             for workers in (2, 4, 8):
                 hosts = 1000
                 one = fixed["local"] + marginal["local"] * hosts
