@@ -150,6 +150,17 @@ class Rules:
         return cls(rules, found, fail_on_overdue)
 
 
+def check_workers(specs, inventory: str | None) -> tuple[Any, ...]:
+    """The workers of --workers, checked before any host is contacted; () for a local run."""
+    if not specs:
+        return ()
+    from fleetcare import commands
+
+    if inventory is None:
+        raise InputError("--workers: needs an inventory (-i); without one fleetcare runs on this machine")
+    return commands.WORKERS.check(tuple(specs))
+
+
 def judge_lifecycle(run: Run, history: History, rules: Rules | None = None, *, replay: bool = False,
                     against: str | None = None) -> Run:
     """The one place a built run meets its lifecycle, before history saves it and the reports are
@@ -187,8 +198,13 @@ def judge_lifecycle(run: Run, history: History, rules: Rules | None = None, *, r
 def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major",
             progress_stream: TextIO | None = sys.stderr,
             on_start: Callable[[Run, Path], None] | None = None,
-            judge: Callable[[Run], None] | None = None, rules: Rules | None = None) -> Outcome:
+            judge: Callable[[Run], None] | None = None, rules: Rules | None = None,
+            workers: tuple[Any, ...] = ()) -> Outcome:
     """Execute a job end to end: run directory, events, reports, history.
+
+    With ``workers`` (fleetcare.workers.Worker), the hosts are split into one shard per worker
+    and the streams merged into this one run; the unfinished hosts of a worker lost on the way
+    are unreachable, with that reason.
 
     The reports are written from the run in memory before history is saved, so
     a history that fails at the end (locked, full disk) loses no run: the
@@ -213,7 +229,10 @@ def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major"
     status = "error"
     with _Interrupt() as interrupt:
         try:
-            status = execute(job, run_dir, run.id, on_event, interrupt)
+            if workers:
+                status = _execute_sharded(job, run, run_dir, on_event, interrupt, workers)
+            else:
+                status = execute(job, run_dir, run.id, on_event, interrupt)
         except KeyboardInterrupt:
             interrupt.signum = signal.SIGINT
         finally:
@@ -236,6 +255,23 @@ def run_job(job: Job, history: History, output_dir: Path, fail_on: str = "major"
                     history_error = (f"exit {EXIT_HISTORY}: the run is not in history ({exc}); its reports are "
                                      f"kept: record it with 'fleetcare import {run_dir}'")
     return Outcome(run, run_dir, written, history_error)
+
+
+def _execute_sharded(job: Job, run: Run, run_dir: Path, on_event: Callable[[dict[str, Any]], None],
+                     cancelled: Callable[[], bool], workers: tuple[Any, ...]) -> str:
+    from fleetcare import workers as workers_mod
+    from fleetcare.execute import execute_workers
+
+    shards = workers_mod.shards(list(job.hosts), len(workers))
+    status, lost = execute_workers(job, run_dir, run.id, on_event, cancelled, workers, shards)
+    for name, hosts in lost.items():
+        for host in hosts:
+            if not run.hosts[host].done:
+                run.set_status(host, "unreachable", f"worker {name} lost")
+            elif run.hosts[host].status == "pending":
+                # its findings arrived; the play's recap, which says "ok", went down with the worker
+                run.set_status(host, "ok", f"findings kept; worker {name} lost before the end of the play")
+    return status
 
 
 def _feed(run: Run, event: dict[str, Any]) -> None:

@@ -87,6 +87,8 @@ def _run_options(p: argparse.ArgumentParser, example: str) -> None:
     p.add_argument("--prometheus-dir", type=Path, metavar="DIR",
                    help="also write fleetcare_<command>.prom here (node_exporter's textfile directory)")
     p.add_argument("--forks", type=int, default=16, help="hosts worked on at once (default 16)")
+    p.add_argument(commands.WORKERS.flag, action="append", default=[], metavar=commands.WORKERS.metavar,
+                   help=commands.WORKERS.help)
 
 
 def _report_options(p: argparse.ArgumentParser) -> None:
@@ -250,6 +252,32 @@ def _schedule(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="worker_command", metavar="ACTION", parser_class=_Parser)
+    sub.required = True
+    s = sub.add_parser("setup", help="install ansible-runner and the collection on worker nodes, offline")
+    s.add_argument("host", metavar="HOST", help="[USER@]HOST[:PORT], ssh:HOST[,HOST...] or inventory:FILE")
+    s.add_argument("--wheelhouse", type=Path, metavar="DIR",
+                   help="the wheelhouse to build and copy (default: ~/.local/share/fleetcare/wheelhouse)")
+    s.add_argument("--runner-only", action="store_true",
+                   help="install only ansible-runner and ansible-core (each run sends the collection; "
+                        "harden needs the full install, which brings the collections its role uses)")
+    w = sub.add_parser("wheelhouse", help="build the wheelhouse only (pip wheel of fleetcare and its dependencies)")
+    w.add_argument("--wheelhouse", type=Path, metavar="DIR",
+                   help="where (default: ~/.local/share/fleetcare/wheelhouse)")
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from fleetcare import wheelhouse, workers
+
+    if args.worker_command == "wheelhouse":
+        print(safe(wheelhouse.build(args.wheelhouse)))
+        return 0
+    workers.setup(args.host, args.wheelhouse, log=lambda line: print(safe(line), flush=True),
+                  packages=workers.RUNNER_ONLY if args.runner_only else ("fleetcare",))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     environ = dict(os.environ)  # the user's locale, before check_locale may set LC_ALL for Ansible
@@ -370,6 +398,7 @@ def _run(args: argparse.Namespace, judge=None, prepare=None) -> int:
 
     rules = _rules(args)
     options = {o.dest: getattr(args, o.dest) for o in commands.get(args.command).options}
+    workers = app.check_workers(args.workers, args.inventory)
     job = jobs.build(args.command, inventory=args.inventory, limit=args.limit,
                      vars_files=tuple(args.vars_file), var_pairs=tuple(args.vars), forks=args.forks,
                      **options)
@@ -383,11 +412,14 @@ def _run(args: argparse.Namespace, judge=None, prepare=None) -> int:
             if not args.quiet:
                 _ = _tr()
                 where = _("this machine") if job.local else _("{count} hosts", count=len(job.hosts))
+                if workers:
+                    where += " · " + _("{count} workers", count=len(workers))
                 mode = " · " + _("check mode: nothing is changed") if job.check else ""
                 print(f"{job.command} · {where} · {_('run {id}', id=run.id)}{mode}", flush=True)
 
         outcome = app.run_job(job, history, output_dir, fail_on=args.fail_on, on_start=started,
-                              judge=(lambda run: judge(history, run)) if judge else None, rules=rules)
+                              judge=(lambda run: judge(history, run)) if judge else None, rules=rules,
+                              workers=workers)
     exports = app.write_exports(outcome.run, args.junit, args.prometheus_dir)
     return _outcome(outcome, args.quiet, exports)
 
@@ -728,6 +760,7 @@ _TOOLS: dict[str, _Tool] = {
     "waivers": _Tool(_waivers_arguments, _waivers, history=True),
     "unwaive": _Tool(_unwaive_arguments, _unwaive, history=True),
     "schedule": _Tool(_schedule_arguments, _schedule, history=False),
+    "worker": _Tool(_worker_arguments, _worker, history=False),
     "lab": _Tool(_lab_arguments, _lab, history=False),
 }
 

@@ -37,7 +37,7 @@ class Option:
     job: str = ""
 
     def __post_init__(self) -> None:
-        if bool(self.var) == bool(self.job) or bool(self.metavar) != bool(self.var):
+        if bool(self.var) == bool(self.job) or (self.var and not self.metavar):
             raise ValueError(f"{self.flag}: an option sets a role variable (with a metavar) or a job field")
 
     @property
@@ -88,6 +88,20 @@ def _batch_size(values: Sequence[str]) -> None:
     for value in values:
         if not value.isdigit() or int(value) < 1:
             raise InputError(f"{value!r} is not a number of hosts (1 or more)")
+
+
+def _worker_specs(specs: Sequence[str]) -> object:
+    from fleetcare import workers
+
+    return workers.parse(specs)
+
+
+# Taken by every run command (fleetcare.cli adds it with the other run options).
+WORKERS = Option("--workers", "run the hosts in shards on these workers, merged into one run: "
+                 "ssh:[USER@]HOST[:PORT][,...] (set up with 'fleetcare worker setup'), inventory:FILE "
+                 "(its hosts are the workers), or cmd:COMMAND (any command carrying ansible-runner's "
+                 "worker stream, e.g. a Receptor mesh); repeatable", metavar="SPEC", job="workers",
+                 check=_worker_specs)
 
 
 CHECK = Option("--check", "change nothing; report what would change", job="check")
@@ -194,6 +208,12 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             "cron entry in /etc/cron.d/fleetcare-NAME instead. 'schedule list' shows each schedule with its "
             "next and last run and last exit code; 'schedule remove NAME' deletes what fleetcare wrote, and "
             "nothing it did not."),
+    Command("worker", "set up worker nodes (ansible-runner and the collection), installed offline",
+            "'worker setup HOST' installs what a worker node needs for --workers (ansible-runner, "
+            "ansible-core and the collection, with fleetcare itself) into a virtual environment on HOST "
+            "([USER@]HOST[:PORT], ssh:HOST[,HOST...] or inventory:FILE), from a wheelhouse this machine "
+            "builds (pip wheel, into ~/.local/share/fleetcare/wheelhouse or --wheelhouse DIR) and copies "
+            "over SSH: the worker needs no package index. 'worker wheelhouse' only builds the wheelhouse."),
     Command("lab", "a podman fleet on loopback SSH for demos, tests and benchmarks",
             "Debian 11/12/13 systemd containers reachable by SSH on 127.0.0.1, built locally (no registry)."),
 )}

@@ -16,7 +16,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,23 @@ _PATH_NAME = re.compile(r"_(file|path|dir)$", re.IGNORECASE)
 MASK = "********"
 
 
+# Bounded artifacts: a run over more hosts than this keeps a file per event only for the events
+# that explain a failure (the results take everything else as it streams by); a worker run
+# always does. The runner writes one file per event: 5-6 per host, inodes without bound.
+EVENT_FILES_MAX_HOSTS = 16
+_FAILURE_EVENTS = frozenset({"runner_on_failed", "runner_on_unreachable", "runner_item_on_failed",
+                             "playbook_on_stats", "error", "warning"})
+
+
+def keep_event_file(event: Mapping[str, Any], every: bool) -> bool:
+    """Whether the runner keeps this event as a file under job_events/."""
+    if every:
+        return True
+    kind = str(event.get("event") or "")
+    res = (event.get("event_data") or {}).get("res")
+    return kind in _FAILURE_EVENTS or (isinstance(res, dict) and bool(res.get("failed")))
+
+
 def runner_dir(run_dir: Path) -> Path:
     return run_dir / "runner"
 
@@ -71,6 +88,7 @@ def execute(job: Job, run_dir: Path, ident: str, on_event: EventSink,
     artifacts = private / "artifacts" / ident
     channel = _Channel(artifacts / FINDINGS_FILE)
     secrets = secret_values(job.extravars)
+    every_event = len(job.hosts) <= EVENT_FILES_MAX_HOSTS
 
     def deliver(event: dict[str, Any]) -> None:
         drop_invocation(event)
@@ -86,7 +104,7 @@ def execute(job: Job, run_dir: Path, ident: str, on_event: EventSink,
         for record in channel.read():
             deliver(record)
         deliver(event)  # cleans in place: the job_events file the runner writes is clean too
-        return True  # keep every event under artifacts/<ident>/job_events as well
+        return keep_event_file(event, every_event)
 
     def on_status(data: dict[str, Any], runner_config: Any = None) -> None:
         if data.get("status") == "running":
@@ -367,3 +385,208 @@ def ensure_private(path: Path, *, new: bool = False) -> None:
     ``new``, ``path`` must not exist yet (a run directory is always new).
     """
     path.mkdir(parents=True, exist_ok=not new, mode=0o700)
+
+
+# -- workers: the same job, sharded over ansible-runner workers ---------------------
+# What a shard's payload carries of the collection: the project a worker runs in.
+_PROJECT_PARTS = ("galaxy.yml", "meta", "plugins", "roles", "playbooks")
+_STOP_GRACE = 10.0  # seconds a stopped worker gets to send back what it has
+
+
+def _stage(job: Job, stage: Path) -> tuple[str, str]:
+    """A private data directory for ``ansible-runner transmit``: ``project/`` (the playbooks, an
+    ansible.cfg and the collection beside them, so a worker runs exactly the controller's
+    collection) and ``inventory/`` (a copy of the job's inventory). Returns the playbook and the
+    inventory, relative as the worker wants them."""
+    import shutil
+
+    ensure_private(stage, new=True)
+    project = stage / "project"
+    target = project / "collections" / "ansible_collections" / "fleetcare" / "ops"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for part in _PROJECT_PARTS:
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, target / part, ignore=ignore)
+        elif src.is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target / part)
+    shutil.copytree(ROOT / "playbooks", project / "playbooks", ignore=ignore)
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(ROOT / "ansible.cfg", encoding="utf-8")
+    cfg.set("defaults", "collections_path", "collections")
+    cfg.set("defaults", "roles_path", "collections/ansible_collections/fleetcare/ops/roles")
+    cfg.remove_option("defaults", "inventory")
+    with open(project / "ansible.cfg", "w", encoding="utf-8") as fh:
+        cfg.write(fh)
+    inventory = stage / "inventory"
+    inventory.mkdir(mode=0o700)
+    src = Path(job.inventory)
+    if src.is_dir():
+        shutil.copytree(src, inventory / src.name, ignore=ignore)
+    else:
+        shutil.copy2(src, inventory / src.name)
+    # absolute inside the payload: transmit sends them relative to it
+    return str(project / job.playbook.relative_to(ROOT)), str(inventory / src.name)
+
+
+def execute_workers(job: Job, run_dir: Path, ident: str, on_event: EventSink,
+                    cancelled: Callable[[], bool], workers: Sequence[Any],
+                    shards: Sequence[Sequence[str]]) -> tuple[str, dict[str, tuple[str, ...]]]:
+    """Run the job as one shard per worker: each shard is sent as an ``ansible-runner transmit``
+    payload to the worker's command (``ansible-runner worker`` at the other end of any byte
+    stream), and read back with the runner's ``process`` side. Events of every worker reach
+    ``on_event`` one at a time, cleaned as :func:`execute` cleans them; the findings channel
+    comes back with each worker's artifacts.
+
+    Returns the overall status (``canceled`` once ``cancelled()`` said so) and, for each worker
+    lost on the way (its stream ended before its end of job, or it exited with an error), the
+    hosts of its shard. Only what the results need is kept: no per-event files."""
+    import shutil
+    import subprocess
+    import threading
+
+    from ansible_runner.interface import run as runner_run
+
+    private = runner_dir(run_dir)
+    ensure_private(private)
+    stage = run_dir / "stage"
+    playbook, inventory = _stage(job, stage)
+    secrets = secret_values(job.extravars)
+    lock = threading.Lock()
+    cmdline = ["--forks", str(job.forks)]
+    if job.check:
+        cmdline.append("--check")
+    results: dict[str, dict[str, Any]] = {}
+
+    def envvars(shard_ident: str) -> dict[str, str]:
+        return {
+            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_LOCALHOST_WARNING": "false",
+            "ANSIBLE_CONFIG": "ansible.cfg",  # the payload's own, in the project
+            "ANSIBLE_CALLBACKS_ENABLED": _callbacks_enabled(os.environ),
+            # relative to the project, where ansible-playbook runs: lands in the worker's
+            # artifacts, which it streams back at the end
+            "FLEETCARE_FINDINGS_FILE": f"../artifacts/{shard_ident}/{FINDINGS_FILE}",
+        }
+
+    def deliver(event: dict[str, Any]) -> None:
+        drop_invocation(event)
+        with lock:
+            on_event(mask(event, secrets) if secrets else event)
+
+    def one(worker: Any, hosts: Sequence[str], proc: subprocess.Popen) -> None:
+        shard_ident = f"{ident}-{worker.name}"
+        artifacts = private / "artifacts" / shard_ident
+        state = results[worker.name]
+
+        # a payload folder of its own (hard links to the staged files): transmit writes the
+        # shard's env/ files (its variables and environment) into it
+        mine = run_dir / f"stage-{worker.name}"
+        shutil.copytree(stage, mine, copy_function=os.link)
+
+        def send() -> None:
+            try:
+                runner_run(streamer="transmit", _output=proc.stdin, private_data_dir=str(mine),
+                           ident=shard_ident, playbook=playbook.replace(str(stage), str(mine), 1),
+                           inventory=inventory.replace(str(stage), str(mine), 1),
+                           limit=",".join(hosts), extravars=dict(job.extravars), cmdline=" ".join(cmdline),
+                           envvars=envvars(shard_ident), settings={"suppress_ansible_output": True},
+                           quiet=True).run()
+            except (OSError, ValueError):
+                state["lost"] = True  # the worker went away while its payload was on its way
+            finally:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+                shutil.rmtree(mine, ignore_errors=True)
+
+        def on_status(data: dict[str, Any], runner_config: Any = None) -> None:
+            state["status"] = data.get("status")
+            if data.get("job_explanation"):
+                state["explanation"] = str(data["job_explanation"])
+
+        def handler(event: dict[str, Any]) -> bool:
+            deliver(event)
+            return keep_event_file(event, False)  # the results took the rest
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        processor = runner_run(streamer="process", _input=proc.stdout, private_data_dir=str(private),
+                               ident=shard_ident, event_handler=handler, status_handler=on_status,
+                               cancel_callback=lambda: False, quiet=True)
+        try:
+            processor.run()
+        except Exception as exc:  # a stream cut inside an artifacts zip, say
+            state["status"], state["explanation"] = "error", f"{type(exc).__name__}: {exc}"
+        state["rc"] = proc.wait()
+        sender.join(timeout=5)
+        for record in _Channel(artifacts / FINDINGS_FILE).read():
+            deliver(record)
+        strip_command_env(artifacts)
+        with contextlib.suppress(OSError):
+            (artifacts / "job_events").rmdir()  # when empty
+
+    procs: list[tuple[Any, subprocess.Popen]] = []
+    threads = []
+    status = "error"
+    try:
+        for worker, hosts in zip(workers, shards, strict=True):
+            if not hosts:
+                continue
+            log = open(private / f"worker-{worker.name}.log", "wb")  # noqa: SIM115 - closed below
+            try:
+                # the allowed part of the environment only, as for a local run
+                env = {k: v for k, v in os.environ.items() if env_allowed(k) and k != "ANSIBLE_CONFIG"}
+                proc = subprocess.Popen(list(worker.argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=log, start_new_session=True, env=env)
+            except OSError as exc:
+                log.close()
+                results[worker.name] = {"status": "error", "lost": True, "hosts": tuple(hosts),
+                                        "explanation": str(exc)}
+                continue
+            results[worker.name] = {"hosts": tuple(hosts), "log": log}
+            procs.append((worker, proc))
+            thread = threading.Thread(target=one, args=(worker, hosts, proc), daemon=True)
+            thread.start()
+            threads.append(thread)
+        stopped_at: float | None = None
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(timeout=_POLL / len(threads))
+            if cancelled() and stopped_at is None:
+                stopped_at = time.monotonic()
+                for _, proc in procs:
+                    _signal_group(proc, signal.SIGTERM)
+            if stopped_at is not None and time.monotonic() - stopped_at > _STOP_GRACE:
+                for _, proc in procs:
+                    _signal_group(proc, signal.SIGKILL)
+        if cancelled():
+            status = "canceled"
+        else:
+            statuses = [r.get("status") for r in results.values()]
+            status = "successful" if all(s == "successful" for s in statuses) else (
+                "failed" if all(s in ("successful", "failed") for s in statuses) else "error")
+    finally:
+        for _, proc in procs:
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGKILL)
+                with contextlib.suppress(Exception):
+                    proc.wait(timeout=5)
+        for r in results.values():
+            if r.get("log"):
+                r.pop("log").close()
+        for folder in (stage, *(run_dir / f"stage-{w.name}" for w in workers)):
+            shutil.rmtree(folder, ignore_errors=True)
+        forget_variables(private)
+        if secrets:
+            mask_files(private, secrets)
+    lost = {}
+    if status != "canceled":
+        for name, r in results.items():
+            if r.get("lost") or r.get("status") not in ("successful", "failed"):
+                lost[name] = r["hosts"]
+    return status, lost
+
+
+def _signal_group(proc: Any, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signum)

@@ -116,14 +116,14 @@ def _source_digest() -> str:
 
 def install_script(wheelhouse: str, venv: str = REMOTE_VENV, packages: tuple[str, ...] = ("fleetcare",)) -> str:
     """A POSIX shell script that installs ``packages`` from the wheelhouse folder ``wheelhouse`` (on
-    the target) into the virtual environment ``venv`` (relative: under $HOME), with no index.
+    the target) into the virtual environment ``venv`` (both relative: under $HOME), with no index.
     Debian's python3 without python3-venv has no ensurepip: the venv is then made without pip and
     pip runs from its own wheel in the wheelhouse."""
     q = shlex.quote
     return "\n".join([
         "set -eu",
         f'venv={q(venv)}; case "$venv" in /*) ;; *) venv="$HOME/$venv" ;; esac',
-        f"wh={q(wheelhouse)}",
+        f'wh={q(wheelhouse)}; case "$wh" in /*) ;; *) wh="$HOME/$wh" ;; esac',
         'if [ ! -x "$venv/bin/python" ]; then',
         '  mkdir -p "$(dirname "$venv")"',
         '  python3 -m venv "$venv" 2>/dev/null || { rm -rf "$venv"; python3 -m venv --without-pip "$venv"; }',
@@ -135,7 +135,7 @@ def install_script(wheelhouse: str, venv: str = REMOTE_VENV, packages: tuple[str
         '  [ -n "$pipwhl" ] || { echo "no pip wheel in $wh" >&2; exit 1; }',
         '  pip() { "$venv/bin/python" "$pipwhl/pip" "$@"; }',
         "fi",
-        f'pip install -q --no-index --find-links "$wh" {" ".join(q(p) for p in packages)}',
+        f'pip install -q --no-compile --no-index --find-links "$wh" {" ".join(q(p) for p in packages)}',
         'echo "$venv"',
     ]) + "\n"
 

@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 from ansible_collections.fleetcare.ops.plugins.module_utils import health_certs as hc
 from ansible_collections.fleetcare.ops.plugins.module_utils import health_system as hs
-from ansible_collections.fleetcare.ops.plugins.module_utils import sockets
-from ansible_collections.fleetcare.ops.plugins.module_utils import x509
+from ansible_collections.fleetcare.ops.plugins.module_utils import sockets, x509
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import BY_ID
 
 from fleetcare.collection import PACKAGE
