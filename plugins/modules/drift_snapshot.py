@@ -184,11 +184,26 @@ def _name(lookup, ident):
     return _NAMES[key]
 
 
-def sha256(path):
+HASH_BLOCK = 1 << 20  # one read for nearly every file under /etc; larger ones in 1 MiB blocks
+
+
+def sha256(path, size=None):
+    """Hex SHA-256 of a file; ``size`` (from a stat already made) lets a small file be read in one call."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(block)
+    with open(path, "rb", buffering=0) as handle:
+        if size is not None and size < HASH_BLOCK:
+            digest.update(handle.read(size + 1))
+            rest = handle.read(HASH_BLOCK)  # grew since the stat
+            while rest:
+                digest.update(rest)
+                rest = handle.read(HASH_BLOCK)
+            return digest.hexdigest()
+        block = bytearray(HASH_BLOCK)
+        view = memoryview(block)
+        got = handle.readinto(block)
+        while got:
+            digest.update(view[:got])
+            got = handle.readinto(block)
     return digest.hexdigest()
 
 
@@ -232,19 +247,19 @@ class Texts(object):
         self.used += size
 
 
-def file_entry(path, texts=None, shown=None):
-    """One file's record; a directory or socket is left out (None)."""
-    st = os.lstat(path)
-    out = {"mode": "%04o" % stat.S_IMODE(st.st_mode), "owner": _name(pwd.getpwuid, st.st_uid),
-           "group": _name(grp.getgrgid, st.st_gid)}
-    if stat.S_ISLNK(st.st_mode):
-        out["target"] = os.readlink(path)
-    elif stat.S_ISREG(st.st_mode):
-        out["size"] = st.st_size
+def file_entry(path, texts=None, shown=None, st=None):
+    """One file's record; a directory or socket is left out (None). ``st`` is its lstat when
+    the caller has it already (os.scandir's cached entry)."""
+    if st is None:
+        st = os.lstat(path)
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        out = {"mode": "%04o" % stat.S_IMODE(mode), "owner": _name(pwd.getpwuid, st.st_uid),
+               "group": _name(grp.getgrgid, st.st_gid), "size": st.st_size}
         try:
             if texts is not None and texts.wants(st):
                 # small: read once, for the digest and the text
-                with open(path, "rb") as handle:
+                with open(path, "rb", buffering=0) as handle:
                     raw = handle.read(texts.max_bytes + 1)
                 if len(raw) > texts.max_bytes:  # grew since lstat: too large for a text
                     out["sha256"] = sha256(path)
@@ -252,27 +267,57 @@ def file_entry(path, texts=None, shown=None):
                     out["sha256"] = hashlib.sha256(raw).hexdigest()
                     texts.offer(shown or path, raw, out["sha256"])
             else:
-                out["sha256"] = sha256(path)
+                out["sha256"] = sha256(path, st.st_size)
         except (IOError, OSError) as exc:
             out["sha256"] = "unreadable: %s" % (exc.strerror or exc)
-    else:
-        return None
-    return out
+        return out
+    if stat.S_ISLNK(mode):
+        return {"mode": "%04o" % stat.S_IMODE(mode), "owner": _name(pwd.getpwuid, st.st_uid),
+                "group": _name(grp.getgrgid, st.st_gid), "target": os.readlink(path)}
+    return None
 
 
 def snapshot_files(paths, excludes=(), max_files=20000, root="/", texts=None):
     """{host path: record} of the files and symlinks under ``paths``; TooMany past ``max_files``.
-    ``texts`` (a :class:`Texts`) collects the redacted text of small text files on the way."""
-    out = {}
+    ``texts`` (a :class:`Texts`) collects the redacted text of small text files on the way.
 
-    def add(real, shown):
-        if any(fnmatch.fnmatch(shown, pat) for pat in excludes):
+    One lstat per entry (os.scandir's, cached), one compiled pattern for the excludes, one read
+    for a small file's digest: the per-file cost is what a snapshot of /etc is made of."""
+    out = {}
+    skip = _matcher(tuple(excludes))
+
+    def add(real, shown, st=None):
+        if skip is not None and skip.match(shown):
             return
-        entry = file_entry(real, texts, shown)
+        entry = file_entry(real, texts, shown, st)
         if entry is not None:
             if len(out) >= max_files:
                 raise TooMany(shown)
             out[shown] = entry
+
+    def walk(real_dir, shown_dir):
+        try:
+            entries = sorted(os.scandir(real_dir), key=lambda e: e.name)
+        except OSError:
+            return
+        subdirs = []
+        for entry in entries:
+            shown = shown_dir.rstrip("/") + "/" + entry.name
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if is_dir:  # a symlink to a directory is recorded as a link, never followed
+                if skip is None or not skip.match(shown):
+                    subdirs.append((entry.path, shown))
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            add(entry.path, shown, st)
+        for real_sub, shown_sub in subdirs:
+            walk(real_sub, shown_sub)
 
     for top in paths:
         real_top = os.path.join(root, top.lstrip("/"))
@@ -281,14 +326,8 @@ def snapshot_files(paths, excludes=(), max_files=20000, root="/", texts=None):
         if not os.path.isdir(real_top) or os.path.islink(real_top):
             add(real_top, top)
             continue
-        for dirpath, dirnames, filenames in os.walk(real_top):
-            rel = os.path.relpath(dirpath, root)
-            shown_dir = "/" if rel == "." else "/" + rel
-            dirnames[:] = sorted(d for d in dirnames
-                                 if not any(fnmatch.fnmatch(os.path.join(shown_dir, d), p) for p in excludes))
-            # a symlink to a directory is recorded as a link, never followed
-            for name in sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-                add(os.path.join(dirpath, name), os.path.join(shown_dir, name))
+        rel = os.path.relpath(real_top, root)
+        walk(real_top, "/" if rel == "." else "/" + rel)
     return out
 
 
