@@ -120,6 +120,7 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
     DPKG_STATUS, parse_dpkg_installed, reboot_state, running_kernel)
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import SEARCH_PATH, probe, read_optional
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_run import RECORD_DIR, RESULTS, write_record
+from ansible_collections.fleetcare.ops.plugins.module_utils.reboot import boot_state
 
 OUTPUT_KEEP = 2000
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_SUSPEND": "1", "NEEDRESTART_MODE": "l",
@@ -189,6 +190,9 @@ def reboot_decision(policy, record, root="/", container=""):
                    "host's and a container is never rebooted" % (why, container))
     else:
         out.update(action="reboot" if wanted else "none", reason=why)
+    if out["action"] == "reboot":
+        # kept for the proof after the reboot (PTCH-REBOOT-002: module_utils/reboot.py)
+        out["before"] = boot_state(root, evidence["running_kernel"])
     return out
 
 

@@ -127,6 +127,11 @@ def test_reboot_policy(host: Path, policy, changed, required, action):
     assert in_container["action"] == ("not_applicable" if action == "reboot" else "none")
     if action == "reboot":
         assert "podman container" in in_container["reason"] and "never rebooted" in in_container["reason"]
+        # the state the proof after the reboot compares with (PTCH-REBOOT-002), only when rebooting
+        assert set(decided["before"]) == {"boot_id", "running_kernel", "newest_installed_kernel", "uptime_seconds"}
+        assert "before" not in in_container
+    else:
+        assert "before" not in decided
 
 
 def test_no_reboot_after_a_failed_run(host: Path):
