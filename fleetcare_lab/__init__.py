@@ -39,6 +39,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -732,14 +733,35 @@ def _resolve(name: str, state_dir: Path | None) -> dict[str, Any]:
     raise LabError(f"no lab host named {name}")
 
 
+def _vm_dir(name: str, state_dir: Path | None) -> Path | None:
+    state = _state_dir(state_dir)
+    if not (state / "vms").is_dir():
+        return None
+    from fleetcare_lab import vm
+
+    return vm.find(state, name)
+
+
 def stop_host(name: str, state_dir: Path | None = None) -> None:
-    """Stop one lab host (container or inventory name), as if it went down."""
+    """Stop one lab host (container, VM or inventory name), as if it went down."""
+    vmdir = _vm_dir(name, state_dir)
+    if vmdir is not None:
+        from fleetcare_lab import vm
+
+        vm.stop(vmdir)
+        return
     host = _resolve(name, state_dir)
     _podman("stop", "--time", "5", host["name"])
 
 
 def start_host(name: str, state_dir: Path | None = None, wait: bool = True) -> None:
     """Start a stopped lab host again; with ``wait``, until it answers SSH."""
+    vmdir = _vm_dir(name, state_dir)
+    if vmdir is not None:
+        from fleetcare_lab import vm
+
+        vm.start(vmdir, _state_dir(state_dir) / KEY_NAME, wait=wait)
+        return
     host = _resolve(name, state_dir)
     if host["state"] != "running":
         _start(host["name"])
@@ -760,8 +782,17 @@ def exec_in(
 
     For tests that break a host on purpose (``systemctl stop ssh``, fill a
     disk...).  Returns the finished process; with ``check``, a non-zero exit
-    raises :class:`LabError`.
+    raises :class:`LabError`.  A VM is reached over SSH as root.
     """
+    vmdir = _vm_dir(name, state_dir)
+    if vmdir is not None:
+        port = json.loads((vmdir / "vm.json").read_text())["port"]
+        key = _state_dir(state_dir) / KEY_NAME
+        proc = subprocess.run([*ssh_command(key, port), " ".join(map(shlex.quote, argv))], input=input,
+                              capture_output=True, text=True, check=False)
+        if check and proc.returncode != 0:
+            raise LabError(f"{' '.join(argv)} in {name} failed: {_last_line(proc.stderr)}")
+        return proc
     host = _resolve(name, state_dir)
     proc = _podman("exec", "-i", host["name"], *argv, input=input, check=False)
     if check and proc.returncode != 0:
