@@ -139,6 +139,13 @@ def test_no_reboot_after_a_failed_run(host: Path):
     assert decided["action"] == "none" and "did not succeed" in decided["reason"]
 
 
+def test_a_run_with_nothing_to_install_still_reboots_into_a_waiting_kernel(host: Path):
+    (host / "var/run").mkdir(parents=True, exist_ok=True)
+    (host / "var/run/reboot-required").write_text("")
+    decided = patching_apply.reboot_decision("smart", {"result": "nothing_to_do"}, str(host))
+    assert decided["action"] == "reboot" and decided["before"]["running_kernel"]
+
+
 def test_reboot_decision_is_in_the_record(host: Path):
     os.makedirs(host / "var/run", exist_ok=True)
     (host / "var/run/reboot-required").write_text("")
