@@ -50,7 +50,7 @@ CHECKS = (
            the boot ID must be new and the running kernel the newest one installed; otherwise the
            host did not reboot, or came back on an older kernel and the fix is not in force.
            not_applicable when no reboot was decided, and in a container (never rebooted).""",
-           """Reboot the host (fleetcare patch with --reboot always, or by hand); if it boots an
+           """Reboot the host (fleetcare patch -e patching_reboot=always, or by hand); if it boots an
            older kernel, check the boot loader's default entry (/vmlinuz, grub-set-default)."""),
     _check("PTCH-UU-001", "Automatic security updates", "minor", ("uu_max_age_days",),
            """unattended-upgrades installed and enabled (APT::Periodic::Unattended-Upgrade not 0)
