@@ -294,7 +294,7 @@ def build_image(distro: str = "12", force: bool = False, progress: Callable[[str
     stamp = target.with_suffix(".recipe")
     want = recipe_hash(distro)
     image_dir().mkdir(parents=True, exist_ok=True)
-    with _locked(image_dir() / ".lock"):
+    with _locked(image_dir() / f".lock-{distro}"):
         if not force and target.exists() and stamp.exists() and stamp.read_text().strip() == want:
             progress(f"vm debian {distro}: {target} is up to date")
             return target
@@ -377,8 +377,11 @@ def _qemu_argv(vmdir: Path, port: int, accel: str) -> list[str]:
         "qemu-system-x86_64", "-name", vmdir.name, "-machine", "q35" if accel == "kvm" else "pc",
         *(["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg,tb-size=256"]),
         "-m", str(MEMORY_MB), "-smp", str(CPUS), "-display", "none", "-nodefaults",
-        "-serial", f"file:{vmdir / 'serial.log'}", "-daemonize", "-pidfile", str(vmdir / "qemu.pid"),
-        "-drive", f"file={vmdir / 'disk.qcow2'},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
+        "-serial", f"file:{vmdir / 'serial.log'}", "-monitor", f"unix:{vmdir / 'monitor.sock'},server,nowait",
+        "-daemonize", "-pidfile", str(vmdir / "qemu.pid"),
+        # bootindex: the BIOS boots this disk, and GRUB's (hd0) is this disk, never the seed
+        "-drive", f"file={vmdir / 'disk.qcow2'},if=none,id=disk,format=qcow2,cache=unsafe,discard=unmap",
+        "-device", "virtio-blk-pci,drive=disk,bootindex=0",
         "-drive", f"file={vmdir / 'seed.raw'},if=none,id=seed,format=raw,readonly=on",
         "-device", f"virtio-blk-pci,drive=seed,serial={SEED_SERIAL}",
         "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22",
