@@ -73,6 +73,8 @@ HARDENING_PACKAGES = (
 # The judges of benchmarks/hardening.py (the guest reaches no mirror), which
 # change nothing on the host until they run.
 SCANNER_PACKAGES = ("lynis", "openscap-scanner")
+# Debian 11 ships oscap in libopenscap8 (openscap-scanner came with 12).
+SCANNER_PACKAGES_BY_RELEASE = {"11": ("lynis", "libopenscap8")}
 # A booting systemd host with sshd and what Ansible needs.
 BASE_PACKAGES = (
     "systemd", "systemd-sysv", "udev", "dbus", "openssh-server", "python3", "python3-apt", "sudo",
@@ -199,12 +201,18 @@ def image_path(distro: str) -> Path:
     return image_dir() / f"debian{distro}.raw"
 
 
+def packages(distro: str) -> list[str]:
+    """What the image of Debian ``distro`` installs (those its archive lacks are left out and said)."""
+    scanners = SCANNER_PACKAGES_BY_RELEASE.get(distro, SCANNER_PACKAGES)
+    return sorted(set(BASE_PACKAGES + HARDENING_PACKAGES + scanners))
+
+
 def recipe_hash(distro: str) -> str:
     recipe = {
         "suite": SUITES[distro],
         "mirror": MIRROR,
         "security": SECURITY_MIRROR,
-        "packages": sorted(set(BASE_PACKAGES + HARDENING_PACKAGES + SCANNER_PACKAGES)),
+        "packages": packages(distro),
         "scripts": [_CHROOT_SCRIPT, _SEED_SCRIPT, _SEED_UNIT, _GRUB_CFG, _GRUB_EARLY, list(GRUB_MODULES)],
         "size": IMAGE_SIZE,
         "recipe": IMAGE_RECIPE,
@@ -248,8 +256,7 @@ def _make_rootfs(distro: str, rootfs: Path, log: Path, progress: Callable[[str],
     seed.chmod(0o755)
     (rootfs / "etc/systemd/system/fleetcare-seed.service").write_text(_SEED_UNIT)
     script = _CHROOT_SCRIPT.replace("__SECURITY__", SECURITY_MIRROR).replace("__KCACHE__", GUEST_KERNEL_CACHE)
-    packages = sorted(set(BASE_PACKAGES + HARDENING_PACKAGES + SCANNER_PACKAGES))
-    _chroot(rootfs, ["sh", "-c", script, "fleetcare-vm", suite, *packages], "package installation", log)
+    _chroot(rootfs, ["sh", "-c", script, "fleetcare-vm", suite, *packages(distro)], "package installation", log)
     for line in log.read_text(errors="replace").splitlines():
         if line.startswith("not in "):
             progress(f"vm debian {distro}: {line}")
