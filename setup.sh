@@ -40,6 +40,8 @@ if $want_test; then
     apt_install podman runc debootstrap openssh-client uidmap slirp4netns fuse-overlayfs \
         chromium ca-certificates prometheus prometheus-node-exporter prometheus-alertmanager \
         apt-utils dpkg-dev fonts-wqy-microhei util-linux restic debsecan
+    # the VM lab (fleetcare_lab/vm.py): qemu, qemu-img, and GRUB's BIOS images written into the disk
+    apt_install qemu-system-x86 qemu-utils grub-pc-bin e2fsprogs
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -179,11 +179,15 @@ def _lab_arguments(lab: argparse.ArgumentParser) -> None:
     p.add_argument("--distro", action="append", choices=("11", "12", "13"),
                    help="Debian release (repeatable; default all three)")
     p.add_argument("--force", action="store_true", help="rebuild even when cached")
+    p.add_argument("--vm", action="store_true", help="build the qemu VM images instead of the container images")
     p = labsub.add_parser("up", help="start N hosts and write an inventory (idempotent)")
-    p.add_argument("--hosts", type=int, default=3, metavar="N", help="number of hosts (default 3)")
+    p.add_argument("--hosts", type=int, default=None, metavar="N",
+                   help="number of containers (default 3, or 0 with --vm)")
+    p.add_argument("--vm", type=int, default=0, metavar="N",
+                   help="number of qemu VMs with their own kernel (group vm; default 0)")
     p.add_argument("--distro", choices=("11", "12", "13"), default="12", help="Debian release (default 12)")
-    labsub.add_parser("status", help="list the lab's containers")
-    labsub.add_parser("down", help="remove every lab container and the lab's key and inventory")
+    labsub.add_parser("status", help="list the lab's containers and VMs")
+    labsub.add_parser("down", help="remove every lab container and VM and the lab's key and inventory")
 
 
 def _schedule_options(p: argparse.ArgumentParser) -> None:
@@ -723,19 +727,27 @@ def _unwaive(args: argparse.Namespace) -> int:
 def _lab(args: argparse.Namespace) -> int:
     import fleetcare_lab as lab
 
-    if args.lab_command == "images":
+    if args.lab_command == "images" and args.vm:
+        from fleetcare_lab import vm
+
+        for distro in args.distro or ("12",):
+            print(vm.build_image(distro, force=args.force))
+    elif args.lab_command == "images":
         for name in lab.build_images(tuple(args.distro or ("11", "12", "13")), force=args.force):
             print(name)
     elif args.lab_command == "up":
-        if args.hosts < 1:
-            raise InputError(f"--hosts: must be at least 1, not {args.hosts}")
-        print(lab.up(args.hosts, args.distro))
+        hosts = args.hosts if args.hosts is not None else (0 if args.vm else 3)
+        if args.vm < 0:
+            raise InputError(f"--vm: must be at least 0, not {args.vm}")
+        if hosts < 0 or hosts + args.vm < 1:
+            raise InputError(f"--hosts: must be at least 1, not {hosts}")
+        print(lab.up(hosts, args.distro, vms=args.vm))
     elif args.lab_command == "status":
         rows = lab.status()
         if not rows:
-            print("no lab containers")
+            print("no lab hosts")
         for r in rows:
-            print("  ".join(str(r.get(k, "")) for k in ("name", "distro", "state", "address", "port")))
+            print("  ".join(str(r.get(k, "")) for k in ("name", "kind", "distro", "state", "address", "port")))
     else:
         lab.down()
     return 0

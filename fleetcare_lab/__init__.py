@@ -39,6 +39,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -584,7 +585,7 @@ def _write_inventory(state: Path, key: Path, hosts: list[dict[str, Any]]) -> Pat
             f"          ansible_ssh_private_key_file: {_yaml(str(key))}",
             f"          ansible_ssh_common_args: {_yaml(SSH_COMMON_ARGS)}",
             "          ansible_python_interpreter: /usr/bin/python3",
-            f"          fleetcare_lab_container: {_yaml(host['name'])}",
+            f"          fleetcare_lab_{host.get('kind', 'container')}: {_yaml(host['name'])}",
         ]
     distros = sorted({host["distro"] for host in hosts}, key=int)
     if distros:
@@ -592,6 +593,10 @@ def _write_inventory(state: Path, key: Path, hosts: list[dict[str, Any]]) -> Pat
     for distro in distros:
         lines += [f"        debian{distro}:", "          hosts:"]
         lines += [f"            {h['host']}:" for h in hosts if h["distro"] == distro]
+    machines = [h for h in hosts if h.get("kind") == "vm"]
+    if machines:
+        lines += ["        vm:", "          hosts:"]
+        lines += [f"            {h['host']}:" for h in machines]
     inventory = state / INVENTORY_NAME
     tmp = inventory.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -599,7 +604,13 @@ def _write_inventory(state: Path, key: Path, hosts: list[dict[str, Any]]) -> Pat
     return inventory
 
 
-def up(hosts: int, distro: str = "12", state_dir: Path | None = None) -> Path:
+def up(
+    hosts: int,
+    distro: str = "12",
+    state_dir: Path | None = None,
+    vms: int = 0,
+    progress: Callable[[str], None] = print,
+) -> Path:
     """Bring up ``hosts`` lab containers of Debian ``distro``; return the inventory.
 
     Idempotent: containers of this lab that exist are reused (stopped ones are
@@ -608,15 +619,20 @@ def up(hosts: int, distro: str = "12", state_dir: Path | None = None) -> Path:
     made with one ``up`` per release.  Builds the image if it is missing
     (:func:`build_images` refreshes one whose definition changed; running
     containers keep the image they were created from).
+    ``vms`` qemu VMs of the same release come up beside the containers
+    (:mod:`fleetcare_lab.vm`; ``hosts`` may then be 0).
     Returns once every host of the lab answers SSH, with the path of
-    ``<state_dir>/inventory.yml`` (group ``lab``, one child group per release).
+    ``<state_dir>/inventory.yml`` (group ``lab``, one child group per release,
+    and ``vm`` for the VMs).
     """
-    if hosts < 1:
-        raise LabError(f"a lab needs at least one host, not {hosts}")
+    if hosts < 0 or vms < 0 or hosts + vms < 1:
+        raise LabError(f"a lab needs at least one host, not {hosts + vms}")
     (distro,) = _check_distros([distro])
     _require_root()
-    _require("podman", "ssh", "ssh-keygen")
-    if _image_id(image_name(distro)) is None:
+    _require("ssh", "ssh-keygen")
+    if hosts:
+        _require("podman")
+    if hosts and _image_id(image_name(distro)) is None:
         build_images([distro])
     state = _state_dir(state_dir)
     state.mkdir(parents=True, exist_ok=True)
@@ -624,14 +640,18 @@ def up(hosts: int, distro: str = "12", state_dir: Path | None = None) -> Path:
     with _locked(state):
         key = _ensure_key(state)
         public_key = key.with_suffix(".pub").read_text(encoding="utf-8").strip()
-        existing = {(h["distro"], h["index"]): h for h in map(_describe, _containers(state))}
+        if vms:
+            from fleetcare_lab import vm
+
+            vm.up(vms, distro, state, key, progress)
+        existing = {(h["distro"], h["index"]): h for h in map(_describe, _containers(state))} if hosts else {}
         for index in range(1, hosts + 1):
             host = existing.get((distro, index))
             if host is None:
                 _run_container(state, distro, index)
             elif host["state"] != "running":
                 _start(host["name"])
-        lab = _lab_hosts(state)
+        lab = _lab_hosts(state) if hosts or _has_containers(state) else []
         missing = [h["name"] for h in lab if h["port"] is None]
         if missing:
             raise LabError(f"no SSH port published for {', '.join(missing)}")
@@ -646,8 +666,8 @@ def up(hosts: int, distro: str = "12", state_dir: Path | None = None) -> Path:
         # 20-host `up` about as fast as a 2-host one.
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(ready, lab))
-        lab = _lab_hosts(state)
-        return _write_inventory(state, key, lab)
+        lab = _lab_hosts(state) if lab else []
+        return _write_inventory(state, key, lab + _vm_hosts(state))
 
 
 def _lab_hosts(state: Path) -> list[dict[str, Any]]:
@@ -655,27 +675,43 @@ def _lab_hosts(state: Path) -> list[dict[str, Any]]:
     return sorted(hosts, key=lambda h: (int(h["distro"] or 0), h["index"]))
 
 
+def _has_containers(state: Path) -> bool:
+    return shutil.which("podman") is not None and bool(_containers(state))
+
+
+def _vm_hosts(state: Path) -> list[dict[str, Any]]:
+    if not (state / "vms").is_dir():
+        return []
+    from fleetcare_lab import vm
+
+    return vm.vms(state)
+
+
 def status(state_dir: Path | None = None) -> list[dict[str, Any]]:
     """One dict per container of the lab in ``state_dir``.
 
     Keys: ``name`` (container), ``host`` (inventory name), ``distro``,
-    ``index``, ``state`` (podman's: running, exited, ...), ``port`` (SSH on
-    ``address``), ``address`` (always 127.0.0.1), ``image``.
+    ``index``, ``state`` (podman's: running, exited, ...; a VM's: running,
+    stopped), ``port`` (SSH on ``address``), ``address`` (always 127.0.0.1),
+    ``image``, ``kind`` (container or vm).  VMs come after the containers.
     """
-    _require("podman")
     state = _state_dir(state_dir)
-    return sorted(map(_describe, _containers(state)), key=lambda h: (int(h["distro"] or 0), h["index"]))
+    containers = [dict(h, kind="container") for h in _lab_hosts(state)] if _has_containers(state) else []
+    return containers + _vm_hosts(state)
 
 
 def down(state_dir: Path | None = None) -> None:
     """Remove the lab in ``state_dir``: its containers, key and inventory.
 
-    Images are kept.  The state directory itself goes too when nothing else
-    is left in it.
+    Its VMs are stopped and their disks removed.  Images are kept.  The
+    state directory itself goes too when nothing else is left in it.
     """
-    _require("podman")
     state = _state_dir(state_dir)
-    names = [_describe(info)["name"] for info in _containers(state)]
+    if (state / "vms").is_dir():
+        from fleetcare_lab import vm
+
+        vm.down(state)
+    names = [_describe(info)["name"] for info in _containers(state)] if _has_containers(state) else []
     # A container whose processes are still being killed can leave its /dev/shm
     # mount busy for a moment ("unlinkat .../userdata/shm: device or resource
     # busy"); podman finishes the removal on a second call.
@@ -707,14 +743,35 @@ def _resolve(name: str, state_dir: Path | None) -> dict[str, Any]:
     raise LabError(f"no lab host named {name}")
 
 
+def _vm_dir(name: str, state_dir: Path | None) -> Path | None:
+    state = _state_dir(state_dir)
+    if not (state / "vms").is_dir():
+        return None
+    from fleetcare_lab import vm
+
+    return vm.find(state, name)
+
+
 def stop_host(name: str, state_dir: Path | None = None) -> None:
-    """Stop one lab host (container or inventory name), as if it went down."""
+    """Stop one lab host (container, VM or inventory name), as if it went down."""
+    vmdir = _vm_dir(name, state_dir)
+    if vmdir is not None:
+        from fleetcare_lab import vm
+
+        vm.stop(vmdir)
+        return
     host = _resolve(name, state_dir)
     _podman("stop", "--time", "5", host["name"])
 
 
 def start_host(name: str, state_dir: Path | None = None, wait: bool = True) -> None:
     """Start a stopped lab host again; with ``wait``, until it answers SSH."""
+    vmdir = _vm_dir(name, state_dir)
+    if vmdir is not None:
+        from fleetcare_lab import vm
+
+        vm.start(vmdir, _state_dir(state_dir) / KEY_NAME, wait=wait)
+        return
     host = _resolve(name, state_dir)
     if host["state"] != "running":
         _start(host["name"])
@@ -735,8 +792,17 @@ def exec_in(
 
     For tests that break a host on purpose (``systemctl stop ssh``, fill a
     disk...).  Returns the finished process; with ``check``, a non-zero exit
-    raises :class:`LabError`.
+    raises :class:`LabError`.  A VM is reached over SSH as root.
     """
+    vmdir = _vm_dir(name, state_dir)
+    if vmdir is not None:
+        port = json.loads((vmdir / "vm.json").read_text())["port"]
+        key = _state_dir(state_dir) / KEY_NAME
+        proc = subprocess.run([*ssh_command(key, port), " ".join(map(shlex.quote, argv))], input=input,
+                              capture_output=True, text=True, check=False)
+        if check and proc.returncode != 0:
+            raise LabError(f"{' '.join(argv)} in {name} failed: {_last_line(proc.stderr)}")
+        return proc
     host = _resolve(name, state_dir)
     proc = _podman("exec", "-i", host["name"], *argv, input=input, check=False)
     if check and proc.returncode != 0:

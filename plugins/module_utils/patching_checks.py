@@ -44,6 +44,14 @@ CHECKS = (
            file) or a newer kernel than the running one is installed: the fixes are on disk but not
            in force. The same implementation as the health role's HLTH-REBOOT-001.""",
            """Reboot the host in its maintenance window."""),
+    _check("PTCH-REBOOT-002", "The decided reboot happened, into the newest kernel", "major", (),
+           """When the last patch run's reboot policy decided a reboot, the run kept the boot ID
+           (/proc/sys/kernel/random/boot_id) and the running kernel before it. After the reboot
+           the boot ID must be new and the running kernel the newest one installed; otherwise the
+           host did not reboot, or came back on an older kernel and the fix is not in force.
+           not_applicable when no reboot was decided, and in a container (never rebooted).""",
+           """Reboot the host (fleetcare patch -e patching_reboot=always, or by hand); if it boots an
+           older kernel, check the boot loader's default entry (/vmlinuz, grub-set-default)."""),
     _check("PTCH-UU-001", "Automatic security updates", "minor", ("uu_max_age_days",),
            """unattended-upgrades installed and enabled (APT::Periodic::Unattended-Upgrade not 0)
            installs security updates between patch runs. Enabled is not enough: it is judged by its

@@ -86,8 +86,8 @@ options:
     default: /var/lib/fleetcare/patching
   reboot:
     description:
-      - After a successful run, whether the role reboots the host (RV(record.reboot.action)):
-        V(never); V(always); V(patched) when a package changed; V(smart) when a reboot is
+      - After a successful run (or one with nothing to install), whether the role reboots the host
+        (RV(record.reboot.action)): V(never); V(always); V(patched) when a package changed; V(smart) when a reboot is
         required (C(/var/run/reboot-required), or a newer kernel than the running one).
       - In a container the action is C(not_applicable) with the reason; it is never rebooted.
     type: str
@@ -120,6 +120,7 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
     DPKG_STATUS, parse_dpkg_installed, reboot_state, running_kernel)
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import SEARCH_PATH, probe, read_optional
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_run import RECORD_DIR, RESULTS, write_record
+from ansible_collections.fleetcare.ops.plugins.module_utils.reboot import boot_state
 
 OUTPUT_KEEP = 2000
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_SUSPEND": "1", "NEEDRESTART_MODE": "l",
@@ -172,7 +173,8 @@ def reboot_decision(policy, record, root="/", container=""):
     ``not_applicable`` in a container, whose kernel is the engine host's (never rebooted)."""
     pending, evidence = reboot_state(running_kernel(), container, root)
     out = {"policy": policy, "required": pending, "required_reason": evidence["reason"]}
-    if record.get("result") != "success":
+    # nothing_to_do is a run that succeeded: a kernel installed earlier may still wait for a reboot
+    if record.get("result") not in ("success", "nothing_to_do"):
         wanted, why = False, "the run did not succeed (%s)" % record.get("result")
     elif policy == "never":
         wanted, why = False, "policy never"
@@ -189,6 +191,9 @@ def reboot_decision(policy, record, root="/", container=""):
                    "host's and a container is never rebooted" % (why, container))
     else:
         out.update(action="reboot" if wanted else "none", reason=why)
+    if out["action"] == "reboot":
+        # kept for the proof after the reboot (PTCH-REBOOT-002: module_utils/reboot.py)
+        out["before"] = boot_state(root, evidence["running_kernel"])
     return out
 
 

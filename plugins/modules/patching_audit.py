@@ -167,6 +167,7 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.patching_window impo
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_window import window_problems
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_run import LAST_RUN, RECORD_DIR, RESULTS
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_run import read_record as read_run_record
+from ansible_collections.fleetcare.ops.plugins.module_utils.reboot import boot_state, judge_reboot
 
 ROLE = "patching"
 DAY = 86400.0
@@ -370,6 +371,18 @@ def check_run(ctx):
     return ("pass" if ok else "fail"), "major", evidence, metrics
 
 
+def check_rebooted(ctx):
+    directory = ctx.p.get("record_dir") or RECORD_DIR
+    record = read_run_record(ctx.root, directory)
+    if record is None:
+        raise NotApplicable("no patch run recorded on this host (%s/%s)" % (directory, LAST_RUN))
+    if ctx.container:
+        raise NotApplicable("a %s container has no boot of its own and is never rebooted" % ctx.container)
+    status, evidence = judge_reboot(record.get("reboot"), boot_state(ctx.root))
+    evidence["record"] = "%s/%s" % (directory, LAST_RUN)
+    return status, "major", evidence, [metric("patching_reboot_proven", 1 if status == "pass" else 0)]
+
+
 def judge_gate(gate):
     """The gate's outcome from the health findings before and after: the findings of a gated
     severity that fail after patching and did not fail before."""
@@ -448,6 +461,7 @@ CHECK_FUNCS = {
     "PTCH-HOLD-001": check_held,
     "PTCH-LIST-001": check_lists,
     "PTCH-REBOOT-001": check_reboot,
+    "PTCH-REBOOT-002": check_rebooted,
     "PTCH-UU-001": check_unattended,
     "PTCH-RESTART-001": check_restart,
     "PTCH-DPKG-001": check_dpkg,

@@ -34,5 +34,5 @@ def test_lab_commands_round_trip(tmp_path):
     finally:
         down = fleetcare("lab", "down")
     assert down.returncode == 0, down.stderr
-    assert fleetcare("lab", "status").stdout.strip() == "no lab containers"
+    assert fleetcare("lab", "status").stdout.strip() == "no lab hosts"
     assert not inventory.exists()

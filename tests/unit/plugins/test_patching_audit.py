@@ -5,6 +5,7 @@ apt-config dump) as recorded on a Debian host with the test repository of molecu
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -107,7 +108,7 @@ def test_dpkg_holds_and_installed_packages():
 
 def test_pending_split_into_security_and_other(host: Path):
     findings, body, result = run(host)
-    assert body["expected"] == len(CHECKS) == len(findings) == 11
+    assert body["expected"] == len(CHECKS) == len(findings) == 12
     sec, other = findings["PTCH-SEC-001"], findings["PTCH-UPD-001"]
     assert (sec["status"], sec["severity"]) == ("fail", "major")
     assert sec["evidence"]["updates"] == [{"package": "fc-sec", "installed": "1.0", "candidate": "1.1",
@@ -218,7 +219,7 @@ def test_apt_unusable_makes_every_check_an_error(host: Path):
         return 100, "", "E: Could not open lock file"
 
     findings, body, result = run(host, broken)
-    assert body["expected"] == 11
+    assert body["expected"] == 12
     assert {f["status"] for f in findings.values()} == {"error"}
     assert "apt-cache policy exited 100" in findings["PTCH-SEC-001"]["evidence"]["reason"]
     assert result["upgrade"] == []
@@ -503,3 +504,17 @@ def test_gate_not_run_or_stopped_is_not_applicable(host: Path):
     assert run(host, gate={"ran": "False", "after": []})[0]["PTCH-GATE-001"]["status"] == "not_applicable"
     gate = run(host, gate={"stopped_by": ["web-2: HLTH-UNIT-001"]})[0]["PTCH-GATE-001"]
     assert gate["status"] == "not_applicable" and "web-2: HLTH-UNIT-001" in gate["evidence"]["reason"]
+
+
+def test_the_decided_reboot_is_judged_from_the_run_record(host: Path):
+    """PTCH-REBOOT-002: not_applicable without a run, and in a container whatever the record says."""
+    findings, _, _ = run(host, record_dir="/var/lib/fleetcare/patching")
+    assert findings["PTCH-REBOOT-002"]["status"] == "not_applicable"
+    records = host / "var/lib/fleetcare/patching"
+    records.mkdir(parents=True)
+    (records / "last-run.json").write_text(json.dumps({
+        "version": 1, "result": "success", "start": NOW, "end": NOW,
+        "reboot": {"action": "reboot", "reason": "policy always", "before": {"boot_id": "x"}}}))
+    findings, _, _ = run(host, record_dir="/var/lib/fleetcare/patching")
+    assert findings["PTCH-REBOOT-002"]["status"] == "not_applicable"
+    assert "container" in findings["PTCH-REBOOT-002"]["evidence"]["reason"]

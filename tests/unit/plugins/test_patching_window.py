@@ -127,11 +127,23 @@ def test_reboot_policy(host: Path, policy, changed, required, action):
     assert in_container["action"] == ("not_applicable" if action == "reboot" else "none")
     if action == "reboot":
         assert "podman container" in in_container["reason"] and "never rebooted" in in_container["reason"]
+        # the state the proof after the reboot compares with (PTCH-REBOOT-002), only when rebooting
+        assert set(decided["before"]) == {"boot_id", "running_kernel", "newest_installed_kernel", "uptime_seconds"}
+        assert "before" not in in_container
+    else:
+        assert "before" not in decided
 
 
 def test_no_reboot_after_a_failed_run(host: Path):
     decided = patching_apply.reboot_decision("always", {"result": "pre_hook_failed"}, str(host))
     assert decided["action"] == "none" and "did not succeed" in decided["reason"]
+
+
+def test_a_run_with_nothing_to_install_still_reboots_into_a_waiting_kernel(host: Path):
+    (host / "var/run").mkdir(parents=True, exist_ok=True)
+    (host / "var/run/reboot-required").write_text("")
+    decided = patching_apply.reboot_decision("smart", {"result": "nothing_to_do"}, str(host))
+    assert decided["action"] == "reboot" and decided["before"]["running_kernel"]
 
 
 def test_reboot_decision_is_in_the_record(host: Path):
