@@ -36,7 +36,7 @@ import threading
 import time
 
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import NotApplicable, metric
-from ansible_collections.fleetcare.ops.plugins.module_utils import sockets
+from ansible_collections.fleetcare.ops.plugins.module_utils.sockets import listening as listening_sockets
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import read_optional
 from ansible_collections.fleetcare.ops.plugins.module_utils.x509 import certificate_details, pem_certificates
 
@@ -57,7 +57,7 @@ def listening_tcp(root="/"):
     """[{address, port, inode, pid, process}] of every listening TCP socket, IPv4 and IPv6 (read by
     module_utils/sockets.py), one per address and port."""
     seen, out = set(), []
-    for entry in sockets.listening(root, ("tcp", "tcp6")):
+    for entry in listening_sockets(root, ("tcp", "tcp6")):
         key = (entry["address"], entry["port"])
         if key not in seen:
             seen.add(key)
