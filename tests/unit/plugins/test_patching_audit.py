@@ -503,3 +503,16 @@ def test_gate_not_run_or_stopped_is_not_applicable(host: Path):
     assert run(host, gate={"ran": "False", "after": []})[0]["PTCH-GATE-001"]["status"] == "not_applicable"
     gate = run(host, gate={"stopped_by": ["web-2: HLTH-UNIT-001"]})[0]["PTCH-GATE-001"]
     assert gate["status"] == "not_applicable" and "web-2: HLTH-UNIT-001" in gate["evidence"]["reason"]
+
+
+def test_gate_of_a_host_unhealthy_before_fails_naming_the_findings(host: Path):
+    before = [_hf("HLTH-CERT-001", "fail", "critical", "expires in 1 day"), _hf("HLTH-LOG-001", "fail", "minor")]
+    findings, _, result = run(host, gate={"ran": False, "skipped": True, "before": before})
+    gate = findings["PTCH-GATE-001"]
+    assert (gate["status"], gate["severity"]) == ("fail", "critical")
+    assert gate["evidence"]["failing_before"] == ["HLTH-CERT-001"]  # the minor one is not gated
+    assert gate["evidence"]["reason"] == "not patched: unhealthy before patching (HLTH-CERT-001 failing)"
+    assert result["gate"]["new_failures"] == []  # a skipped host never stops the rollout
+    # only failures of a gated severity make a host unhealthy
+    findings, _, _ = run(host, gate={"skipped": "True", "before": before[1:]})
+    assert findings["PTCH-GATE-001"]["status"] == "not_applicable"
