@@ -100,7 +100,11 @@ def main() -> int:
                                                                   "load_critical_per_core": 10000},
                                         "patching_gate_severities": ["critical"], "patching_lock_timeout": 30}))
         try:
-            inventory = lab.up(HOSTS, "12", state_dir=state)
+            try:
+                inventory = lab.up(HOSTS, "12", state_dir=state)
+            except lab.LabError as exc:  # a host slow to answer SSH on a loaded machine: up again reuses the rest
+                print(f"lab up, again: {exc}", flush=True)
+                inventory = lab.up(HOSTS, "12", state_dir=state)
             hosts = [h for h in lab.status(state) if h["state"] == "running"][:HOSTS]
             repo = aptrepo.build(tmp_path / "fc-repo")
             for host in hosts:
