@@ -104,6 +104,14 @@ WORKERS = Option("--workers", "run the hosts in shards on these workers, merged 
                  check=_worker_specs)
 
 
+def _fail_percent(values: Sequence[str]) -> None:
+    from fleetcare.errors import InputError
+
+    for value in values:
+        if not value.isdigit() or int(value) > 100:
+            raise InputError(f"{value!r} is not a percentage of a batch's hosts (0 to 100)")
+
+
 CHECK = Option("--check", "change nothing; report what would change", job="check")
 
 COMMANDS: dict[str, Command] = {c.name: c for c in (
@@ -147,14 +155,17 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
         "services to restart, interrupted dpkg, dpkg lock, unattended-upgrades, the last run's record). "
         "With --update security|all, inside the host's maintenance window only: pre hooks, apt that "
         "never prompts (held packages stay), post hooks, a run record on the host, the reboot policy, "
-        "then audit again; --batch N patches N hosts at a time and stops the rollout when a host's "
-        "health gets worse. With --check, install nothing. Without -i, patches this machine.",
+        "then audit again; a host already unhealthy before is skipped; --batch N patches N hosts at a "
+        "time and stops the rollout when a host's health gets worse or, with --max-fail PERCENT, when "
+        "more than that share of a batch failed. With --check, install nothing. Without -i, patches this machine.",
         playbook="playbooks/patch.yml", roles=("patching",), title="Patching report",
         example="patching_lists_max_age_days=7",
         options=(Option("--update", "install these pending updates: security or all (default: audit only)",
                         metavar="KIND", var="patching_update", check=_update_kinds),
                  Option("--batch", "patch N hosts at a time, health-gated: a host whose health gets worse "
                         "stops the later batches", metavar="N", var="patching_batch", check=_batch_size),
+                 Option("--max-fail", "with --batch: when more than PERCENT of a batch's hosts fail, leave the "
+                        "later batches untouched", metavar="PERCENT", var="patching_max_fail", check=_fail_percent),
                  CHECK)),
     Command(
         "backup", "restic backups on systemd timers, then audit them",

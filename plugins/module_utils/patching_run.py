@@ -32,6 +32,7 @@ RESULTS = {
     "nothing_to_do": True,      # nothing was pending for this kind
     "refused": False,           # outside the maintenance window or inside a blackout
     "stopped": False,           # a rolling run stopped before this host: a health gate failed
+    "unhealthy": False,         # the health gate before failed: the host was skipped
     "blocked": False,           # dpkg interrupted or its lock held: apt never ran
     "pre_hook_failed": False,   # a pre-patch hook exited non-zero: apt never ran
     "failed": False,            # apt failed

@@ -168,7 +168,8 @@ def drift_problems(params, name=None):
 
 
 def patching_problems(params, name=None):
-    """Problems of the patching options: the maintenance windows and blackout dates."""
+    """Problems of the patching options: the maintenance windows, blackout dates and the share of
+    a batch that may fail (a percentage)."""
     from ansible_collections.fleetcare.ops.plugins.module_utils.patching_window import window_problems
 
     name = name or module_name("patching")
@@ -177,6 +178,10 @@ def patching_problems(params, name=None):
     for message in window_problems(windows, blackouts):
         option = "blackouts" if message.startswith("blackout") else "windows"
         problems.append(((option,), "%s: %s" % (name(option), message)))
+    for value in params.get("max_fail") or []:
+        if not str(value).isdigit() or int(value) > 100:
+            problems.append((("max_fail",), "%s: %r is not a percentage of a batch's hosts (0 to 100)"
+                             % (name("max_fail"), value)))
     return problems
 
 

@@ -58,6 +58,14 @@ options:
     description: Why a rolling run stopped before this host (a failed health gate elsewhere); nothing runs.
     type: str
     default: ""
+  unhealthy:
+    description:
+      - The health findings of a gated severity failing on this host before patching (the health
+        gate before, C(ID (severity)) each); when any, the host is skipped (result C(unhealthy)),
+        nothing runs.
+    type: list
+    elements: str
+    default: []
   pre_hooks:
     description: Shell commands run in order before apt; the first that exits non-zero stops the run.
     type: list
@@ -206,6 +214,9 @@ def apply(params, root="/", apt=None, now=time.time, container=""):
               "hooks": [], "apt": None, "reason": ""}
     if params["stopped"]:
         record.update(result="stopped", reason=params["stopped"])
+    elif params["unhealthy"]:
+        record.update(result="unhealthy", reason="not patched: unhealthy before patching (%s)"
+                      % ", ".join(params["unhealthy"]))
     elif params["refused"]:
         record.update(result="refused", reason=params["refused"])
     elif params["blocked"]:
@@ -244,6 +255,7 @@ ARGUMENT_SPEC = dict(
     blocked=dict(type="list", elements="str", default=[]),
     refused=dict(type="str", default=""),
     stopped=dict(type="str", default=""),
+    unhealthy=dict(type="list", elements="str", default=[]),
     pre_hooks=dict(type="list", elements="str", default=[]),
     post_hooks=dict(type="list", elements="str", default=[]),
     hook_timeout=dict(type="int", default=600),

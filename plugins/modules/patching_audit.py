@@ -105,9 +105,10 @@ options:
     description:
       - The health gate on this host, from the role (C(PTCH-GATE-001)): C(ran), the health
         module's findings C(before) and C(after) the update, the C(severities) it judges, and
-        C(stopped_by) (the hosts whose gate stopped the rollout before this host was patched).
-        A finding of those severities failing after but not before fails the gate;
-        RV(patching.gate.new_failures) lists them.
+        C(stopped_by) (the hosts whose gate stopped the rollout before this host was patched),
+        C(skipped) (true when the host was not patched because findings of those severities
+        failed before: the gate fails with them). A finding of those severities failing after
+        but not before fails the gate; RV(patching.gate.new_failures) lists them.
     type: dict
     default: {}
 """
@@ -399,8 +400,9 @@ def judge_gate(gate):
     for item in new:
         if reasons.get(item["id"]):
             item["reason"] = str(reasons[item["id"]])[:300]
-    ran = gate.get("ran") in (True, 1, "True", "true", "yes")  # a template may give the text
-    return {"ran": ran, "severities": severities, "failing_before": sorted(before),
+    truthy = (True, 1, "True", "true", "yes")  # a template may give the text
+    return {"ran": gate.get("ran") in truthy, "skipped": gate.get("skipped") in truthy and bool(before),
+            "severities": severities, "failing_before": sorted(before),
             "new_failures": new, "stopped_by": list(gate.get("stopped_by") or [])}
 
 
@@ -409,6 +411,12 @@ def check_gate(ctx):
     if gate.get("stopped_by"):
         raise NotApplicable("not patched: the rollout stopped after the health gate failed on %s"
                             % "; ".join(gate["stopped_by"]))
+    if gate.get("skipped"):
+        return "fail", "critical", {
+            "failing_before": gate["failing_before"], "severities": gate.get("severities") or [],
+            "new_failures": [], "expected": "no failing health finding of those severities before patching",
+            "reason": "not patched: unhealthy before patching (%s failing)" % ", ".join(gate["failing_before"])}, \
+            [metric("patching_gate_new_failures", 0)]
     if not gate.get("ran"):
         raise NotApplicable("no health gate ran (it runs with patching_update and patching_health_gate)")
     new = gate.get("new_failures") or []

@@ -191,6 +191,9 @@ CASES: dict[str, tuple[Argv, tuple[str, ...]]] = {
                                 ("-e", "patching_windows", "start must be HH:MM", "25:00")),
     "e-patch-window-bad-day": (args("patch", "-e", 'patching_windows=[{days: [funday], start: "01:00", end: "02:00"}]'),
                                ("patching_windows", "days must be a list")),
+    "patch-max-fail-word": (args("patch", "--batch", "2", "--max-fail", "half"), ("--max-fail", "half", "0 to 100")),
+    "patch-max-fail-over": (args("patch", "--max-fail", "150"), ("--max-fail", "150", "0 to 100")),
+    "e-patch-max-fail": (args("patch", "-e", "patching_max_fail=[-5]"), ("patching_max_fail", "-5", "0 to 100")),
     "e-patch-blackout-reversed": (args("patch", "-e", 'patching_blackouts=["2027-01-05..2027-01-01"]'),
                                   ("patching_blackouts", "FIRST..LAST")),
     # role variables in --vars-file, alone and across sources

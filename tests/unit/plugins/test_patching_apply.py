@@ -29,7 +29,8 @@ from test_patching_audit import fake_apt  # noqa: E402  (same folder, on sys.pat
 from test_patching_audit import run as audit  # noqa: E402
 
 PARAMS = {"upgrade": ["fc-other=1.1", "fc-sec=1.1"], "kind": "all", "blocked": [], "refused": "", "stopped": "",
-          "pre_hooks": [], "post_hooks": [], "hook_timeout": 10, "lock_timeout": 5, "start": 0, "reboot": "never"}
+          "unhealthy": [], "pre_hooks": [], "post_hooks": [], "hook_timeout": 10, "lock_timeout": 5, "start": 0,
+          "reboot": "never"}
 
 
 def make_host(tmp_path: Path) -> Path:
@@ -126,6 +127,9 @@ def test_blocked_refused_and_apt_failure(host: Path):
     record = patching_apply.apply(dict(PARAMS, stopped="health gate failed on web-2: HLTH-UNIT-001",
                                        pre_hooks=["exit 9"]), str(host), apt)
     assert record["result"] == "stopped" and record["ok"] is False and record["hooks"] == [] and apt.calls == []
+    record = patching_apply.apply(dict(PARAMS, unhealthy=["HLTH-CERT-001"], pre_hooks=["exit 9"]), str(host), apt)
+    assert record["result"] == "unhealthy" and record["ok"] is False and record["hooks"] == [] and apt.calls == []
+    assert record["reason"] == "not patched: unhealthy before patching (HLTH-CERT-001)"
     record = patching_apply.apply(PARAMS, str(host), fake_apt_get(host, rc=100))
     assert record["result"] == "failed" and record["reason"].startswith("apt-get exited 100: E: Sub-process")
     record = patching_apply.apply(dict(PARAMS, upgrade=[]), str(host), apt)

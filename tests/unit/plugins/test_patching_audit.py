@@ -518,3 +518,16 @@ def test_the_decided_reboot_is_judged_from_the_run_record(host: Path):
     findings, _, _ = run(host, record_dir="/var/lib/fleetcare/patching")
     assert findings["PTCH-REBOOT-002"]["status"] == "not_applicable"
     assert "container" in findings["PTCH-REBOOT-002"]["evidence"]["reason"]
+
+
+def test_gate_of_a_host_unhealthy_before_fails_naming_the_findings(host: Path):
+    before = [_hf("HLTH-CERT-001", "fail", "critical", "expires in 1 day"), _hf("HLTH-LOG-001", "fail", "minor")]
+    findings, _, result = run(host, gate={"ran": False, "skipped": True, "before": before})
+    gate = findings["PTCH-GATE-001"]
+    assert (gate["status"], gate["severity"]) == ("fail", "critical")
+    assert gate["evidence"]["failing_before"] == ["HLTH-CERT-001"]  # the minor one is not gated
+    assert gate["evidence"]["reason"] == "not patched: unhealthy before patching (HLTH-CERT-001 failing)"
+    assert result["gate"]["new_failures"] == []  # a skipped host never stops the rollout
+    # only failures of a gated severity make a host unhealthy
+    findings, _, _ = run(host, gate={"skipped": "True", "before": before[1:]})
+    assert findings["PTCH-GATE-001"]["status"] == "not_applicable"
