@@ -480,7 +480,6 @@ def start_discovery(ctx):
 
 def discover(ctx, now=None):
     """(Found, sources evidence) of every certificate in use that the enabled sources see."""
-    root = ctx.root
     discovery = getattr(ctx, "cert_discovery", None) or Discovery(ctx, now=now)
     found, sources = discovery.wait()
     probes = discovery.probes

@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 from ansible_collections.fleetcare.ops.plugins.module_utils import health_certs as hc
 from ansible_collections.fleetcare.ops.plugins.module_utils import health_system as hs
-from ansible_collections.fleetcare.ops.plugins.module_utils import sockets
-from ansible_collections.fleetcare.ops.plugins.module_utils import x509
+from ansible_collections.fleetcare.ops.plugins.module_utils import sockets, x509
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import BY_ID
 
 from fleetcare.collection import PACKAGE
@@ -393,7 +392,8 @@ def test_proc_net_tcp_listeners_from_real_text():
     text = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
             "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  0  0 4242 1 0 100 0 0 10 0\n"
             "   1: 0100007F:A3C4 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  0  0 4243 1 0 20 4 30 10\n")
-    assert [(e["address"], e["port"], e["inode"]) for e in sockets.parse_proc_net(text, "tcp")] == [("127.0.0.1", 8080, "4242")]
+    parsed = sockets.parse_proc_net(text, "tcp")
+    assert [(e["address"], e["port"], e["inode"]) for e in parsed] == [("127.0.0.1", 8080, "4242")]
     six = ("  sl  local_address                         remote_address                        st\n"
            "   0: 00000000000000000000000001000000:01BB 00000000000000000000000000000000:0000 0A "
            "00000000:00000000 00:00000000 00000000     0        0 777 1 0 100 0 0 10 0\n")
