@@ -87,14 +87,13 @@ def test_reported_listening_ports_match_ss(host, host_name, findings):
 
 
 def test_nginx_serves_the_reported_certificate_per_ss_and_openssl(host, host_name, findings, is_faulty):
-    ss = host.check_output("ss -Hltnp 'sport = :%s'", NGINX_TLS_PORT)
+    ss = host.check_output(f"ss -Hltnp 'sport = :{NGINX_TLS_PORT}'")
     assert ('"nginx"' in ss) is is_faulty, ss
     if not is_faulty:
         return
     served = host.check_output(
-        "openssl s_client -connect 127.0.0.1:%s -servername nginx.molecule.invalid </dev/null 2>/dev/null"
-        " | openssl x509 -noout -enddate",
-        NGINX_TLS_PORT,
+        f"openssl s_client -connect 127.0.0.1:{NGINX_TLS_PORT} -servername nginx.molecule.invalid"
+        " </dev/null 2>/dev/null | openssl x509 -noout -enddate"
     )
     f = findings[host_name]["HLTH-CERT-002"]
     (cert,) = [c for c in f["evidence"]["certificates"] if c["subject_cn"] == "nginx.molecule.invalid"]
