@@ -1,8 +1,8 @@
 """The role's findings, held against the faults prepare.yml injected.
 
-The broken instance must fail exactly the four checks that were broken, with
-the right severity and evidence naming the culprit; the clean instances must
-pass those same checks. Other checks (load, clock) measure the container
+The broken instance must fail the checks that were broken, with the right
+severity and evidence naming the culprit; the clean instances must pass those
+same checks (or, for a service they do not run, be not_applicable). Other checks (load, clock) measure the container
 host and may fail on a busy machine, so they are held to the contract only.
 """
 
@@ -13,6 +13,10 @@ EXPIRING_CERT = "/etc/ssl/fleetcare/fleetcare-expiring.pem"
 VALID_CERT = "/etc/ssl/fleetcare/fleetcare-valid.pem"
 FAULT_UNIT = "fleetcare-fault.service"
 FULL_MOUNT = "/mnt/fc-full"
+NGINX_TLS_PORT = 8443
+NGINX_CERT = "/etc/nginx/fleetcare-tls/soon.pem"
+BROKEN_URL = "http://127.0.0.1:8080/broken"
+MDSTAT_FIXTURE = "/etc/fleetcare-molecule/mdstat"
 
 CHECK_IDS = [
     "HLTH-LOAD-001",
@@ -31,6 +35,24 @@ CHECK_IDS = [
     "HLTH-OOM-001",
     "HLTH-LOG-001",
     "HLTH-BKUP-001",
+    "HLTH-SVC-001",
+    "HLTH-SVC-002",
+    "HLTH-SVC-003",
+    "HLTH-SVC-004",
+    "HLTH-SVC-005",
+    "HLTH-PORT-001",
+    "HLTH-DB-001",
+    "HLTH-DB-002",
+    "HLTH-DB-003",
+    "HLTH-CERT-002",
+    "HLTH-RAID-001",
+    "HLTH-SMART-001",
+    "HLTH-EDAC-001",
+    "HLTH-KERN-001",
+    "HLTH-FD-001",
+    "HLTH-CONN-001",
+    "HLTH-PROC-001",
+    "HLTH-SSH-001",
 ]
 FINDING_KEYS = {"id", "title", "severity", "status", "evidence", "remediation", "references"}
 
@@ -40,7 +62,7 @@ def test_one_instance_is_broken_and_the_others_are_clean():
     assert len(clean_names()) == 2
 
 
-def test_every_host_reports_the_sixteen_checks_by_the_contract(inspection):
+def test_every_host_reports_every_check_by_the_contract(inspection):
     for name, payload in inspection.items():
         assert (payload["contract"], payload["role"]) == (1, "health"), name
         assert [f["id"] for f in payload["findings"]] == CHECK_IDS, name
@@ -60,6 +82,7 @@ def test_failed_unit_is_reported_by_name(findings, faulty_host):
 
 
 def test_full_filesystem_is_reported_by_mount(findings, faulty_host):
+    # A tmpfs, judged with the role's default filesystem types (no override).
     f = findings[faulty_host]["HLTH-DISK-001"]
     # Filled past 95%: the critical threshold, not only the warn one.
     assert (f["status"], f["severity"]) == ("fail", "critical")
@@ -85,6 +108,57 @@ def test_pending_reboot_is_reported(findings, faulty_host):
     assert f["evidence"]["packages"] == ["libc6"]
 
 
+def test_nginx_certificate_in_use_is_reported_by_port_and_server(findings, faulty_host):
+    f = findings[faulty_host]["HLTH-CERT-002"]
+    # 10 days left: inside the 30-day warning window, outside the 7-day critical one.
+    assert (f["status"], f["severity"]) == ("fail", "major"), f
+    ev = f["evidence"]
+    assert ev["subject_cn"] == "nginx.molecule.invalid"
+    assert 9 <= ev["days_left"] <= 10
+    assert f"127.0.0.1:{NGINX_TLS_PORT}" in ev["sources"]["tls_ports"]
+    assert f"TLS port 127.0.0.1:{NGINX_TLS_PORT} (SNI nginx.molecule.invalid)" in ev["found_in"]
+    assert any(s.startswith("nginx (pid ") and s.endswith(f"on port {NGINX_TLS_PORT}") for s in ev["served_by"]), ev
+    # nginx's configuration names the same file
+    assert any(w.startswith(f"{NGINX_CERT} (referenced by nginx /etc/nginx/sites-enabled/") for w in ev["found_in"]), ev
+    assert [c["subject_cn"] for c in ev["expiring"]] == ["nginx.molecule.invalid"]
+
+
+def test_declared_http_check_answering_500_fails(findings, faulty_host):
+    f = findings[faulty_host]["HLTH-SVC-003"]
+    assert (f["status"], f["severity"]) == ("fail", "major"), f
+    (check,) = f["evidence"]["checks"]
+    assert (check["check"], check["status"], check["ok"], check["expected_status"]) == (BROKEN_URL, 500, False, [200])
+    assert f["evidence"]["failed"] == [BROKEN_URL]
+
+
+def test_stopped_postgresql_fails(findings, faulty_host):
+    f = findings[faulty_host]["HLTH-DB-001"]
+    assert (f["status"], f["severity"]) == ("fail", "critical"), f
+    (cluster,) = f["evidence"]["instances"]
+    assert (cluster["accepting"], cluster["state"], cluster["port"]) == (False, "down", 5432), cluster
+
+
+def test_degraded_raid_fixture_fails(findings, faulty_host):
+    f = findings[faulty_host]["HLTH-RAID-001"]
+    assert (f["status"], f["severity"]) == ("fail", "major"), f
+    assert (f["evidence"]["source"], f["evidence"]["degraded"]) == (MDSTAT_FIXTURE, ["md0"])
+    (md0,) = f["evidence"]["arrays"]
+    assert (md0["disks"], md0["active"], md0["map"], md0["failed_members"]) == (2, 1, "U_", ["sdb1"])
+
+
+@pytest.mark.parametrize(
+    ("check_id", "reason"),
+    [
+        ("HLTH-SVC-003", "no http check declared"),
+        ("HLTH-DB-001", "PostgreSQL is not installed"),
+    ],
+)
+def test_clean_host_without_the_service_is_not_applicable(findings, clean_host, check_id, reason):
+    f = findings[clean_host][check_id]
+    assert f["status"] == "not_applicable", f
+    assert f["evidence"]["reason"].startswith(reason), f
+
+
 @pytest.mark.parametrize(
     ("check_id", "key", "expected"),
     [
@@ -92,6 +166,8 @@ def test_pending_reboot_is_reported(findings, faulty_host):
         ("HLTH-DISK-001", "over_threshold", []),
         ("HLTH-CERT-001", "path", VALID_CERT),
         ("HLTH-REBOOT-001", "reboot_required_flag", False),
+        ("HLTH-CERT-002", "expiring", []),
+        ("HLTH-RAID-001", "degraded", []),
     ],
 )
 def test_clean_host_passes_the_checks_broken_elsewhere(findings, clean_host, check_id, key, expected):

@@ -5,7 +5,16 @@ system's own tools say."""
 import datetime
 
 import pytest
-from test_findings import EXPIRING_CERT, FAULT_UNIT, FULL_MOUNT, VALID_CERT
+from test_findings import (
+    BROKEN_URL,
+    EXPIRING_CERT,
+    FAULT_UNIT,
+    FULL_MOUNT,
+    MDSTAT_FIXTURE,
+    NGINX_CERT,
+    NGINX_TLS_PORT,
+    VALID_CERT,
+)
 
 FAULT_FILES = [
     "/etc/systemd/system/fleetcare-fault.service",
@@ -13,6 +22,7 @@ FAULT_FILES = [
     f"{FULL_MOUNT}/ballast",
     "/var/run/reboot-required",
     "/var/run/reboot-required.pkgs",
+    NGINX_CERT,
 ]
 
 
@@ -62,3 +72,61 @@ def test_reported_certificate_expiry_matches_openssl(host, host_name, findings):
         # notAfter=Dec 15 09:30:00 2026 GMT
         end = datetime.datetime.strptime(out.split("=", 1)[1], "%b %d %H:%M:%S %Y %Z")
         assert cert["not_after"] == end.strftime("%Y-%m-%dT%H:%M:%SZ"), cert["path"]
+
+
+def _enddate(text: str) -> str:
+    # notAfter=Dec 15 09:30:00 2026 GMT
+    end = datetime.datetime.strptime(text.strip().split("=", 1)[1], "%b %d %H:%M:%S %Y %Z")
+    return end.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_reported_listening_ports_match_ss(host, host_name, findings):
+    ss = host.check_output("ss -Hltn")
+    ports = {int(line.split()[3].rsplit(":", 1)[1]) for line in ss.splitlines() if line.strip()}
+    assert findings[host_name]["HLTH-PORT-001"]["evidence"]["ports"] == sorted(ports)
+
+
+def test_nginx_serves_the_reported_certificate_per_ss_and_openssl(host, host_name, findings, is_faulty):
+    ss = host.check_output(f"ss -Hltnp 'sport = :{NGINX_TLS_PORT}'")
+    assert ('"nginx"' in ss) is is_faulty, ss
+    if not is_faulty:
+        return
+    served = host.check_output(
+        f"openssl s_client -connect 127.0.0.1:{NGINX_TLS_PORT} -servername nginx.molecule.invalid"
+        " </dev/null 2>/dev/null | openssl x509 -noout -enddate"
+    )
+    f = findings[host_name]["HLTH-CERT-002"]
+    (cert,) = [c for c in f["evidence"]["certificates"] if c["subject_cn"] == "nginx.molecule.invalid"]
+    assert (
+        cert["not_after"]
+        == _enddate(served)
+        == _enddate(host.check_output("openssl x509 -noout -enddate -in %s", NGINX_CERT))
+    )
+
+
+def test_broken_location_answers_500(host, is_faulty):
+    code = host.run(
+        "python3 -c 'import sys, urllib.request, urllib.error\n"
+        "try: urllib.request.urlopen(sys.argv[1], timeout=5)\n"
+        "except urllib.error.HTTPError as e: print(e.code)' %s",
+        BROKEN_URL,
+    )
+    if is_faulty:
+        assert code.stdout.strip() == "500", code
+    else:
+        assert code.rc != 0 and "Connection refused" in code.stderr, code
+
+
+def test_postgresql_is_installed_and_stopped_per_systemctl(host, host_name, findings, is_faulty):
+    assert host.package("postgresql").is_installed is is_faulty
+    if not is_faulty:
+        return
+    (cluster,) = findings[host_name]["HLTH-DB-001"]["evidence"]["instances"]
+    unit = f"postgresql@{cluster['cluster'].replace('/', '-')}.service"
+    assert host.run("systemctl is-active %s", unit).stdout.strip() == "inactive"
+    assert host.run("systemctl is-active nginx.service").stdout.strip() == "active"
+
+
+def test_mdstat_fixture_is_degraded_on_the_broken_instance_only(host, is_faulty):
+    # A fixture, not a real array (molecule.yml says why): the check reads what it says.
+    assert ("[U_]" in host.file(MDSTAT_FIXTURE).content_string) is is_faulty
