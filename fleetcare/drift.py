@@ -164,7 +164,8 @@ def desired_findings(audit: dict[str, Any] | None) -> list[dict[str, Any]]:
         evidence: dict[str, Any] = {"item": f"{DESIRED}:{control}", "control": control,
                                     "title": raw.get("title") or control}
         if status == "error":
-            evidence["reason"] = f"the hardening audit could not judge {control}: {ev.get('reason') or 'no reason given'}"
+            why = ev.get("reason") or "no reason given"
+            evidence["reason"] = f"the hardening audit could not judge {control}: {why}"
         else:
             evidence.update(current=ev.pop("actual", None), desired=ev.pop("expected", None))
         ev.pop("reason", None)
