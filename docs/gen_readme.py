@@ -82,7 +82,8 @@ def render_commands() -> str:
         if command.runs:
             role_word = "role" if len(command.roles) == 1 else "roles"
             runs_cell = f"`{command.playbook}` ({role_word} {', '.join(f'`{r}`' for r in command.roles)})"
-            options = [f"`{o.flag} {o.metavar}` sets `{o.var}`" if o.var else f"`{o.flag}`"
+            options = [f"`{o.flag} {o.metavar}` sets `{o.var}`" if o.var and o.metavar
+                       else f"`{o.flag}` sets `{o.var}`" if o.var else f"`{o.flag}`"
                        for o in command.options]
         else:
             runs_cell = ""

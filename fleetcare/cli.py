@@ -582,6 +582,9 @@ def _drift(args: argparse.Namespace) -> int:
     action, words = args.action, list(args.words)
     if action not in (None, "baseline", "accept", "log"):
         raise InputError(f"drift: unknown action {action!r} (baseline, accept HOST, log HOST)")
+    if args.desired and action is not None:
+        raise InputError(f"--desired: only with 'drift' itself, not 'drift {action}' (a baseline records "
+                         "the host as it is; desired-state drift is never accepted into one)")
     if action in (None, "baseline"):
         if words:
             raise InputError(f"drift {action or ''}: unexpected argument {words[0]!r}".replace("  ", " "))

@@ -26,7 +26,8 @@ from fleetcare.results import EXIT_FINDINGS, EXIT_HISTORY, EXIT_HOSTS, EXIT_INTE
 @dataclass(frozen=True)
 class Option:
     """An option of one run command. It either sets a role variable (``var``: a list, one item
-    per use, each value first passed to ``check``, which raises InputError on a bad one), or is a
+    per use, each value first passed to ``check``, which raises InputError on a bad one; without a
+    metavar, a switch that sets the boolean role variable to true: drift's ``--desired``), or is a
     switch that sets a field of the job (``job``: harden's ``--check`` sets ``Job.check``)."""
 
     flag: str
@@ -37,8 +38,9 @@ class Option:
     job: str = ""
 
     def __post_init__(self) -> None:
-        if bool(self.var) == bool(self.job) or (self.var and not self.metavar):
-            raise ValueError(f"{self.flag}: an option sets a role variable (with a metavar) or a job field")
+        if bool(self.var) == bool(self.job) or (self.check and not self.metavar):
+            raise ValueError(f"{self.flag}: an option sets a role variable or a job field; only one with a "
+                             "value (a metavar) is checked")
 
     @property
     def dest(self) -> str:
@@ -145,9 +147,13 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
         "snapshots as the new baselines ('--as group:NAME -l HOST' declares a group's baseline, which "
         "drift_baseline_from holds categories against); 'drift accept HOST [ITEM ...] --reason TEXT "
         "[--by NAME]' makes drifted items part of the host's own baseline; 'drift log HOST' shows a "
-        "host's baseline versions.",
-        playbook="playbooks/drift.yml", roles=("drift",), title="Drift report",
-        example="drift_paths=[/etc,/usr/local/bin]"),
+        "host's baseline versions. With --desired, the hardening audit also runs (read-only, with the "
+        "run's hardening_* settings) and each control that fails is drift from the desired state "
+        "(DRFT-DESIRED-001), in the same report.",
+        playbook="playbooks/drift.yml", roles=("drift", "hardening"), title="Drift report",
+        example="drift_paths=[/etc,/usr/local/bin]",
+        options=(Option("--desired", "also report drift from the desired state: the hardening controls "
+                        "that fail on each host (read-only)", var="drift_desired"),)),
     Command(
         "patch", "audit pending updates; install security or all updates in health-gated batches",
         "Audit pending updates in one module call per host (security vs other from the host's own APT "

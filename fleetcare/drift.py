@@ -6,7 +6,9 @@ before its reports (``app.run_job(judge=...)``):
 
 - :func:`take_baseline` stores each snapshot as the host's next baseline version;
 - :func:`judge` compares each snapshot with the host's latest baseline and adds one finding per
-  drifted item (``DRFT-FILE`` ... ``DRFT-CRON``) with before and after in its evidence, through
+  drifted item (``DRFT-FILE`` ... ``DRFT-CRON``) with before and after in its evidence, and with
+  ``drift_desired`` one ``DRFT-DESIRED-001`` per hardening control failing on the host
+  (:func:`desired_findings`: drift from the desired state, beside drift from the baseline), through
   the same :meth:`Run.add_payload` every module's findings take; the snapshot is kept as the
   host's last observed one, which :func:`accept` draws accepted items from.
 
@@ -32,7 +34,7 @@ from typing import Any
 from fleetcare.collection import module_utils
 from fleetcare.errors import InputError
 from fleetcare.history import History
-from fleetcare.results import CONTRACT_VERSION, Run
+from fleetcare.results import CONTRACT_VERSION, SEVERITIES, Run
 
 ROLE = "drift"
 _checks = module_utils("drift_checks")
@@ -42,7 +44,9 @@ CATEGORY_IDS: dict[str, str] = dict(_checks.CATEGORY_IDS)
 
 TEXTS = "texts"  # the key of a snapshot's redacted file texts: not a category
 SETTINGS = "settings"  # the host's drift_severity and drift_baseline_from, as its module checked them
-RESERVED = frozenset((TEXTS, SETTINGS))
+DESIRED: str = _checks.DESIRED  # the hardening audit's result (drift_desired): judged against the catalog
+DESIRED_ID: str = _checks.DESIRED_ID
+RESERVED = frozenset((TEXTS, SETTINGS, DESIRED))
 DIFF_MAX_LINES = 200
 
 
@@ -143,6 +147,37 @@ def drift_findings(baseline: dict[str, Any], observed: dict[str, Any], version: 
     return out
 
 
+def desired_findings(audit: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Desired-state drift from a hardening audit's result (``{controls, findings}``, as a
+    snapshot carries it under ``desired``): one ``DRFT-DESIRED-001`` per control that fails (item
+    ``desired:<control ID>``, its title, current and desired value, its severity), an ``error``
+    one per control the audit could not judge; controls that pass or do not apply give nothing.
+    Without any of those, one passing finding; no audit (drift_desired off), no finding at all."""
+    if audit is None:
+        return []
+    out = []
+    for raw in audit.get("findings") or ():
+        status = raw.get("status")
+        if status not in ("fail", "error"):
+            continue
+        control, ev = str(raw.get("id")), dict(raw.get("evidence") or {})
+        evidence: dict[str, Any] = {"item": f"{DESIRED}:{control}", "control": control,
+                                    "title": raw.get("title") or control}
+        if status == "error":
+            why = ev.get("reason") or "no reason given"
+            evidence["reason"] = f"the hardening audit could not judge {control}: {why}"
+        else:
+            evidence.update(current=ev.pop("actual", None), desired=ev.pop("expected", None))
+        ev.pop("reason", None)
+        if ev:
+            evidence["details"] = ev  # what the audit looked at (option, path, key, ...)
+        severity = raw.get("severity") if raw.get("severity") in SEVERITIES else None
+        out.append(_finding(DESIRED_ID, status, evidence, severity))
+    if not out:
+        out.append(_finding(DESIRED_ID, "pass", {"controls": int(audit.get("controls") or 0)}))
+    return out
+
+
 # -- which baseline each category is held against (drift_baseline_from) ------------------------
 OWN = "own"  # the host's own last approved snapshot
 GROUP_PREFIX = "group:"  # a baseline declared for a group: 'fleetcare drift baseline --as group:NAME'
@@ -176,7 +211,8 @@ def latest(history: History, host: str) -> tuple[int, dict[str, Any]] | None:
 
 def _store(history: History, host: str, snapshot: dict[str, Any], run_id: str | None, kind: str,
            by: str, reason: str, items: list[str]) -> int:
-    snapshot = {k: v for k, v in snapshot.items() if k != SETTINGS}  # a run's settings, not the host's state
+    # a run's settings and the desired state's verdict are not the host's recorded state
+    snapshot = {k: v for k, v in snapshot.items() if k not in (SETTINGS, DESIRED)}
     return history.drift_store(host, snapshot, run_id, kind, by, reason, items)
 
 
@@ -268,7 +304,7 @@ def judge(history: History, run: Run) -> None:
         if snap is None:
             continue
         history.drift_observe(name, run.id, snap)
-        _add(run, name, host_findings(history, name, snap))
+        _add(run, name, host_findings(history, name, snap) + desired_findings(snap.get(DESIRED)))
 
 
 def host_findings(history: History, name: str, snap: dict[str, Any]) -> list[dict[str, Any]]:
@@ -312,6 +348,10 @@ def accept(history: History, host: str, items: list[str], reason: str, by: str |
         if category in golden:
             raise InputError(f"drift accept: {item!r} is held against the baseline {golden[category]!r} "
                              f"(drift_baseline_from {category}), not {host}'s own: change that baseline instead")
+    desired = [i for i in items if i.startswith(f"{DESIRED}:")]
+    if desired:
+        raise InputError(f"drift accept: {desired[0]!r} is drift from the desired state (the hardening catalog), "
+                         "not from the baseline: apply it with 'fleetcare harden', or change the hardening settings")
     unknown = [i for i in items if i not in drifted]
     if unknown:
         raise InputError(f"drift accept: {unknown[0]!r} is not a drifted item of {host} "

@@ -76,6 +76,9 @@ def build(command: str, inventory: str | None = None, limit: str | None = None,
         if option.job:
             fields[option.job] = bool(value)
             continue
+        if not option.metavar:  # a switch that sets a boolean role variable
+            extravars[option.var] = True
+            continue
         values = tuple(value)
         if option.check:
             try:

@@ -63,10 +63,24 @@ CHECKS = (
            """Who may run what as whom through sudo (/etc/sudoers and the files it includes,
            aliases expanded), per user or %group, and the Defaults lines: a new NOPASSWD rule or
            a new user with rights is a privilege change.""", _ACCEPT, "sudo"),
+    _check("DRFT-DESIRED-001", "Host drifted from the desired state", "major", (),
+           """With drift_desired (fleetcare drift --desired) the hardening audit judges every control
+           of the catalog on the host, read-only; each control that fails is drift from the desired
+           state the enforcement role would restore, with the current and the desired value. It is
+           judged against the catalog, not against the baseline, so a host without a baseline has it
+           too. The finding takes the control's own severity.""",
+           """Apply the desired state (fleetcare harden -l HOST, after fleetcare harden --check), or
+           change the hardening settings (hardening_overrides, hardening_controls_skip) if the
+           current value is the one wanted. It cannot be accepted into the baseline."""),
     _check("DRFT-BASE-001", "Host has an approved baseline", "major", (),
            """Drift is judged against an approved snapshot kept on the controller; a host without
            one cannot be judged.""", """Take one: fleetcare drift baseline -l HOST."""),
 )
+
+# the key of a snapshot's hardening audit result (drift_desired): judged against the catalog, not
+# recorded in a baseline, so not a category; its items are desired:<control ID>
+DESIRED = "desired"
+DESIRED_ID = "DRFT-DESIRED-001"
 
 # snapshot category -> finding ID, in report order
 CATEGORY_IDS = dict((c["category"], c["id"]) for c in CHECKS if c["category"])

@@ -95,6 +95,16 @@ options:
         for a baseline declared for a group (C(fleetcare drift baseline --as group:NAME)).
     type: dict
     default: {}
+  desired:
+    description:
+      - The result of the hardening audit of this host (C(fleetcare.ops.hardening_audit), run just
+        before by the drift role when C(drift_desired) is true), as C({controls, findings}):
+        C(controls) is how many controls it judged, C(findings) its findings (those that passed or
+        do not apply may be left out).
+      - Returned with the snapshot as C(data.desired), each finding trimmed to its ID, title,
+        severity, status and evidence, for the controller to judge as desired-state drift
+        (C(DRFT-DESIRED-001)); never part of a baseline.
+    type: dict
   known:
     description:
       - Host path -> the first 16 hex digits of the SHA-256 of the files whose text the controller
@@ -130,7 +140,7 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.fleetcare.ops.plugins.module_utils.debian import DPKG_STATUS, parse_dpkg_installed
-from ansible_collections.fleetcare.ops.plugins.module_utils.drift_checks import CATEGORY_IDS, CHECKS
+from ansible_collections.fleetcare.ops.plugins.module_utils.drift_checks import CATEGORY_IDS, CHECKS, DESIRED
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import CheckError, finding, payload
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import probe, read_optional, run_cmd
 from ansible_collections.fleetcare.ops.plugins.module_utils.redact import redact
@@ -150,6 +160,7 @@ ARGUMENT_SPEC = dict(
     categories=dict(type="list", elements="str", default=list(CATEGORY_IDS)),
     severity=dict(type="dict", default={}),
     baseline_from=dict(type="dict", default={}),
+    desired=dict(type="dict"),
 )
 SNAP = CHECKS[0]
 # counters and random values: never drift
@@ -536,10 +547,24 @@ def snapshot(params, root="/", runner=run_cmd):
     return finding(SNAP["id"], SNAP["title"], SNAP["severity"], "pass", evidence, SNAP["remediation"]), data
 
 
+QUIET = ("pass", "not_applicable")  # hardening audit statuses that are no desired-state drift
+
+
+def desired_state(audit):
+    """The hardening audit's result as a snapshot carries it: how many controls it judged and its
+    findings that are not passing or not applicable, trimmed to what the controller judges."""
+    keep = ("id", "title", "severity", "status", "evidence")
+    findings = [dict((k, f.get(k)) for k in keep) for f in audit.get("findings") or ()
+                if isinstance(f, dict) and f.get("status") not in QUIET]
+    return {"controls": int(audit.get("controls") or 0), "findings": findings}
+
+
 def run(params, root="/", runner=run_cmd):
     found, data = snapshot(params, root, runner)
     out = payload("drift", [found])
     if data is not None:
+        if params.get("desired") is not None:
+            data[DESIRED] = desired_state(params["desired"])
         out["fleetcare"]["data"] = data
     return out
 

@@ -82,3 +82,69 @@ def test_baseline_drift_accept_log_on_this_machine(tmp_path):
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()
     assert len(lines) == 2 and "by ops: new setting" in lines[1] and f"files:{cfg}/app.conf" in lines[1]
+
+
+def etc_state() -> dict[str, tuple]:
+    """Every entry under /etc: mode, owner, size, mtime and, where readable, the SHA-256."""
+    import hashlib
+    import stat
+
+    out = {}
+    for dirpath, dirs, files in os.walk("/etc"):
+        for name in dirs + files:
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            digest = ""
+            if stat.S_ISREG(st.st_mode):
+                try:
+                    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+                except OSError:
+                    digest = "unreadable"
+            out[path] = (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, digest)
+    return out
+
+
+def test_desired_state_drift_with_desired_only_and_nothing_changed(tmp_path):
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "app.conf").write_text("a=1\n")
+    paths = f"drift_paths=[{cfg}]"
+    proc = fleetcare(tmp_path, "drift", "baseline", "--desired", "-e", paths)
+    assert proc.returncode == 2 and "--desired" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    proc = fleetcare(tmp_path, "drift", "baseline", "-e", paths)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # what the hardening audit of this machine says, for comparison
+    proc = fleetcare(tmp_path, "audit", "--fail-on", "critical")
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    audit = {f["id"]: f for f in newest_report(tmp_path)["findings"]}
+    failing_controls = {i for i, f in audit.items() if f["status"] == "fail"}
+    assert failing_controls  # this machine is not hardened: there is desired-state drift to find
+
+    before = etc_state()
+    proc = fleetcare(tmp_path, "drift", "-e", paths)
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    plain = newest_report(tmp_path)["findings"]
+    assert not [f for f in plain if f["id"] == "DRFT-DESIRED-001"]  # not without --desired
+
+    (cfg / "app.conf").write_text("a=2\n")
+    proc = fleetcare(tmp_path, "drift", "--desired", "-e", paths)
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    after = etc_state()
+    changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+    assert not changed, changed[:10]  # the audit and the snapshot only read
+
+    report = newest_report(tmp_path)
+    found = drifted(report)
+    assert f"files:{cfg}/app.conf" in found  # drift from the baseline, in the same report
+    desired = {k.split(":", 1)[1]: f for k, f in found.items() if k.startswith("desired:")}
+    assert set(desired) == failing_controls  # one finding per failing control, no more
+    for control, f in desired.items():
+        assert f["id"] == "DRFT-DESIRED-001" and f["evidence"]["title"] == audit[control]["title"]
+        assert f["evidence"]["current"] == audit[control]["evidence"].get("actual")
+        assert f["evidence"]["desired"] == audit[control]["evidence"].get("expected")
+        assert f["severity"] == audit[control]["severity"]
+    # the audit's own findings stay out of the drift report (only the verdict is judged)
+    assert not [f for f in report["findings"] if f["id"].startswith("HARD-")]

@@ -103,8 +103,13 @@ def test_a_command_takes_only_its_own_options():
 def test_an_option_is_declared_one_way():
     with pytest.raises(ValueError):
         Option("--both", "x", metavar="X", var="a_b", job="check")
+    with pytest.raises(ValueError):  # a switch has no value to check
+        Option("--switch-with-var", "x", var="a_b", check=lambda values: None)
     with pytest.raises(ValueError):
-        Option("--switch-with-var", "x", var="a_b")
+        Option("--neither", "x")
+    # a switch may set a boolean role variable: drift's --desired sets drift_desired
+    assert jobs.build("drift", desired=True).extravars == {"drift_desired": True}
+    assert "drift_desired" not in jobs.build("drift").extravars
 
 
 def test_playbooks_and_roles_of_every_run_command_exist():

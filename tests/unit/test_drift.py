@@ -159,3 +159,78 @@ def test_the_golden_host_itself_is_held_against_its_own_baseline(tmp_path):
         (f,) = [f for f in run.hosts["web-1"].findings if f.failing]
         assert f.evidence["baseline"] == "own"
         assert drift.accept(history, "web-1", ["packages:curl:amd64"], "removed on purpose")[0] == 2
+
+
+# -- desired-state drift (drift_desired): the hardening audit's verdict, judged on the controller ---
+def recorded_audit() -> dict:
+    """The findings of a real `fleetcare audit` of a Debian host (pass, fail, not_applicable and
+    error mixed), as the drift role hands them to drift_snapshot: {controls, findings}."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parent / "fixtures" / "drift" / "hardening_audit_findings.json"
+    found = json.loads(path.read_text())
+    return {"controls": len(found), "findings": found}
+
+
+def test_desired_state_drift_is_one_finding_per_failing_control_beside_the_baseline(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("ds_desired", Path(drift.__file__).parents[1]
+                                                  / "plugins/modules/drift_snapshot.py")
+    ds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ds)
+    audit = recorded_audit()
+    statuses = {f["status"] for f in audit["findings"]}
+    assert {"pass", "fail", "not_applicable"} <= statuses  # the recording really is a mix
+    carried = ds.desired_state(audit)  # what the module sends back: only what is not quiet, trimmed
+    assert carried["controls"] == len(audit["findings"])
+    assert {f["status"] for f in carried["findings"]} <= {"fail", "error"}
+
+    history = History(tmp_path / "h.db")
+    drift.take_baseline(history, run_with({"web1": {**BASE, "desired": carried}}, "r1"))
+    assert "desired" not in drift.latest(history, "web1")[1]  # the verdict is never part of a baseline
+
+    now = {**BASE, "ports": {}, "desired": carried}
+    run = run_with({"web1": now, "web2": now}, "r2")
+    drift.judge(history, run)
+    failing_controls = {f["id"]: f for f in audit["findings"] if f["status"] == "fail"}
+    found = {f.evidence["item"]: f for f in run.hosts["web1"].findings if f.id == "DRFT-DESIRED-001"
+             and f.status == "fail"}
+    assert set(found) == {f"desired:{c}" for c in failing_controls}
+    for item, f in found.items():
+        control = failing_controls[item.split(":", 1)[1]]
+        assert f.evidence["title"] == control["title"] and f.severity == control["severity"]
+        assert f.evidence["current"] == control["evidence"].get("actual")
+        assert f.evidence["desired"] == control["evidence"].get("expected")
+    errors = [f for f in run.hosts["web1"].findings if f.id == "DRFT-DESIRED-001" and f.status == "error"]
+    assert len(errors) == sum(1 for f in audit["findings"] if f["status"] == "error")
+    assert all(f.evidence["reason"] for f in errors)
+    quiet = {f"desired:{f['id']}" for f in audit["findings"] if f["status"] in ("pass", "not_applicable")}
+    assert not quiet & {f.evidence.get("item") for f in run.hosts["web1"].findings}
+    # beside drift from the baseline, in the same run; a host without a baseline still gets it
+    assert failing(run, "web1")["ports:tcp/0.0.0.0:22"] == "DRFT-PORT-001"
+    assert {f.evidence["item"] for f in run.hosts["web2"].findings if f.id == "DRFT-DESIRED-001"} == set(found)
+    assert [f.id for f in run.hosts["web2"].findings if f.failing and f.id != "DRFT-DESIRED-001"] == \
+        ["DRFT-BASE-001"]
+
+    with pytest.raises(InputError, match="desired state"):
+        drift.accept(history, "web1", [next(iter(found))], "why")
+
+
+def test_a_hardened_host_has_no_desired_state_drift_and_without_the_audit_none_is_judged():
+    hardened = {"controls": 3, "findings": [
+        {"id": "HARD-SSH-001", "title": "t", "severity": "major", "status": "pass", "evidence": {}},
+        {"id": "HARD-KRN-001", "title": "t", "severity": "major", "status": "not_applicable",
+         "evidence": {"reason": "in a container"}}]}
+    (only,) = drift.desired_findings(hardened)
+    assert (only["id"], only["status"], only["evidence"]) == ("DRFT-DESIRED-001", "pass", {"controls": 3})
+    assert drift.desired_findings(None) == []
+    broken = {"controls": 1, "findings": [{"id": "HARD-X-001", "title": "x", "severity": "minor", "status": "fail",
+                                           "evidence": {"option": "permitrootlogin", "expected": "no",
+                                                        "actual": "yes"}}]}
+    (f,) = drift.desired_findings(broken)
+    assert f["evidence"] == {"item": "desired:HARD-X-001", "control": "HARD-X-001", "title": "x", "current": "yes",
+                             "desired": "no", "details": {"option": "permitrootlogin"}}
+    assert f["severity"] == "minor"
