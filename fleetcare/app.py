@@ -21,7 +21,7 @@ from fleetcare.errors import InputError
 from fleetcare.execute import ensure_private, execute
 from fleetcare.history import History, HistoryError
 from fleetcare.jobs import Job
-from fleetcare.results import EXIT_HISTORY, MalformedResult, Run, SchemaError, new_run_id, validate
+from fleetcare.results import EXIT_HISTORY, MalformedResult, Run, SchemaError, bulk, new_run_id, validate
 
 
 def default_output_dir() -> Path:
@@ -171,9 +171,13 @@ def judge_lifecycle(run: Run, history: History, rules: Rules | None = None, *, r
     ``replay``: the run is a past one loaded from history (``fleetcare report``): its findings keep
     the status they were recorded with, history's waivers are those given before it ended, and a
     comparison that cannot be made is an error rather than left out."""
+    with bulk():
+        return _judge(run, history, rules or Rules(), replay, against)
+
+
+def _judge(run: Run, history: History, rules: Rules, replay: bool, against: str | None) -> Run:
     from fleetcare import lifecycle, policy, service_levels, waivers
 
-    rules = rules or Rules()
     chosen = rules.policy or policy.defaults()
     run.fail_on_overdue = rules.fail_on_overdue or run.fail_on_overdue
     try:

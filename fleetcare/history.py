@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from fleetcare import data_dir
 from fleetcare.lifecycle import first_seen_of
-from fleetcare.results import Finding, Metric, Run, utcnow
+from fleetcare.results import Finding, Metric, Run, bulk, utcnow
 
 # "FLCR" in the SQLite header: this file is a fleetcare history (set since schema 2)
 APPLICATION_ID = 0x464C4352
@@ -273,7 +273,7 @@ class History:
 
     def save(self, run: Run) -> None:
         """Store the whole run (replacing an earlier save of the same id)."""
-        with self._tx() as db, self._cache(SAVE_CACHE_KIB):
+        with self._tx() as db, self._cache(SAVE_CACHE_KIB), bulk():
             db.execute("DELETE FROM runs WHERE id = ?", (run.id,))
             db.execute(_INSERT_RUN, _run_row(run))
             dumps = json.dumps
@@ -351,7 +351,7 @@ class History:
 
     def load(self, run_id: str) -> Run:
         run_id = self.resolve(run_id)
-        with self._errors():
+        with self._errors(), bulk():
             return self._load(run_id)
 
     def _load(self, run_id: str) -> Run:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
 
-from fleetcare.results import Run
+from fleetcare.results import Run, bulk
 
 FORMATS = ("json", "html", "md")  # written into every run directory
 EXPORTS = ("junit",)  # on demand: `fleetcare report --format` and a run's --junit FILE
@@ -38,7 +38,8 @@ def render(run: Run, fmt: str) -> str:
     The JSON report is validated against the report schema and raises
     :class:`fleetcare.results.SchemaError` when the run breaks it.
     """
-    return renderer(fmt)(run)
+    with bulk():
+        return renderer(fmt)(run)
 
 
 def filename(fmt: str) -> str:

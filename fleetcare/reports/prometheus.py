@@ -21,7 +21,7 @@ from pathlib import Path
 
 from fleetcare.reports.junit import duration
 from fleetcare.reports.view import Memo
-from fleetcare.results import RUN_STATUSES, SEVERITIES, Run
+from fleetcare.results import RUN_STATUSES, SEVERITIES, Run, bulk
 
 PREFIX = "fleetcare_"
 # worst first: one series per (host, finding ID) shows the worst status among duplicates
@@ -250,5 +250,7 @@ def write(run: Run, directory: Path) -> Path:
         previous = ""
     except OSError:
         previous = ""
-    return replace_file(path, render(run, previous), new_mode=0o644)
+    with bulk():
+        text = render(run, previous)
+    return replace_file(path, text, new_mode=0o644)
 
