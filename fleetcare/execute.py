@@ -411,7 +411,10 @@ def _stage(job: Job, stage: Path) -> tuple[str, str]:
         elif src.is_file():
             target.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target / part)
-    shutil.copytree(ROOT / "playbooks", project / "playbooks", ignore=ignore)
+    # playbooks/collections links back to the repository root (the collection beside the playbooks,
+    # as AWX finds it): following it would copy the tree into itself; the payload has its own copy
+    shutil.copytree(ROOT / "playbooks", project / "playbooks",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "collections"))
     cfg = configparser.ConfigParser(interpolation=None)
     cfg.read(ROOT / "ansible.cfg", encoding="utf-8")
     cfg.set("defaults", "collections_path", "collections")
