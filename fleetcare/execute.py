@@ -403,7 +403,14 @@ def _stage(job: Job, stage: Path) -> tuple[str, str]:
     ensure_private(stage, new=True)
     project = stage / "project"
     target = project / "collections" / "ansible_collections" / "fleetcare" / "ops"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    plain = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        # playbooks/collections links back to the repository root (the collection beside the
+        # playbooks, as AWX finds it): following it would copy the tree into itself
+        left = set(plain(folder, names))
+        return left | {"collections"} if Path(folder).name == "playbooks" else left
+
     for part in _PROJECT_PARTS:
         src = ROOT / part
         if src.is_dir():
@@ -411,10 +418,7 @@ def _stage(job: Job, stage: Path) -> tuple[str, str]:
         elif src.is_file():
             target.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target / part)
-    # playbooks/collections links back to the repository root (the collection beside the playbooks,
-    # as AWX finds it): following it would copy the tree into itself; the payload has its own copy
-    shutil.copytree(ROOT / "playbooks", project / "playbooks",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "collections"))
+    shutil.copytree(ROOT / "playbooks", project / "playbooks", ignore=ignore)
     cfg = configparser.ConfigParser(interpolation=None)
     cfg.read(ROOT / "ansible.cfg", encoding="utf-8")
     cfg.set("defaults", "collections_path", "collections")
