@@ -20,7 +20,7 @@ import fleetcare_lab as lab
 from fleetcare.history import History
 from fleetcare.results import validate
 
-pytestmark = [pytest.mark.lab, pytest.mark.workers]
+pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # a worker on this machine: the runner of this environment, reading stdin, writing stdout
@@ -209,6 +209,7 @@ def test_ctrl_c_stops_every_worker_and_keeps_what_arrived(fleet, tmp_path):
     assert not left, left
 
 
+@pytest.mark.workers
 def test_ssh_worker_on_a_lab_host(fleet, tmp_path):
     """`fleetcare worker setup` installs a worker on host 0 from the wheelhouse (no index), then
     inspects hosts 1-3 through it; they are reached at their own addresses from the worker,
