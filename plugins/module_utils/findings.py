@@ -92,6 +92,15 @@ def run_check(fid, title, severity, func, remediation="", references=(), evidenc
     return finding(fid, title, severity, status, found, remediation, references), list(metrics)
 
 
+def grade(value, warn, crit, warn_severity, crit_severity):
+    """(status, severity) of a value held against two ascending thresholds."""
+    if value >= crit:
+        return "fail", crit_severity
+    if value >= warn:
+        return "fail", warn_severity
+    return "pass", warn_severity
+
+
 def metric(name, value, unit="", **labels):
     """One number kept for trends, such as disk_used_pct{mount=/}."""
     return {

@@ -36,7 +36,7 @@ import ssl
 import time
 
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
-    CheckError, NotApplicable, ToolMissing, metric)
+    CheckError, NotApplicable, ToolMissing, grade, metric)
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import (
     parse_properties, read_optional, run_cmd)
 from ansible_collections.fleetcare.ops.plugins.module_utils.redact import redact
@@ -422,14 +422,6 @@ def check_listening(params, host, root="/"):
 
 
 # --------------------------------------------------------------------------- databases
-
-
-def grade(value, warn, crit, warn_severity, crit_severity):
-    if value >= crit:
-        return "fail", crit_severity
-    if value >= warn:
-        return "fail", warn_severity
-    return "pass", warn_severity
 
 
 def _installed(paths):

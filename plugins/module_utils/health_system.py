@@ -27,7 +27,7 @@ import time
 
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_certs import start_discovery
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
-    CheckError, NotApplicable, ToolMissing, metric)
+    CheckError, NotApplicable, ToolMissing, grade, metric)
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import read_optional, run_cmd, user_name
 
 # Whole-disk names that never carry SMART data or a workload worth naming.
@@ -40,14 +40,6 @@ TOP_N = 5
 
 def _pct(part, whole):
     return 100.0 * part / whole if whole > 0 else 0.0
-
-
-def _grade(value, warn, crit, warn_sev, crit_sev):
-    if value >= crit:
-        return "fail", crit_sev
-    if value >= warn:
-        return "fail", warn_sev
-    return "pass", warn_sev
 
 
 def _path(ctx, absolute):
@@ -320,7 +312,7 @@ def check_file_descriptors(ctx):
     used, maximum = parse_file_nr(ctx.proc("sys/fs/file-nr"))
     p = ctx.p
     used_pct = _pct(used, maximum)
-    status, severity = _grade(used_pct, p["fd_warn_pct"], p["fd_critical_pct"], "major", "critical")
+    status, severity = grade(used_pct, p["fd_warn_pct"], p["fd_critical_pct"], "major", "critical")
     evidence = {"used": used, "max": maximum, "used_pct": round(used_pct, 2),
                 "threshold_pct": p["fd_warn_pct"], "critical_pct": p["fd_critical_pct"]}
     if ctx.container:
@@ -337,7 +329,7 @@ def check_conntrack(ctx):
     count, maximum = int(count.strip()), int(maximum.strip())
     p = ctx.p
     used_pct = _pct(count, maximum)
-    status, severity = _grade(used_pct, p["conntrack_warn_pct"], p["conntrack_critical_pct"], "major", "critical")
+    status, severity = grade(used_pct, p["conntrack_warn_pct"], p["conntrack_critical_pct"], "major", "critical")
     return status, severity, {"entries": count, "max": maximum, "used_pct": round(used_pct, 2),
                               "threshold_pct": p["conntrack_warn_pct"],
                               "critical_pct": p["conntrack_critical_pct"]}, [
@@ -610,7 +602,7 @@ def check_ssh_failures(ctx):
         raise CheckError("journalctl failed (rc=%s): %s" % (rc, err.strip()[:200]))
     count, sources = ssh_failures(out.splitlines())
     per_hour = count * 60.0 / window
-    status, severity = _grade(per_hour, p["ssh_failed_warn_per_hour"], p["ssh_failed_critical_per_hour"],
+    status, severity = grade(per_hour, p["ssh_failed_warn_per_hour"], p["ssh_failed_critical_per_hour"],
                               "minor", "major")
     top = sorted(sources.items(), key=lambda i: -i[1])[:TOP_N]
     return status, severity, {"failed_per_hour": round(per_hour, 1), "failed": count, "window_minutes": window,

@@ -475,7 +475,7 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.backup_status import
 from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
     reboot_state, running_kernel)
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
-    CheckError, RESULT_KEY, NotApplicable, ToolMissing, metric, payload, run_check as run_finding)
+    CheckError, RESULT_KEY, NotApplicable, ToolMissing, grade, metric, payload, run_check as run_finding)
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_certs import check_certs_in_use
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import CHECKS as CHECK_RECORDS
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_services import (
@@ -501,15 +501,6 @@ SKIP_DEVICE_PREFIXES = ("loop", "ram", "zram", "fd", "sr", "nbd")
 
 def rnd(value, digits=1):
     return round(float(value), digits)
-
-
-def grade(value, warn, crit, warn_severity, crit_severity):
-    """(status, severity) of a value held against two ascending thresholds."""
-    if value >= crit:
-        return "fail", crit_severity
-    if value >= warn:
-        return "fail", warn_severity
-    return "pass", warn_severity
 
 
 # --------------------------------------------------------------------------- parsers
