@@ -83,7 +83,7 @@ options:
   severity:
     description:
       - Category -> severity (critical, major, minor, info) of its drift findings, instead of the
-        one in C(fleetcare explain); for example C({files: major, packages: minor}).
+        one in C(fleetcare explain); for example C(files=major) and C(packages=minor).
       - Judged on the controller; the module checks the categories and severities and returns them
         with the snapshot (C(data.settings)).
     type: dict
@@ -98,7 +98,7 @@ options:
   desired:
     description:
       - The result of the hardening audit of this host (C(fleetcare.ops.hardening_audit), run just
-        before by the drift role when C(drift_desired) is true), as C({controls, findings}):
+        before by the drift role when C(drift_desired) is true), a dict with two keys.
         C(controls) is how many controls it judged, C(findings) its findings (those that passed or
         do not apply may be left out).
       - Returned with the snapshot as C(data.desired), each finding trimmed to its ID, title,
@@ -110,7 +110,7 @@ options:
       - Host path -> the first 16 hex digits of the SHA-256 of the files whose text the controller
         already holds (set by the fleetcare wrapper from the host's baseline); their text is not
         sent again while the digest matches. A value starting with C(-) marks a file the baseline
-        holds no text of (no diff can be made): its text is never sent.
+        holds no text of (no diff can be made); its text is never sent.
     type: dict
     default: {}
 """

@@ -15,7 +15,7 @@ description:
   - One patch run on one host, in order, stopping at the first thing that fails; whatever
     happens it writes the run's record (C(/var/lib/fleetcare/patching/last-run.json), atomically,
     and one line in C(runs.jsonl) beside it) that C(patching_audit) reports as C(PTCH-RUN-001).
-  - O(refused) (outside the maintenance window) or O(blocked) (dpkg interrupted, lock held):
+  - O(refused) (outside the maintenance window) or O(blocked) (dpkg interrupted, lock held) -
     nothing runs. Otherwise the pre hooks (a failing one stops the run), then C(apt-get install)
     of exactly the planned C(name=version) list, never prompting (no debconf question, the old
     conffile kept, needrestart suspended, the dpkg lock waited for O(lock_timeout) seconds), then
@@ -95,7 +95,7 @@ options:
   reboot:
     description:
       - After a successful run (or one with nothing to install), whether the role reboots the host
-        (RV(record.reboot.action)): V(never); V(always); V(patched) when a package changed; V(smart) when a reboot is
+        (RV(record.reboot.action)) - V(never); V(always); V(patched) when a package changed; V(smart) when a reboot is
         required (C(/var/run/reboot-required), or a newer kernel than the running one).
       - In a container the action is C(not_applicable) with the reason; it is never rebooted.
     type: str

@@ -70,9 +70,9 @@ options:
   debsecan_source:
     description:
       - Where C(debsecan) (installed on the host) reads its vulnerability data (its C(--source)
-        URL: C(https://security-tracker.debian.org/tracker/debsecan/release/1/), a mirror of it,
+        URL, by default C(https://security-tracker.debian.org/tracker/debsecan/release/1/), a mirror of it,
         or a C(file:///) directory). C(PTCH-SEC-001) then lists the CVE IDs of each pending
-        security update. Empty: no CVE IDs.
+        security update. Empty means no CVE IDs.
     type: str
     default: ""
   debsecan_suite:
@@ -81,8 +81,9 @@ options:
     default: ""
   windows:
     description:
-      - Maintenance windows in the host's own time, C({days: [mon, ...], start: "HH:MM", end: "HH:MM"});
-        an end at or before the start runs past midnight. Empty is always open. With O(update)
+      - Maintenance windows in the host's own time, each a dict of C(days) (a list such as
+        C([mon, tue])), C(start) and C(end) (C(HH:MM)); an end at or before the start runs past
+        midnight. Empty is always open. With O(update)
         outside every window (or inside a blackout), RV(patching.refused) says why and the role
         installs nothing.
     type: list
@@ -103,11 +104,11 @@ options:
     default: /var/lib/fleetcare/patching
   gate:
     description:
-      - The health gate on this host, from the role (C(PTCH-GATE-001)): C(ran), the health
+      - The health gate on this host, from the role (C(PTCH-GATE-001)) - C(ran), the health
         module's findings C(before) and C(after) the update, the C(severities) it judges, and
         C(stopped_by) (the hosts whose gate stopped the rollout before this host was patched),
         C(skipped) (true when the host was not patched because findings of those severities
-        failed before: the gate fails with them). A finding of those severities failing after
+        failed before, and the gate fails with them). A finding of those severities failing after
         but not before fails the gate; RV(patching.gate.new_failures) lists them.
     type: dict
     default: {}
