@@ -55,7 +55,7 @@ SNAPSHOT = """
 import importlib, json, sys
 sys.path.insert(0, sys.argv[2])  # the checkout's .collections, as Ansible finds the collection
 m = importlib.import_module("ansible_collections.fleetcare.ops.plugins.modules.drift_snapshot")
-params = {k: v["default"] for k, v in m.ARGUMENT_SPEC.items()}
+params = {k: v.get("default") for k, v in m.ARGUMENT_SPEC.items()}
 with open(sys.argv[1]) as fh:  # a file: the known digests of 50,000 files do not fit in argv
     params.update(json.load(fh))
 sys.stdout.write(json.dumps(m.run(params)))
