@@ -518,6 +518,34 @@ def test_a_switched_off_check_still_reports_why():
     assert result["fleetcare"]["expected"] == len(by_id)
 
 
+def test_waiting_checks_run_in_threads_inside_the_window_and_keep_their_place(monkeypatch):
+    ran = {}
+    # every waiting check but the switched-off one meets at the barrier: run one after another,
+    # the first would wait there in vain and break it
+    barrier = threading.Barrier(len(hi.WAITING_CHECKS) - 1, timeout=20)
+
+    def waiting(check_id):
+        def func(ctx):
+            # the second sample of the window is taken only after the main thread's sleep
+            ran[check_id] = (threading.current_thread() is not threading.main_thread(), not ctx.after)
+            barrier.wait()
+            return "pass", "minor", {"waited": check_id}, []
+        return func
+
+    patched = tuple((r, waiting(r["id"]) if r["id"] in hi.WAITING_CHECKS else f) for r, f in hi.CHECKS)
+    monkeypatch.setattr(hi, "CHECKS", patched)
+    result = hi.inspect(dict(PARAMS, sample_seconds=0.4, checks_skip=["HLTH-DB-003"], **NO_DISCOVERY))
+    assert not barrier.broken
+    ids = [f["id"] for f in result["fleetcare"]["findings"]]
+    assert ids == [r["id"] for r, _ in hi.CHECKS]
+    by_id = {f["id"]: f for f in result["fleetcare"]["findings"]}
+    assert set(ran) == hi.WAITING_CHECKS - {"HLTH-DB-003"}  # a switched-off check is not started
+    assert all(in_thread and in_window for in_thread, in_window in ran.values())
+    for check_id in ran:
+        assert by_id[check_id]["status"] == "pass" and by_id[check_id]["evidence"] == {"waited": check_id}
+    assert by_id["HLTH-DB-003"]["evidence"] == {"reason": "switched off (health_checks_skip)"}
+
+
 def test_unknown_check_id_to_skip_is_refused():
     (message,) = hi.validate(dict(PARAMS, checks_skip=["HLTH-SMRT-001"]))
     assert "health_checks_skip" in message and "HLTH-SMRT-001" in message
