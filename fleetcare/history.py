@@ -116,6 +116,7 @@ _TABLES = frozenset({"meta", "runs", "hosts", "checks", "findings", "metrics"})
 _DRIFT_TABLES = frozenset({"drift_baselines", "drift_observed"})  # since schema 3
 _LIFECYCLE_TABLES = frozenset({"waivers", "notes"})  # since schema 5
 _PLAIN = frozenset({str, int, float, bool, type(None)})  # JSON values with nothing inside them
+_EXACT = frozenset({str, int, bool, type(None)})  # and of those, the ones equal only when their JSON is
 _RUN_COLUMNS = ("id", "command", "started", "finished", "status", "exit_code", "fail_on",
                 "inventory", "limit_", "fleetcare_version", "check_mode")
 _OWNER_COLUMNS = ("host", "pid", "pid_start")
@@ -303,13 +304,38 @@ class History:
                     seen[plain] = key
                 return key
 
+            # A check's evidence is often the same on every host (a hardening control that passes):
+            # the last evidence of each check made of strings, integers, booleans and nulls is kept
+            # with its text, and an equal one (the same keys in the same order, the same values of
+            # the same types: 1 and true are equal in Python, not in JSON; floats are left out, as
+            # 0.0 equals -0.0) reuses the text. History.load does the same the other way.
+            last: dict[int, tuple[tuple[Any, ...], tuple[type, ...], str]] = {}
+
+            def evidence_text(key: int, ev: Any) -> str:
+                if ev.__class__ is not dict:
+                    return dumps(ev)
+                items = tuple(ev.items())
+                kinds = tuple([v.__class__ for v in ev.values()])
+                seen = last.get(key)
+                if seen is not None and seen[0] == items and seen[1] == kinds:
+                    return seen[2]
+                text = dumps(ev)
+                if all(k in _EXACT for k in kinds):
+                    last[key] = (items, kinds, text)
+                return text
+
             since = first_seen_of(run)
+
+            def rows() -> Iterator[tuple[Any, ...]]:
+                for f in run.findings():
+                    key = check_key(f)
+                    yield (run.id, f.host, key, f.severity, f.status, evidence_text(key, f.evidence),
+                           since.get((f.id, f.host), run.started) if f.open else None,
+                           dumps(f.waiver) if f.waiver is not None else None)
+
             db.executemany(
                 "INSERT INTO findings (run_id, host, check_key, severity, status, evidence, first_seen, waiver) "
-                "VALUES (?,?,?,?,?,?,?,?)",
-                ((run.id, f.host, check_key(f), f.severity, f.status, dumps(f.evidence),
-                  since.get((f.id, f.host), run.started) if f.open else None,
-                  dumps(f.waiver) if f.waiver is not None else None) for f in run.findings()))
+                "VALUES (?,?,?,?,?,?,?,?)", rows())
             db.executemany(
                 "INSERT INTO metrics VALUES (?,?,?,?,?,?)",
                 ((run.id, m.host, m.name, m.value, m.unit, dumps(m.labels)) for m in run.metrics()))

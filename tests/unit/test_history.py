@@ -38,6 +38,24 @@ def test_round_trip_keeps_everything(tmp_path):
     assert again.to_report() == run.to_report()
 
 
+def test_equal_evidence_on_many_hosts_is_stored_as_its_own_json_each_time(tmp_path):
+    # save reuses the text of a check's last evidence when the next is equal: values equal in
+    # Python but not in JSON (1, true, 1.0; 0.0, -0.0; keys in another order) keep their own text
+    evidences = [{"a": 1}, {"a": True}, {"a": 1.0}, {"a": -0.0}, {"a": 0.0}, {"b": 1, "a": 1},
+                 {"a": 1, "b": 1}, {"a": 1, "b": 1}, {"a": None}, {"a": "x"}, {"a": "x"}, {"a": [1]},
+                 {"a": [True]}, {"a": 0}, {"a": False}]
+    hosts = [f"h{i:02d}" for i in range(len(evidences))]
+    run = build_run([ok_event(h, [finding("HARD-SSH-001", status="pass", **ev)], role="hardening")
+                     for h, ev in zip(hosts, evidences)] + [stats_event(hosts)], hosts=tuple(hosts))
+    run.finish()
+    with History(tmp_path / "h.db") as h:
+        h.save(run)
+        stored = [text for (text,) in h._db.execute("SELECT evidence FROM findings ORDER BY rowid")]
+        again = h.load(run.id)
+    assert stored == [json.dumps(ev) for ev in evidences]
+    assert again.to_report() == run.to_report()
+
+
 def test_outline_holds_what_the_comparison_reads(tmp_path):
     run = _run()
     with History(tmp_path / "h.db") as h:
