@@ -111,6 +111,13 @@ def main() -> int:
                   f"{med['local'] / n:>13.3f} {med['2 workers'] / n:>10.3f} {lb / n:>13,.0f} {lf / n:>17.2f} "
                   f"{wb / n:>10,.0f} {wf / n:>14.2f}", flush=True)
         small, large = sizes[0], sizes[-1]
+        db = data / "fleetcare" / "history.db"
+        if db.exists():
+            # what history keeps of every run: per host its status and findings, no event data
+            host_runs = sum(n for n in sizes) * (len(modes) - 1) * args.repeat
+            size = db.stat().st_size + sum(p.stat().st_size for p in db.parent.glob("history.db-*"))
+            print(f"history: {size:,} bytes for {host_runs} host results ({size / host_runs:,.0f} B per host "
+                  "and run)")
         print(f"target: merged run <= {OVERHEAD_TARGET}x the local run")
         for m in modes:
             # per-host cost with the fixed start-up of the run taken out: (t(N) - t(small)) / (N - small)

@@ -46,7 +46,7 @@ def test_equal_evidence_on_many_hosts_is_stored_as_its_own_json_each_time(tmp_pa
                  {"a": [True]}, {"a": 0}, {"a": False}]
     hosts = [f"h{i:02d}" for i in range(len(evidences))]
     run = build_run([ok_event(h, [finding("HARD-SSH-001", status="pass", **ev)], role="hardening")
-                     for h, ev in zip(hosts, evidences)] + [stats_event(hosts)], hosts=tuple(hosts))
+                     for h, ev in zip(hosts, evidences, strict=True)] + [stats_event(hosts)], hosts=tuple(hosts))
     run.finish()
     with History(tmp_path / "h.db") as h:
         h.save(run)
