@@ -90,6 +90,12 @@ LABEL_HOST = "org.fleetcare.lab.host"
 KEY_NAME = "id_ed25519"
 INVENTORY_NAME = "inventory.yml"
 SSH_WAIT_SECONDS = 120.0
+# A lab container's systemd, journald and logind hold 4-5 inotify instances (counted on Debian
+# 11-13 lab hosts), all charged to the user running podman; past the kernel's per-user limit
+# (fs.inotify.max_user_instances, 128 on Debian) a container's systemd fails to start its units
+# and the host never answers SSH. Six per host keeps a margin.
+INOTIFY_PER_HOST = 6
+INOTIFY_LIMIT = Path("/proc/sys/fs/inotify/max_user_instances")
 
 # Lab hosts are throwaway and get new host keys whenever they are recreated on
 # a port that another lab host used before: never record or check them.
@@ -562,6 +568,52 @@ def _wait_ssh(hosts: list[tuple[str, int]], key: Path, timeout: float = SSH_WAIT
             time.sleep(0.3)
 
 
+def _inotify_in_use(uid: int) -> int:
+    """The inotify instances processes of ``uid`` hold now."""
+    count = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and proc.stat().st_uid == uid:
+                count += _inotify_fds(proc)
+        except OSError:  # gone meanwhile
+            continue
+    return count
+
+
+def _inotify_fds(proc: Path) -> int:
+    """How many inotify instances the process at ``proc`` (/proc/PID) holds: each is an fd on
+    anon_inode:inotify."""
+    try:
+        fds = list((proc / "fd").iterdir())
+    except OSError:  # gone meanwhile, or not ours to read
+        return 0
+    count = 0
+    for fd in fds:
+        try:
+            count += os.readlink(fd) == "anon_inode:inotify"
+        except OSError:
+            continue
+    return count
+
+
+def _check_inotify(starting: int, limit_file: Path = INOTIFY_LIMIT, in_use: int | None = None) -> None:
+    """Refuse, before any container starts, a lab the kernel's inotify limit cannot hold; the
+    limit is the machine's own setting, so it is named, never changed."""
+    if starting <= 0:
+        return
+    try:
+        limit = int(limit_file.read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return  # no such limit to honour here
+    used = _inotify_in_use(os.getuid()) if in_use is None else in_use
+    need = starting * INOTIFY_PER_HOST
+    if used + need > limit:
+        enough = 1 << max(10, (used + need - 1).bit_length())
+        raise LabError(f"{starting} more lab hosts need about {need} inotify instances, and "
+                       f"fs.inotify.max_user_instances is {limit} with {used} in use: raise it first "
+                       f"(sysctl -w fs.inotify.max_user_instances={enough})")
+
+
 def _yaml(value: str | int) -> str:
     # JSON strings and numbers are valid YAML scalars.
     return json.dumps(value)
@@ -645,6 +697,8 @@ def up(
 
             vm.up(vms, distro, state, key, progress)
         existing = {(h["distro"], h["index"]): h for h in map(_describe, _containers(state))} if hosts else {}
+        _check_inotify(sum(1 for index in range(1, hosts + 1)
+                           if existing.get((distro, index), {}).get("state") != "running"))
         for index in range(1, hosts + 1):
             host = existing.get((distro, index))
             if host is None:

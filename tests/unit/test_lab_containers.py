@@ -25,3 +25,41 @@ def test_a_container_removed_between_ps_and_inspect_is_left_out(monkeypatch):
     monkeypatch.setattr(lab, "_podman", podman)
     assert lab._containers(None) == [alive["aaa"]]
     assert ("container", "inspect", "aaa", "bbb") in calls  # one call first, one by one only after it failed
+
+
+def test_a_lab_the_inotify_limit_cannot_hold_is_refused_with_the_setting_named(tmp_path):
+    limit = tmp_path / "max_user_instances"
+    limit.write_text("128\n")
+    # 20 in use and 19 hosts of about 6 each: 128 is too few, and the way out is named
+    try:
+        lab._check_inotify(19, limit, in_use=20)
+    except lab.LabError as exc:
+        text = str(exc)
+    else:
+        raise AssertionError("a lab past the inotify limit was let through")
+    assert "\n" not in text
+    assert "fs.inotify.max_user_instances is 128 with 20 in use" in text
+    assert "sysctl -w fs.inotify.max_user_instances=1024" in text
+    # what fits is let through, as is a lab that starts nothing, and a kernel without the file
+    lab._check_inotify(18, limit, in_use=20)
+    lab._check_inotify(0, limit, in_use=500)
+    lab._check_inotify(50, tmp_path / "missing", in_use=0)
+
+
+def test_inotify_instances_are_counted_from_the_fds_of_a_process_and_of_the_users_processes():
+    import ctypes
+    import os
+    from pathlib import Path
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    me = Path("/proc/self")
+    before = lab._inotify_fds(me)
+    fds = [libc.inotify_init() for _ in range(3)]
+    try:
+        assert all(fd >= 0 for fd in fds)
+        assert lab._inotify_fds(me) - before == 3
+        assert lab._inotify_in_use(os.getuid()) >= before + 3
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert lab._inotify_fds(me) == before
