@@ -108,6 +108,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX notes_finding ON notes (finding)",
         "ALTER TABLE findings ADD COLUMN waiver TEXT",
     ),
+    # --fail-on-overdue, which gave the run its exit code: a report rebuilt from history says why
+    6: (
+        "ALTER TABLE runs ADD COLUMN fail_on_overdue INTEGER NOT NULL DEFAULT 0",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -118,7 +122,7 @@ _LIFECYCLE_TABLES = frozenset({"waivers", "notes"})  # since schema 5
 _PLAIN = frozenset({str, int, float, bool, type(None)})  # JSON values with nothing inside them
 _EXACT = frozenset({str, int, bool, type(None)})  # and of those, the ones equal only when their JSON is
 _RUN_COLUMNS = ("id", "command", "started", "finished", "status", "exit_code", "fail_on",
-                "inventory", "limit_", "fleetcare_version", "check_mode")
+                "inventory", "limit_", "fleetcare_version", "check_mode", "fail_on_overdue")
 _OWNER_COLUMNS = ("host", "pid", "pid_start")
 _NOTE_COLUMNS = ("id", "finding", "host", "cause", "fix", "author", "created")
 _INSERT_RUN = (f"INSERT INTO runs ({','.join(_RUN_COLUMNS + _OWNER_COLUMNS)}) "
@@ -736,5 +740,5 @@ def _process_alive(pid: int, start: str | None) -> bool:
 
 def _run_row(run: Run) -> tuple[Any, ...]:
     return (run.id, run.command, run.started, run.finished, run.status, run.exit_code, run.fail_on,
-            run.inventory, run.limit, run.fleetcare_version, int(run.check),
+            run.inventory, run.limit, run.fleetcare_version, int(run.check), int(run.fail_on_overdue),
             socket.gethostname(), os.getpid(), _process_start(os.getpid()))

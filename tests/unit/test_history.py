@@ -38,6 +38,24 @@ def test_round_trip_keeps_everything(tmp_path):
     assert again.to_report() == run.to_report()
 
 
+def test_a_fail_on_overdue_run_is_one_when_read_back_and_its_report_says_so(tmp_path):
+    from fleetcare.reports import html
+
+    run = _run()
+    run.fail_on_overdue, run.exit_code = True, 0
+    with History(tmp_path / "h.db") as h:
+        h.save(run)
+        h.save(_run("20261125-093000-eeee"))  # and one without, beside it
+    with History(tmp_path / "h.db") as h:
+        again, other = h.load(run.id), h.load("20261125-093000-eeee")
+        outlined = h.outline(run.id)
+    assert again.fail_on_overdue and outlined.fail_on_overdue and not other.fail_on_overdue
+    assert again.to_report()["run"]["fail_on_overdue"] is True
+    # exit 0 here means no finding is overdue, not that nothing failed: the rebuilt report says which
+    assert "0 (clean: no finding overdue)" in html.render(again)
+    assert "no finding overdue" not in html.render(other)
+
+
 def test_equal_evidence_on_many_hosts_is_stored_as_its_own_json_each_time(tmp_path):
     # save reuses the text of a check's last evidence when the next is equal: values equal in
     # Python but not in JSON (1, true, 1.0; 0.0, -0.0; keys in another order) keep their own text
