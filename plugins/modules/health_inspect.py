@@ -487,7 +487,8 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.health_services impo
     check_redis, check_tcp, check_tls, check_units as check_declared_units)
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_system import (
     check_conntrack, check_edac, check_file_descriptors, check_kernel_log, check_raid, check_smart,
-    check_ssh_failures, check_zombies, memory_fs_left_out, performance_evidence, window_start)
+    check_ssh_failures, check_zombies, memory_fs_left_out, parse_diskstats_detail, performance_evidence,
+    window_start)
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import (
     parse_mounts, parse_properties, probe, read_text, run_cmd, user_name)
 from ansible_collections.fleetcare.ops.plugins.module_utils.x509 import certificate_info, pem_certificates
@@ -587,16 +588,7 @@ def parse_vmstat(text):
 
 def parse_diskstats(text):
     """{device: io_ticks_ms} from /proc/diskstats (field 13 is the time spent doing I/O)."""
-    out = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) < 13:
-            continue
-        try:
-            out[parts[2]] = int(parts[12])
-        except ValueError:
-            continue
-    return out
+    return {device: row[4] for device, row in parse_diskstats_detail(text).items()}
 
 
 PARTITION_RE = re.compile(r"^((s|v|xv|h)d[a-z]+[0-9]+|(nvme[0-9]+n[0-9]+|mmcblk[0-9]+)p[0-9]+)$")
