@@ -72,12 +72,13 @@ def _env() -> dict[str, str]:
 class Scenarios:
     """The scenarios' `molecule test` runs, a pool of lanes, each killed at TIMEOUT."""
 
-    def __init__(self, lanes: int) -> None:
+    def __init__(self, lanes: int, wanted: set[str]) -> None:
         self._pool = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="molecule")
         self._procs: set[subprocess.Popen[str]] = set()
         self._lock = threading.Lock()
         self._stopping = False
-        order = sorted(SCENARIOS, key=lambda s: (-USUAL_SECONDS.get(s, 1000), s))  # an unknown one early
+        # an unknown one early
+        order = sorted(wanted & set(SCENARIOS), key=lambda s: (-USUAL_SECONDS.get(s, 1000), s))
         self.runs: dict[str, Future[tuple[str, str]]] = {s: self._pool.submit(self._test, s) for s in order}
 
     def _molecule(self, *args: str, timeout: float, cleanup: bool = False) -> tuple[int | None, str]:
@@ -142,9 +143,15 @@ def lab_images() -> list[str]:
     return lab.build_images(progress=lambda _line: None)
 
 
+def _selected(items: list[pytest.Item]) -> set[str]:
+    """The scenarios whose tests this session runs (``-k health`` starts health alone)."""
+    return {item.callspec.params["scenario"] for item in items
+            if getattr(item, "originalname", None) == "test_molecule_scenario_passes" and hasattr(item, "callspec")}
+
+
 @pytest.fixture(scope="module")
-def scenarios(lab_images: list[str]) -> Iterator[Scenarios]:
-    runs = Scenarios(_lanes())
+def scenarios(request: pytest.FixtureRequest, lab_images: list[str]) -> Iterator[Scenarios]:
+    runs = Scenarios(_lanes(), _selected(request.session.items))
     try:
         yield runs
     finally:
