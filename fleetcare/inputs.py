@@ -45,7 +45,7 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _YAML_SUFFIXES = (".yml", ".yaml", ".json")
 # what Ansible skips in inventory directories (INVENTORY_IGNORE_EXTS) and in group_vars/host_vars
 _IGNORED_SUFFIXES = ("~", ".orig", ".bak", ".cfg", ".retry", ".pyc", ".pyo", ".swp", ".rpm", ".md", ".txt", ".rst")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 # -- files ----------------------------------------------------------------------------
@@ -90,7 +90,7 @@ def _where(mark: Any) -> str:
 def compose(text: str, label: str) -> yaml.Node | None:
     """The YAML node graph of ``text`` (aliases not expanded), checked against the limits."""
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = yaml.compose(text, Loader=YAML_LOADER)
     except yaml.MarkedYAMLError as exc:
         raise InputError(f"{label}: {_where(exc.problem_mark)}: YAML error: {exc.problem}") from None
     except yaml.YAMLError as exc:
@@ -186,7 +186,7 @@ def load_value(text: str, label: str) -> Any:
     """A value given on the command line: its YAML value when it is YAML within the limits above,
     the text itself when it is not YAML at all (Ansible takes ``-e k=v`` the same way)."""
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = yaml.compose(text, Loader=YAML_LOADER)
     except yaml.YAMLError:
         return text
     if node is None:

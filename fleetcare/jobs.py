@@ -125,7 +125,7 @@ def argument_spec(role: str) -> dict[str, dict[str, Any]]:
     """The options of a role's entry point ``main`` from meta/argument_specs.yml."""
     path = ROOT / "roles" / role / "meta" / "argument_specs.yml"
     with open(path, encoding="utf-8") as fh:
-        doc = yaml.safe_load(fh)
+        doc = yaml.load(fh, Loader=inputs.YAML_LOADER)
     return doc["argument_specs"]["main"].get("options") or {}
 
 

@@ -490,9 +490,24 @@ def schema(name: str = "report") -> dict[str, Any]:
 
 @cache
 def _validator(name: str):
-    import fastjsonschema  # compiled once; a large report's findings go to _FindingCheck instead
+    # compiled once; a large report's findings go to _FindingCheck instead
+    return _compiled(schema(name))
 
-    return fastjsonschema.compile(schema(name))
+
+def _compiled(definition: dict[str, Any]):
+    """fastjsonschema's validator of ``definition``, its generated code kept between runs."""
+    import fastjsonschema
+    from fastjsonschema.ref_resolver import RefResolver
+
+    from fleetcare.codecache import python_code
+
+    text = json.dumps(definition, sort_keys=True)
+    # fastjsonschema writes into the definition it resolves: it gets a copy, and the key stays put
+    code = python_code(f"fastjsonschema {fastjsonschema.VERSION}\n{text}",
+                       lambda: fastjsonschema.compile_to_code(json.loads(text)), "<fleetcare schema validator>")
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    return namespace[RefResolver.from_schema(json.loads(text)).get_scope_name()]
 
 
 class SchemaError(ValueError):
@@ -652,10 +667,7 @@ def _finding_check() -> _FindingCheck | None:
 
 
 def _ref_validator(root: dict[str, Any], ref: str):
-    import fastjsonschema
-
-    return fastjsonschema.compile({key: root[key] for key in ("$schema", "$id", "definitions") if key in root}
-                                  | {"$ref": ref})
+    return _compiled({key: root[key] for key in ("$schema", "$id", "definitions") if key in root} | {"$ref": ref})
 
 
 # -- column checks: the large arrays of a report, a property at a time -------------------------------

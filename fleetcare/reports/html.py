@@ -42,8 +42,11 @@ HOST_COLORS = {"ok": "#2f855a", "unreachable": "#6b46c1", "failed": "#b3261e", "
 def _template():
     import jinja2
 
+    from fleetcare.codecache import jinja_bytecode_cache
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("fleetcare.reports", "templates"),
+        bytecode_cache=jinja_bytecode_cache(),  # compiled once, not on every run
         autoescape=True,  # for every template and every value, whatever the file name
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
