@@ -9,7 +9,8 @@ many tasks reached each host over SSH (from the run's own runner events).
 Half the hosts (--served) run nginx and PostgreSQL, installed with apt inside
 them, and the inspection runs with every check on, declared service checks
 included. The module's own time (its health_inspect_seconds metric, median
-over hosts) is printed with the service checks off and on, in the same run.
+over hosts) is printed with the service checks off and on, in the same run, and so is the
+same playbook run by ansible-playbook alone, to tell the role's cost from the wrapper's.
 The lab is removed at the end.
 
     .venv/bin/python benchmarks/inspect_fleet.py                 # 8 hosts
@@ -126,13 +127,17 @@ def main() -> int:
                        "--forks", str(args.forks), "--vars-file", str(on_vars)]
             setup = [str(BIN / "ansible"), "all", "-i", str(inventory), "--limit", limit,
                      "--forks", str(args.forks), "-m", "ansible.builtin.setup"]
+            # the role's playbook without the wrapper: what fleetcare itself adds is the difference
+            playbook = [str(BIN / "ansible-playbook"), "-i", str(inventory), "--limit", limit,
+                        "--forks", str(args.forks), "-e", f"@{on_vars}", str(ROOT / "playbooks" / "inspect.yml")]
             timed(inspect, env), timed(setup, env)  # warm: SSH control masters, page cache
-            ti, ts, on, off = [], [], [], []
+            ti, ts, tp, on, off = [], [], [], [], []
             for _ in range(args.repeat):
                 ti.append(timed(inspect, env))
                 on.append(module_seconds(data))
                 tasks = remote_tasks_per_host(data)
                 ts.append(timed(setup, env))
+                tp.append(timed(playbook, env))
                 timed([*inspect[:-1], str(off_vars)], env)  # the same run with the service checks off
                 off.append(module_seconds(data))
             module_on, module_off = statistics.median(on), statistics.median(off)
@@ -140,6 +145,9 @@ def main() -> int:
             per_host = sorted(set(tasks.values()))
             print(f"{n:>5} {i:>10.2f} {s:>8.2f} {i / s:>6.2f} {i / n:>15.3f} {s / n:>13.3f} "
                   f"{','.join(map(str, per_host)):>18}")
+            p = statistics.median(tp)
+            print(f"      the same playbook run by ansible-playbook alone: {p:.2f} s ({p / s:.2f} x setup); "
+                  f"what the wrapper adds (inventory and variable checks, history, reports): {i - p:.2f} s")
             print(f"      module's own time per host (median of hosts, then of {args.repeat} runs): "
                   f"{module_off:.3f} s with the service checks off, "
                   f"{module_on:.3f} s with them on ({module_on / module_off:.2f}x)")
