@@ -24,10 +24,7 @@ from pathlib import Path
 from types import CodeType
 from typing import Any
 
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "fleetcare"
+from fleetcare import cache_dir
 
 
 def _private_dir(name: str) -> Path | None:
