@@ -35,7 +35,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
-    module = importlib.import_module(f"{PACKAGE}.plugins.modules.health_inspect")
+    module = importlib.import_module(f"{PACKAGE}.plugins.module_utils.health_inspection")
     every = {k: v.get("default") for k, v in module.ARGUMENT_SPEC.items()}
     before = dict(every, checks_skip=NEW_CHECKS, perf_evidence=False, cert_discover_ports=False,
                   disk_fstypes=[t for t in every["disk_fstypes"] if t not in ("tmpfs", "ramfs")])

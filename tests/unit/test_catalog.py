@@ -322,7 +322,7 @@ def test_finding_ids_are_every_role_s_ids_once():
 
 
 def test_health_module_takes_its_texts_from_the_check_records():
-    module = _module("health_inspect")
+    module = importlib.import_module("ansible_collections.fleetcare.ops.plugins.module_utils.health_inspection")
     assert list(module.CHECK_FUNCS) == [c["id"] for c in health_checks.CHECKS]
     for check in health_checks.CHECKS:
         assert check["title"] and check["rationale"] and check["remediation"]

@@ -23,9 +23,9 @@ def _load(name, path):
 
 ba = _load("fleetcare_backup_audit", ROOT / "plugins" / "modules" / "backup_audit.py")
 wrapper = _load("fleetcare_backup_wrapper", ROOT / "roles" / "backup" / "files" / "fleetcare-backup")
-hi = _load("fleetcare_health_inspect_b", ROOT / "plugins" / "modules" / "health_inspect.py")
 
 from ansible_collections.fleetcare.ops.plugins.module_utils import backup_status  # noqa: E402
+from ansible_collections.fleetcare.ops.plugins.module_utils import health_inspection as hi  # noqa: E402
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import BY_ID as HEALTH  # noqa: E402
 
 PARAMS = {name: opt.get("default") for name, opt in ba.ARGUMENT_SPEC.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import calendar
-import importlib.util
+import importlib
 import os
 import time
 from pathlib import Path
@@ -13,19 +13,12 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
-MODULE_PATH = ROOT / "plugins" / "modules" / "health_inspect.py"
 ROLE = ROOT / "roles" / "health"
 
 
-def _load_module():
-    # The module imports its module_utils by collection name (conftest.py puts the collection on the path).
-    spec = importlib.util.spec_from_file_location("fleetcare_health_inspect", MODULE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-hi = _load_module()
+# The checks live in module_utils (the module is a thin shell), imported by collection name
+# (conftest.py puts the collection on the path).
+hi = importlib.import_module("ansible_collections.fleetcare.ops.plugins.module_utils.health_inspection")
 
 from ansible_collections.fleetcare.ops.plugins.module_utils import debian, host, x509  # noqa: E402
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import BY_ID, CHECKS  # noqa: E402

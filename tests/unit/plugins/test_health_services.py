@@ -73,7 +73,7 @@ def module_utils_defaults():
 
     from fleetcare.collection import PACKAGE
 
-    hi = importlib.import_module(f"{PACKAGE}.plugins.modules.health_inspect")
+    hi = importlib.import_module(f"{PACKAGE}.plugins.module_utils.health_inspection")
     return {name: opt.get("default") for name, opt in hi.ARGUMENT_SPEC.items()}
 
 

@@ -25,7 +25,7 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import
 
 from fleetcare.collection import PACKAGE
 
-hi = importlib.import_module(f"{PACKAGE}.plugins.modules.health_inspect")
+hi = importlib.import_module(f"{PACKAGE}.plugins.module_utils.health_inspection")
 ROOT = Path(__file__).resolve().parents[3]
 PARAMS = {name: opt.get("default") for name, opt in hi.ARGUMENT_SPEC.items()}
 

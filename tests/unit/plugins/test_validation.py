@@ -13,7 +13,7 @@ from fleetcare.collection import PACKAGE, module_utils
 from fleetcare.errors import InputError
 
 validation = module_utils("validation")  # also puts the collection on sys.path for the module
-hi = importlib.import_module(f"{PACKAGE}.plugins.modules.health_inspect")
+hi = importlib.import_module(f"{PACKAGE}.plugins.module_utils.health_inspection")
 PARAMS = {name: opt.get("default") for name, opt in hi.ARGUMENT_SPEC.items()}
 
 
