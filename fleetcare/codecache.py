@@ -27,7 +27,7 @@ from typing import Any
 from fleetcare import cache_dir
 
 
-def _private_dir(name: str) -> Path | None:
+def private_dir(name: str) -> Path | None:
     """``cache_dir()/name``, made 0700, or None when it cannot be made or is not ours alone
     (code loaded from a folder another user can write would run as us)."""
     path = cache_dir() / name
@@ -46,7 +46,7 @@ def python_code(key: str, build: Callable[[], str], filename: str) -> CodeType:
     on ``key``: read from the cache when ``key`` (with this Python's version) was seen before."""
     digest = hashlib.sha256(b"\0".join(
         (importlib.util.MAGIC_NUMBER, sys.version.encode(), key.encode()))).hexdigest()
-    folder = _private_dir("code")
+    folder = private_dir("code")
     path = folder / f"{digest}.marshal" if folder else None
     if path is not None:
         try:
@@ -57,11 +57,11 @@ def python_code(key: str, build: Callable[[], str], filename: str) -> CodeType:
             pass  # absent or damaged: compiled again and written over
     code = compile(build(), filename, "exec")
     if path is not None:
-        _write(path, marshal.dumps(code))
+        write_atomic(path, marshal.dumps(code))
     return code
 
 
-def _write(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write atomically; a cache that cannot be written is only slower."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -81,5 +81,5 @@ def jinja_bytecode_cache() -> Any:
     checksum itself), or None when the folder is not usable."""
     import jinja2
 
-    folder = _private_dir("jinja")
+    folder = private_dir("jinja")
     return jinja2.FileSystemBytecodeCache(str(folder)) if folder else None

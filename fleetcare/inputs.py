@@ -380,23 +380,28 @@ def inventory_timeout() -> float:
 def load_inventory(path: Path, limit: str | None) -> dict[str, Any]:
     """:func:`inventory_view` after :func:`scan_inventory`; a dynamic inventory is parsed in a
     child process bounded by :func:`inventory_timeout`. Cached per process while no file changes."""
+    files = inventory_files(path)
+    return _load_inventory_cached(path, limit, tuple((str(p), _signature(p)) for p in files))
+
+
+def inventory_files(path: Path) -> list[Path]:
+    """Every file Ansible reads for an inventory: a directory's files (its group_vars and
+    host_vars among them), or a file and the group_vars and host_vars beside it."""
     if not path.exists():
         raise InputError(f"{path}: inventory not found")
-    # every file Ansible reads for it: a directory's files (its group_vars and host_vars among
-    # them) or a file and the group_vars and host_vars beside it
     folders = [path] if path.is_dir() else [d for d in (path.parent / "group_vars", path.parent / "host_vars")
                                             if d.is_dir()]
-    files = [path, *(p for d in folders for p in _walk(d))]
-    return _load_inventory_cached(path, limit, tuple((str(p), _signature(p)) for p in files))
+    return [path, *(p for d in folders for p in _walk(d))]
 
 
 @lru_cache(maxsize=8)
 def _load_inventory_cached(path: Path, limit: str | None, signature: tuple[Any, ...]) -> dict[str, Any]:
+    """The view, with ``dynamic``: whether the inventory is a script's or a plugin's answer."""
     if scan_inventory(path):
-        return _view_in_child(path, limit)
+        return dict(_view_in_child(path, limit), dynamic=True)
     from fleetcare.jobs import role_var_candidate
 
-    return inventory_view(str(path), limit, role_var_candidate)
+    return dict(inventory_view(str(path), limit, role_var_candidate), dynamic=False)
 
 
 def _view_in_child(path: Path, limit: str | None) -> dict[str, Any]:
