@@ -92,10 +92,12 @@ def build(command: str, inventory: str | None = None, limit: str | None = None,
         inv, hosts, local = LOCAL_INVENTORY, ("localhost",), True
     else:
         inv, local = Path(inventory).expanduser().resolve(), False
-        hosts = inventory_hosts(inv, limit)
     if forks < 1:
         raise InputError(f"--forks: must be at least 1, not {forks}")
-    check_job_vars(roles, extravars, vars_files, var_pairs, None if local else inv, limit)
+    if local:
+        check_job_vars(roles, extravars, vars_files, var_pairs, None, limit)
+    else:
+        hosts = _judged_inventory(command, roles, inv, limit, extravars, vars_files, var_pairs)
     return Job(command, ROOT / spec.playbook, roles, inv, hosts, limit, extravars, forks=forks, local=local,
                **fields)
 
@@ -248,12 +250,37 @@ def check_job_vars(roles: tuple[str, ...], extravars: Mapping[str, Any], vars_fi
                 f"{inventory}: {origin[key]}" if key in origin else f"roles/{role}/defaults/main.yml")
             unset = [k for k in named if k != key and k not in extra[role] and k not in origin]
             note = f"; {', '.join(unset)} is the role default" if unset else ""
+            if message.startswith(key + ": "):  # a message that names its option first says it once
+                message = message[len(key) + 2:]
             raise InputError(f"{source}: {key}: {message}{note}")
 
 
 # -- inventories --------------------------------------------------------------------
 def _load_yaml(path: Path, what: str) -> Any:
     return inputs.load_yaml(path, what)
+
+
+def _judged_inventory(command: str, roles: tuple[str, ...], inv: Path, limit: str | None,
+                      extravars: dict[str, Any], vars_files: tuple[str, ...], var_pairs: tuple[str, ...]
+                      ) -> tuple[str, ...]:
+    """The hosts of the run, once the inventory and every host's role variables passed their
+    checks; a static inventory's passed verdict is kept for the same inputs (fleetcare.verdicts)."""
+    from fleetcare import verdicts
+
+    os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))  # before the key: it hashes ANSIBLE_*
+    material = None
+    if not (limit or "").startswith("@") and verdicts.cacheable(extravars):  # @file: a list of hosts
+        material = verdicts.key(inputs.inventory_files(inv), command=command, roles=roles, inventory=str(inv),
+                                limit=limit, extravars=extravars)
+        kept = verdicts.hosts(material)
+        if kept is not None:
+            return kept
+    view = inputs.load_inventory(inv, limit)
+    check_job_vars(roles, extravars, vars_files, var_pairs, inv, limit)
+    hosts = tuple(view["hosts"])
+    if material is not None and not view["dynamic"]:
+        verdicts.keep(material, hosts)
+    return hosts
 
 
 def inventory_hosts(path: Path, limit: str | None) -> tuple[str, ...]:

@@ -21,8 +21,10 @@ __metaclass__ = type
 import glob
 import os
 import re
+import subprocess
+import time
 
-from ansible_collections.fleetcare.ops.plugins.module_utils.host import read_optional
+from ansible_collections.fleetcare.ops.plugins.module_utils.host import ToolMissing, read_optional, run_cmd
 
 DPKG_STATUS = "/var/lib/dpkg/status"
 APT_LISTS = "/var/lib/apt/lists"
@@ -342,6 +344,25 @@ def apt_lists_refresh_reason(max_age, now, root="/"):
     if max_age and (updated is None or now - updated > max_age):
         return "package lists older than %d s" % max_age
     return None
+
+
+def refresh_apt_lists(max_age, timeout, check_mode, root="/", runner=run_cmd, now=time.time):
+    """(changed, reason, error): error is the failure's message, or None."""
+    reason = apt_lists_refresh_reason(max_age, now(), root)
+    if reason is None or check_mode:
+        return reason is not None, reason or "", None
+    try:
+        rc, out, err = runner(["apt-get", "-q", "update"], timeout=timeout, env={"NEEDRESTART_SUSPEND": "1"})
+    except ToolMissing as exc:
+        return True, reason, str(exc)
+    except subprocess.TimeoutExpired:
+        return True, reason, "apt-get update took more than %d s" % timeout
+    last = ((err or out).strip().splitlines() or [""])[-1]
+    if rc != 0:
+        return True, reason, "apt-get update exited %d: %s" % (rc, last)
+    if not apt_lists_present(root):
+        return True, reason, "apt-get update left no package lists: %s" % (last or "no source enabled?")
+    return True, reason, None
 
 
 def parse_apt_config(text):

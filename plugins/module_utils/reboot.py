@@ -5,7 +5,7 @@
 """The reboot primitive every role shares: what a boot is, and the proof that a reboot happened.
 
 A role that decides to reboot a host calls :func:`boot_state` BEFORE the reboot (a module
-running on the host, such as patching_apply, keeps it in its record), reboots it with
+running on the host, such as the patching module, keeps it in its record), reboots it with
 ``ansible.builtin.reboot`` (which waits, bounded by its ``reboot_timeout``), and after it a
 module judges the reboot with :func:`judge_reboot`: the kernel's boot ID
 (``/proc/sys/kernel/random/boot_id``, new at every boot) must differ from the one kept, and the

@@ -167,9 +167,29 @@ def drift_problems(params, name=None):
     return problems
 
 
+def _gate_problems(options, name):
+    """Problems of the health gate's options (patching_gate_options): each must be an option of
+    the health checks, and together with their defaults pass the health role's own checks."""
+    import difflib
+
+    from ansible_collections.fleetcare.ops.plugins.module_utils.health_inspection import ARGUMENT_SPEC
+
+    if not isinstance(options, dict):
+        return []  # the argument spec's type check says so
+    for key in options:
+        if key not in ARGUMENT_SPEC or key == "sample_seconds":
+            near = difflib.get_close_matches(str(key), [k for k in ARGUMENT_SPEC if k != "sample_seconds"], n=1)
+            return [(("gate_options",), "%s: %r is not an option of the health checks%s"
+                     % (name("gate_options"), key, " (did you mean %s?)" % near[0] if near else ""))]
+    params = dict((k, spec.get("default")) for k, spec in ARGUMENT_SPEC.items())
+    params.update(options)
+    return [(("gate_options",), "%s: %s" % (name("gate_options"), message)) for _, message in
+            health_problems(params, name=lambda option: option)]
+
+
 def patching_problems(params, name=None):
-    """Problems of the patching options: the maintenance windows, blackout dates and the share of
-    a batch that may fail (a percentage)."""
+    """Problems of the patching options: the maintenance windows, blackout dates, the share of a
+    batch that may fail (a percentage) and the health gate's options."""
     from ansible_collections.fleetcare.ops.plugins.module_utils.patching_window import window_problems
 
     name = name or module_name("patching")
@@ -182,6 +202,7 @@ def patching_problems(params, name=None):
         if not str(value).isdigit() or int(value) > 100:
             problems.append((("max_fail",), "%s: %r is not a percentage of a batch's hosts (0 to 100)"
                              % (name("max_fail"), value)))
+    problems.extend(_gate_problems(params.get("gate_options") or {}, name))
     return problems
 
 

@@ -57,39 +57,16 @@ reason:
   type: str
 """
 
-import subprocess
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleetcare.ops.plugins.module_utils.debian import apt_lists_present, apt_lists_refresh_reason
-from ansible_collections.fleetcare.ops.plugins.module_utils.host import ToolMissing, run_cmd
+from ansible_collections.fleetcare.ops.plugins.module_utils.debian import refresh_apt_lists
 
 ARGUMENT_SPEC = {"max_age": {"type": "int", "default": 0}, "timeout": {"type": "int", "default": 600}}
 
 
-def refresh(max_age, timeout, check_mode, root="/", runner=run_cmd, now=time.time):
-    """(changed, reason, error): error is the failure's message, or None."""
-    reason = apt_lists_refresh_reason(max_age, now(), root)
-    if reason is None or check_mode:
-        return reason is not None, reason or "", None
-    try:
-        rc, out, err = runner(["apt-get", "-q", "update"], timeout=timeout, env={"NEEDRESTART_SUSPEND": "1"})
-    except ToolMissing as exc:
-        return True, reason, str(exc)
-    except subprocess.TimeoutExpired:
-        return True, reason, "apt-get update took more than %d s" % timeout
-    last = ((err or out).strip().splitlines() or [""])[-1]
-    if rc != 0:
-        return True, reason, "apt-get update exited %d: %s" % (rc, last)
-    if not apt_lists_present(root):
-        return True, reason, "apt-get update left no package lists: %s" % (last or "no source enabled?")
-    return True, reason, None
-
-
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    changed, reason, error = refresh(module.params["max_age"], module.params["timeout"], module.check_mode)
+    changed, reason, error = refresh_apt_lists(module.params["max_age"], module.params["timeout"], module.check_mode)
     if error:
         module.fail_json(msg=error, reason=reason)
     module.exit_json(changed=changed, reason=reason)

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: patching_audit
-short_description: Audit pending package updates of a Debian host in one call and return findings
+short_description: Audit pending package updates of a Debian host, or patch it, in one call and return findings
 description:
   - Reads the dpkg status database and APT's own view of the host (C(apt-cache policy), which reads
     the downloaded package lists and their Release files) and reports pending updates split into
@@ -18,12 +18,14 @@ description:
     reason, whether unattended-upgrades is installed, enabled and ran successfully lately, the
     services that need a restart (C(needrestart -b) where installed, otherwise processes mapping
     deleted libraries), an interrupted dpkg, a held dpkg lock, and the last patch run's record
-    (C(/var/lib/fleetcare/patching/last-run.json), written by C(patching_apply)), one finding each
+    (C(/var/lib/fleetcare/patching/last-run.json), written by a patch run), one finding each
     (C(PTCH-*)).
   - A pending update is security when its candidate version comes from a list whose Release file
     names a security suite (Label or Suite containing C(security), as Debian's C(*-security)).
-  - Reads only; it never changes the host, so RV(ignore:changed) is always V(false). It also tells
-    the role which packages to upgrade (RV(patching.upgrade)), held packages left out.
+  - Without O(apply) it reads only and never changes the host (RV(ignore:changed) is V(false));
+    RV(patching.upgrade) lists what O(update) would install, held packages left out.
+  - With O(apply) the same call is the whole patch run (see the notes), so a patched host costs
+    one round trip, as the audit does.
 version_added: "0.2.0"
 author:
   - fleetcare engineers
@@ -32,7 +34,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: The module only reads; check mode runs it as usual.
+    details: Only the audit runs - nothing is installed, refreshed or written, and no health gate runs.
   diff_mode:
     support: none
   platform:
@@ -99,19 +101,67 @@ options:
     type: bool
     default: false
   record_dir:
-    description: Where C(patching_apply) writes the run records (C(PTCH-RUN-001) reads last-run.json there).
+    description: Where a patch run writes its records (C(PTCH-RUN-001) reads last-run.json there).
     type: str
     default: /var/lib/fleetcare/patching
+  apply:
+    description:
+      - Install the updates O(update) selects - the whole patch run on this host in this call (see
+        the notes). False (the default) only audits, whatever O(update) says.
+    type: bool
+    default: false
+  stopped:
+    description:
+      - Why a rolling run stopped before this host (a failed health gate or too many failures in
+        an earlier batch). With O(apply), nothing is installed and the record says why.
+    type: str
+    default: ""
+  pre_hooks:
+    description: Shell commands run in order before apt; the first that exits non-zero stops the run.
+    type: list
+    elements: str
+    default: []
+  post_hooks:
+    description: Shell commands run in order after apt succeeded.
+    type: list
+    elements: str
+    default: []
+  hook_timeout:
+    description: Seconds one hook may run.
+    type: int
+    default: 600
+  reboot:
+    description:
+      - After a successful run (or one with nothing to install), whether the role reboots the host
+        (RV(record.reboot.action)) - V(never); V(always); V(patched) when a package changed;
+        V(smart) when a reboot is required (C(/var/run/reboot-required), or a newer kernel than
+        the running one). In a container the action is C(not_applicable) with the reason.
+      - When the action is C(reboot), the call returns after apt, without findings; the role
+        reboots and calls the module again (without O(apply)) to run the health gate after and
+        report.
+    type: str
+    choices: [never, always, patched, smart]
+    default: never
   gate:
     description:
-      - The health gate on this host, from the role (C(PTCH-GATE-001)) - C(ran), the health
-        module's findings C(before) and C(after) the update, the C(severities) it judges, and
-        C(stopped_by) (the hosts whose gate stopped the rollout before this host was patched),
-        C(skipped) (true when the host was not patched because findings of those severities
-        failed before, and the gate fails with them). A finding of those severities failing after
-        but not before fails the gate; RV(patching.gate.new_failures) lists them.
+      - The health gate (C(PTCH-GATE-001)), judged with the health role's own checks run inside
+        this call (module_utils/health_inspection.py, C(sample_seconds) 0), so it costs no extra
+        round trip. Keys - C(health) (true runs the gate - with O(apply), before and after the
+        update; without, after only, against C(before)), C(options) (options of
+        C(fleetcare.ops.health_inspect) for the gate), C(severities) (the gated severities,
+        default C([critical, major])), C(stopped_by) (the hosts whose gate stopped the rollout
+        before this host).
+      - A host failing findings of those severities before is not patched (result
+        C(unhealthy)); a finding of those severities failing after but not before fails the
+        gate, and RV(patching.gate.new_failures) lists them.
     type: dict
     default: {}
+notes:
+  - With O(apply) and O(update) V(security) or V(all), one call is the whole patch run on the host - the health
+    gate before, the package lists refreshed when missing, the plan (this audit, choosing the
+    updates and what blocks them), the pre hooks, apt, the post hooks, the run record, the health
+    gate after, and the audit of the state left behind, which is what is reported. In check mode
+    only the audit runs and nothing is written.
 """
 
 EXAMPLES = r"""
@@ -122,8 +172,12 @@ EXAMPLES = r"""
 
 RETURN = r"""
 fleetcare:
-  description: The findings contract payload (when O(report) is true).
+  description: The findings contract payload (when O(report) is true and no reboot is to follow).
   returned: when report is true
+  type: dict
+record:
+  description: The patch run's record as written on the host (see module_utils/patching_run.py), with its C(path).
+  returned: with apply and update security or all
   type: dict
 patching:
   description: The pending updates, held packages and what to upgrade.
@@ -156,11 +210,12 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
     DPKG_STATUS, UU_LOG, apt_lists_updated, dpkg_lock_holders, dpkg_pending_journal, installed_packages,
     parse_apt_config, parse_dpkg_held, parse_dpkg_status, parse_needrestart_batch, parse_policy_files,
     parse_policy_packages, parse_uu_log, pending_updates, processes_with_deleted_libraries, reboot_state,
-    running_kernel)
+    refresh_apt_lists, running_kernel)
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
     CheckError, NotApplicable, metric, payload, run_check)
 from ansible_collections.fleetcare.ops.plugins.module_utils.host import probe, read_optional, run_cmd
@@ -168,6 +223,7 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.patching_checks impo
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_window import state as window_state
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_window import window_problems
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_run import LAST_RUN, RECORD_DIR, RESULTS
+from ansible_collections.fleetcare.ops.plugins.module_utils.patching_run import apply, write_record
 from ansible_collections.fleetcare.ops.plugins.module_utils.patching_run import read_record as read_run_record
 from ansible_collections.fleetcare.ops.plugins.module_utils.reboot import boot_state, judge_reboot
 
@@ -481,14 +537,21 @@ CHECK_FUNCS = {
 CHECKS = tuple((record, CHECK_FUNCS[record["id"]]) for record in CHECK_RECORDS)
 
 
-def audit(params, root="/", runner=run_cmd, now=None):
-    """(payload dictionary, the `patching` result): every check in order."""
+# What the plan before an update needs of the checks: what blocks apt.
+BLOCKING = ("PTCH-DPKG-001", "PTCH-LOCK-001")
+
+
+def audit(params, root="/", runner=run_cmd, now=None, only=None):
+    """(payload dictionary, the `patching` result): every check in order, or those of ``only``
+    (the plan runs only :data:`BLOCKING`: nothing of it is reported)."""
     findings, metrics = [], []
     try:
         ctx = Context(params, root, runner, now)
     except Exception as exc:  # APT unreadable: every check is an error with the same reason
         ctx, failed = None, exc
     for record, func in CHECKS:
+        if only is not None and record["id"] not in only:
+            continue
         if ctx is None:
             def func(_ctx, exc=failed):
                 raise exc
@@ -499,7 +562,7 @@ def audit(params, root="/", runner=run_cmd, now=None):
     pending = ctx.pending if ctx else []
     # What stops an update before apt is run: an interrupted dpkg, a lock another process holds.
     blocked = ["%s: %s" % (f["id"], f["evidence"].get("reason") or f["title"]) for f in findings
-               if f["id"] in ("PTCH-DPKG-001", "PTCH-LOCK-001") and f["status"] != "pass"]
+               if f["id"] in BLOCKING and f["status"] != "pass"]
     chosen = {"none": lambda u: False, "security": lambda u: u["security"], "all": lambda u: True}[params["update"]]
     refused = ""
     if ctx and ctx.refused:
@@ -510,7 +573,89 @@ def audit(params, root="/", runner=run_cmd, now=None):
               "window": {"open": ctx.window_open, "reason": ctx.window_reason, "host_time": ctx.local_time,
                          "forced": bool(params.get("force")) and not ctx.window_open} if ctx else None,
               "upgrade": ["%s=%s" % (u["package"], u["candidate"]) for u in pending if not u["held"] and chosen(u)]}
-    return payload(ROLE, findings, metrics, expected=len(CHECKS)), result
+    return payload(ROLE, findings, metrics, expected=len(CHECKS) if only is None else len(only)), result
+
+
+def gate_on(gate):
+    """Whether the gate runs: its ``health`` key true (a template may give the text)."""
+    return boolean(gate.get("health") or False, strict=False)
+
+
+def gate_params(gate):
+    """The health checks' parameters for the gate: their defaults, the gate's C(options) over
+    them, no sampling window. (params, problem): problem is one line, or "" when they are valid.
+    The health checks are imported only for a gate: an audit alone does not load them."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    from ansible_collections.fleetcare.ops.plugins.module_utils.health_inspection import ARGUMENT_SPEC as HEALTH_SPEC
+    from ansible_collections.fleetcare.ops.plugins.module_utils.health_inspection import validate as health_validate
+
+    options = dict(gate.get("options") or {}, sample_seconds=0.0)
+    checked = ArgumentSpecValidator(HEALTH_SPEC).validate(options)
+    if checked.error_messages:
+        return None, "gate.options: %s" % checked.error_messages[0]
+    problems = health_validate(checked.validated_parameters)
+    return checked.validated_parameters, ("gate.options: %s" % problems[0]) if problems else ""
+
+
+def patch_run(params, check_mode, root="/", health=None, refresh=refresh_apt_lists, apt=None, **audit_kw):
+    """With ``apply`` and ``update`` security or all, the whole patch run on this host in one call: the health
+    gate before, the lists refreshed when missing, the plan, apt between the hooks, the record
+    written, the gate after and the audit of what is left. Returns (result dict, error line):
+    the module's result keys (``patching``, ``record``, ``changed``, ``fleetcare``).
+    ``health``, ``refresh`` and ``apt`` stand in for the health checks, the lists refresh and
+    apt-get in the unit tests; ``audit_kw`` goes to :func:`audit`."""
+    gate = params.get("gate") or {}
+    severities = gate.get("severities") or ["critical", "major"]
+    health_params = gate_params(gate)[0] if gate_on(gate) else None
+    if health is None and health_params is not None:
+        from ansible_collections.fleetcare.ops.plugins.module_utils.health_inspection import inspect
+
+        def health():
+            return inspect(health_params, root)["fleetcare"]["findings"]
+    stopped = params.get("stopped") or ""
+    judged = {"ran": False, "before": [], "after": [], "severities": severities,
+              "stopped_by": gate.get("stopped_by") or []}
+    out = {"changed": False}
+    patching = params.get("apply") and params["update"] != "none"
+    if patching and not check_mode:
+        before = health() if health_params is not None and not stopped else []
+        unhealthy = [f["id"] for f in before if f["status"] == "fail" and f["severity"] in severities]
+        judged.update(before=before, skipped=bool(unhealthy))
+        if not stopped:
+            refreshed, _reason, error = refresh(0, 600, False, root)
+            if error:
+                return out, error
+            out["changed"] = refreshed
+        _, plan = audit(dict(params, report=False, debsecan_source="", gate={},
+                             lock_wait=0 if stopped or unhealthy else params["lock_wait"]), root,
+                        only=BLOCKING, **audit_kw)
+        record = apply({"upgrade": plan["upgrade"], "kind": params["update"], "blocked": plan["blocked"],
+                        "refused": plan["refused"], "stopped": stopped, "unhealthy": unhealthy,
+                        "pre_hooks": params["pre_hooks"], "post_hooks": params["post_hooks"],
+                        "hook_timeout": params["hook_timeout"], "lock_timeout": params["lock_wait"],
+                        "start": plan["time"], "reboot": params["reboot"]}, root, apt, container=probe(root).container)
+        record["path"] = write_record(record, root, params["record_dir"])
+        out.update(record=record, changed=out["changed"] or bool(record["changed"]))
+        if record["reboot"]["action"] == "reboot":
+            # The role reboots the host, then calls again (without apply) to judge the gate and
+            # report. Nothing gated failed before: the host would not have been patched.
+            out["patching"] = plan
+            return out, ""
+        if health_params is not None and not stopped and not unhealthy:
+            judged.update(ran=True, after=health())
+    elif patching:
+        out["record"] = {"result": "check_mode", "planned": []}
+    elif health_params is not None and not check_mode:
+        judged.update(ran=True, after=health())  # after a reboot: the host was healthy before
+    # the audit of the state left behind: it waits for no lock (the plan did)
+    found, result = audit(dict(params, update="none" if patching and not check_mode else params["update"],
+                               gate=judged, lock_wait=0), root, **audit_kw)
+    if check_mode and "record" in out:
+        out["record"]["planned"] = result["upgrade"]
+    out["patching"] = result
+    if params["report"]:
+        out.update(found)
+    return out, ""
 
 
 ARGUMENT_SPEC = dict(
@@ -526,6 +671,12 @@ ARGUMENT_SPEC = dict(
     force=dict(type="bool", default=False),
     gate=dict(type="dict", default={}),
     record_dir=dict(type="str", default=RECORD_DIR),
+    apply=dict(type="bool", default=False),
+    stopped=dict(type="str", default=""),
+    pre_hooks=dict(type="list", elements="str", default=[]),
+    post_hooks=dict(type="list", elements="str", default=[]),
+    hook_timeout=dict(type="int", default=600),
+    reboot=dict(type="str", default="never", choices=["never", "always", "patched", "smart"]),
 )
 
 
@@ -537,9 +688,14 @@ def main():
     problems = window_problems(module.params["windows"], module.params["blackouts"])
     if problems:
         module.fail_json(msg="windows/blackouts: %s" % problems[0])
-    found, result = audit(module.params)
-    extra = found if module.params["report"] else {}
-    module.exit_json(changed=False, patching=result, **extra)
+    if gate_on(module.params["gate"] or {}):
+        problem = gate_params(module.params["gate"])[1]
+        if problem:
+            module.fail_json(msg=problem)
+    result, error = patch_run(module.params, module.check_mode)
+    if error:
+        module.fail_json(msg=error, **result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

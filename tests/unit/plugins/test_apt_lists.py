@@ -1,16 +1,13 @@
-"""fleetcare.ops.apt_lists on a fake host root: apt-get is replaced by a function that writes
-the lists as apt would (the real apt-get runs in tests/integration/test_image_host.py)."""
+"""The package-list refresh of fleetcare.ops.apt_lists and of the patching module (one function,
+module_utils/debian.py) on a fake host root: apt-get is replaced by a function that writes the
+lists as apt would (the real apt-get runs in tests/integration/test_image_host.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-_spec = importlib.util.spec_from_file_location("fc_apt_lists", ROOT / "plugins" / "modules" / "apt_lists.py")
-apt_lists = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(apt_lists)
+from ansible_collections.fleetcare.ops.plugins.module_utils import debian
 
 NOW = 1_800_000_000.0
 
@@ -39,12 +36,12 @@ def emptied(tmp_path: Path) -> Path:
 def test_emptied_lists_are_refreshed_whatever_the_age(tmp_path):
     root = emptied(tmp_path)
     apt = fake_apt_get(root)
-    changed, reason, error = apt_lists.refresh(10**9, 60, False, str(root), apt, lambda: NOW)
+    changed, reason, error = debian.refresh_apt_lists(10**9, 60, False, str(root), apt, lambda: NOW)
     assert (changed, error) == (True, None) and "no package lists" in reason
     assert apt.calls == [["apt-get", "-q", "update"]]
     # now there: kept, even with max_age 0 ("only when missing")
     apt2 = fake_apt_get(root)
-    assert apt_lists.refresh(0, 60, False, str(root), apt2, lambda: NOW) == (False, "", None)
+    assert debian.refresh_apt_lists(0, 60, False, str(root), apt2, lambda: NOW) == (False, "", None)
     assert apt2.calls == []
 
 
@@ -54,17 +51,18 @@ def test_old_lists_are_refreshed_only_past_max_age(tmp_path):
     release = root / "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease"
     age = os.stat(release).st_ctime
     apt = fake_apt_get(root)
-    assert apt_lists.refresh(86400, 60, False, str(root), apt, lambda: age + 100)[0] is False
-    changed, reason, _ = apt_lists.refresh(86400, 60, False, str(root), apt, lambda: age + 86401)
+    assert debian.refresh_apt_lists(86400, 60, False, str(root), apt, lambda: age + 100)[0] is False
+    changed, reason, _ = debian.refresh_apt_lists(86400, 60, False, str(root), apt, lambda: age + 86401)
     assert changed and "older than 86400 s" in reason and len(apt.calls) == 1
 
 
 def test_check_mode_runs_nothing_and_failures_are_named(tmp_path):
     root = emptied(tmp_path)
     apt = fake_apt_get(root)
-    changed, reason, error = apt_lists.refresh(0, 60, True, str(root), apt, lambda: NOW)
+    changed, reason, error = debian.refresh_apt_lists(0, 60, True, str(root), apt, lambda: NOW)
     assert changed and reason and error is None and apt.calls == []
-    _, _, error = apt_lists.refresh(0, 60, False, str(root), fake_apt_get(root, rc=100, writes=False), lambda: NOW)
+    failing = fake_apt_get(root, rc=100, writes=False)
+    _, _, error = debian.refresh_apt_lists(0, 60, False, str(root), failing, lambda: NOW)
     assert error == "apt-get update exited 100: E: failed to fetch"
-    _, _, error = apt_lists.refresh(0, 60, False, str(root), fake_apt_get(root, writes=False), lambda: NOW)
+    _, _, error = debian.refresh_apt_lists(0, 60, False, str(root), fake_apt_get(root, writes=False), lambda: NOW)
     assert error.startswith("apt-get update left no package lists")

@@ -32,7 +32,7 @@ def _strings_and_spec(path):
 
 
 def test_every_module_is_covered():
-    assert len(MODULES) >= 7
+    assert len(MODULES) >= 6
     assert all(p.name != "__init__.py" for p in MODULES)
 
 

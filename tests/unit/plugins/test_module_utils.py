@@ -39,14 +39,13 @@ def test_both_modules_answer_the_container_question_with_the_probe(tmp_path):
     import importlib.util
 
     write(tmp_path, "proc/1/environ", "container=lxc\0")
-    answers = []
-    for name in ("health_inspect", "hardening_audit"):
-        spec = importlib.util.spec_from_file_location("probe_" + name, ROOT / "plugins" / "modules" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        assert module.probe is host.probe
-        answers.append(module)
-    health, hardening = answers
+    from ansible_collections.fleetcare.ops.plugins.module_utils import health_inspection as health
+
+    spec = importlib.util.spec_from_file_location("probe_hardening_audit",
+                                                  ROOT / "plugins" / "modules" / "hardening_audit.py")
+    hardening = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hardening)
+    assert health.probe is host.probe and hardening.probe is host.probe
     ctx = health.Context({}, root=str(tmp_path))
     assert ctx.container == "lxc"
     audit_host = hardening.Host(str(tmp_path))

@@ -412,9 +412,7 @@ def test_lock_released_within_the_wait_passes(host: Path):
 
 def test_health_and_patching_judge_a_reboot_alike(host: Path):
     """HLTH-REBOOT-001 and PTCH-REBOOT-001 are one implementation (debian.reboot_state)."""
-    hi_spec = importlib.util.spec_from_file_location("fc_hi", ROOT / "plugins/modules/health_inspect.py")
-    hi = importlib.util.module_from_spec(hi_spec)
-    hi_spec.loader.exec_module(hi)
+    hi = importlib.import_module("ansible_collections.fleetcare.ops.plugins.module_utils.health_inspection")
     (host / "var/run").mkdir(parents=True)
     (host / "var/run/reboot-required").write_text("*** System restart required ***\n")
     (host / "var/run/reboot-required.pkgs").write_text("libc6\n")
@@ -531,3 +529,126 @@ def test_gate_of_a_host_unhealthy_before_fails_naming_the_findings(host: Path):
     # only failures of a gated severity make a host unhealthy
     findings, _, _ = run(host, gate={"skipped": "True", "before": before[1:]})
     assert findings["PTCH-GATE-001"]["status"] == "not_applicable"
+
+
+# ------------------------------------------------------------------ the patch run in one call
+
+
+RUN_PARAMS = {name: spec.get("default") for name, spec in patching_audit.ARGUMENT_SPEC.items()}
+
+
+def finding(id_: str, status: str = "pass", severity: str = "critical") -> dict:
+    return {"id": id_, "status": status, "severity": severity, "title": id_, "evidence": {"reason": f"{id_} why"}}
+
+
+class Health:
+    """The health checks' answers, one list per call (before, after)."""
+
+    def __init__(self, *answers):
+        self.answers, self.calls = list(answers), 0
+
+    def __call__(self):
+        self.calls += 1
+        return self.answers.pop(0)
+
+
+def patch(host: Path, check_mode: bool = False, health=None, **params):
+    from test_patching_run import fake_apt_get
+
+    apt = fake_apt_get(host)
+    refreshed = []
+
+    def refresh(max_age, timeout, check, root):
+        refreshed.append(root)
+        return False, "", None
+
+    gate = {"health": health is not None, "severities": ["critical"]}
+    out, error = patching_audit.patch_run(
+        {**RUN_PARAMS, "update": "all", "apply": True, "gate": gate, **params}, check_mode, str(host),
+        health=health, refresh=refresh, apt=apt, runner=fake_apt(), now=NOW)
+    assert error == ""
+    return out, apt, refreshed
+
+
+def test_one_call_gates_installs_records_and_reports_the_state_left(host: Path):
+    health = Health([finding("HLTH-DISK-001")], [finding("HLTH-DISK-001")])
+    out, apt, refreshed = patch(host, health=health)
+    assert health.calls == 2 and refreshed == [str(host)]
+    assert apt.calls[0][0][-2:] == ["fc-other=1.1", "fc-sec=1.1"]  # the plan's choice, held left out
+    record = json.loads((host / "var/lib/fleetcare/patching/last-run.json").read_text())
+    assert out["record"]["result"] == record["result"] == "success" and out["changed"] is True
+    found = {f["id"]: f for f in out["fleetcare"]["findings"]}
+    assert found["PTCH-RUN-001"]["status"] == "pass"
+    assert found["PTCH-GATE-001"]["status"] == "pass" and out["patching"]["gate"]["ran"] is True
+
+
+def test_health_worse_after_fails_the_gate_and_names_the_finding(host: Path):
+    health = Health([finding("HLTH-CERT-001")], [finding("HLTH-CERT-001", "fail")])
+    out, _, _ = patch(host, health=health)
+    gate = {f["id"]: f for f in out["fleetcare"]["findings"]}["PTCH-GATE-001"]
+    assert gate["status"] == "fail" and "HLTH-CERT-001 (critical)" in gate["evidence"]["reason"]
+    assert [f["id"] for f in out["patching"]["gate"]["new_failures"]] == ["HLTH-CERT-001"]
+
+
+def test_an_unhealthy_host_is_not_patched_and_its_gate_fails(host: Path):
+    health = Health([finding("HLTH-UNIT-001", "fail"), finding("HLTH-LOAD-001", "fail", "major")])
+    out, apt, _ = patch(host, health=health)
+    assert health.calls == 1 and apt.calls == []  # no apt, and no gate after
+    assert out["record"]["result"] == "unhealthy" and "HLTH-UNIT-001" in out["record"]["reason"]
+    assert "HLTH-LOAD-001" not in out["record"]["reason"]  # major is not gated here
+    gate = {f["id"]: f for f in out["fleetcare"]["findings"]}["PTCH-GATE-001"]
+    assert gate["status"] == "fail" and gate["evidence"]["failing_before"] == ["HLTH-UNIT-001"]
+
+
+def test_a_stopped_rollout_touches_nothing_and_runs_no_gate(host: Path):
+    health = Health()
+    out, apt, refreshed = patch(host, health=health, stopped="the rollout stopped: health gate failed on web-2")
+    assert health.calls == 0 and apt.calls == [] and refreshed == []
+    assert out["record"]["result"] == "stopped" and out["changed"] is False
+
+
+def test_a_reboot_to_follow_returns_before_the_gate_after_and_reports_nothing(host: Path):
+    (host / "run/.containerenv").unlink()  # not a container: the policy may reboot it
+    health = Health([finding("HLTH-TIME-001")])
+    out, apt, _ = patch(host, health=health, reboot="always")
+    assert out["record"]["reboot"]["action"] == "reboot", out["record"]
+    assert apt.calls and health.calls == 1 and "fleetcare" not in out
+    # after the reboot: the same module, without apply, runs the gate after and reports
+    after = Health([finding("HLTH-TIME-001"), finding("HLTH-CERT-001", "fail")])
+    again, error = patching_audit.patch_run(dict(RUN_PARAMS, gate={"health": True, "severities": ["critical"]}),
+                                            False, str(host), health=after, runner=fake_apt(), now=NOW)
+    assert error == "" and after.calls == 1
+    assert [f["id"] for f in again["patching"]["gate"]["new_failures"]] == ["HLTH-CERT-001"]
+    assert {f["id"]: f for f in again["fleetcare"]["findings"]}["PTCH-GATE-001"]["status"] == "fail"
+
+
+def test_check_mode_plans_and_reports_but_changes_nothing(host: Path):
+    status = (host / "var/lib/dpkg/status").read_bytes()
+    health = Health()
+    out, apt, refreshed = patch(host, check_mode=True, health=health)
+    assert (health.calls, apt.calls, refreshed) == (0, [], [])
+    assert not (host / "var/lib/fleetcare").exists() and (host / "var/lib/dpkg/status").read_bytes() == status
+    assert out["record"] == {"result": "check_mode", "planned": ["fc-other=1.1", "fc-sec=1.1"]}
+    assert out["changed"] is False and len(out["fleetcare"]["findings"]) == len(CHECKS)
+
+
+def test_without_apply_an_update_kind_only_audits(host: Path):
+    out, apt, refreshed = patch(host, apply=False)
+    assert apt.calls == [] and refreshed == [] and "record" not in out
+    assert out["patching"]["upgrade"] == ["fc-other=1.1", "fc-sec=1.1"]
+
+
+def test_gate_options_are_checked_against_the_health_module_in_one_line():
+    assert patching_audit.gate_params({"options": {"disk_warn_pct": 80}})[1] == ""
+    params, problem = patching_audit.gate_params({"options": {"disk_warn_pctt": 80}})
+    assert params is None and problem.startswith("gate.options: ") and "disk_warn_pctt" in problem
+    problem = patching_audit.gate_params({"options": {"disk_warn_pct": 99, "disk_critical_pct": 90}})[1]
+    assert problem.startswith("gate.options: ") and "disk" in problem
+
+
+@pytest.mark.parametrize("value", [False, "False", "false", "no", 0, None])
+def test_a_gate_switched_off_by_a_template_runs_no_health(host: Path, value):
+    health = Health()
+    out, error = patching_audit.patch_run(dict(RUN_PARAMS, gate={"health": value}), False, str(host),
+                                          health=health, runner=fake_apt(), now=NOW)
+    assert error == "" and health.calls == 0 and out["patching"]["gate"]["ran"] is False

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.fleetcare.ops.plugins.module_utils import patching_window as pw
-from test_patching_apply import PARAMS as APPLY
-from test_patching_apply import fake_apt_get, make_host, patching_apply
 from test_patching_audit import run as audit
+from test_patching_run import PARAMS as APPLY
+from test_patching_run import fake_apt_get, make_host, patching_run
 
 NIGHTS = [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "22:00", "end": "02:00"}]
 SUNDAY = [{"days": ["sun"], "start": "03:00", "end": "05:00"}]
@@ -81,7 +81,7 @@ def test_update_outside_the_window_is_refused_in_host_time(host: Path, berlin):
     assert result["refused"].startswith("outside the maintenance windows (sun 03:00-05:00) (host time Sun 2027-01-10 "
                                         "05:30 CET)"), result["refused"]
     assert findings["PTCH-SEC-001"]["status"] == "fail"  # the audit itself still ran
-    record = patching_apply.apply(dict(APPLY, refused=result["refused"]), str(host), fake_apt_get(host))
+    record = patching_run.apply(dict(APPLY, refused=result["refused"]), str(host), fake_apt_get(host))
     assert record["result"] == "refused" and record["changed"] == []
     # forced: patched anyway, and the plan says it was forced
     _, _, result = audit(host, now=later, update="all", windows=SUNDAY, force=True)
@@ -120,10 +120,10 @@ def test_reboot_policy(host: Path, policy, changed, required, action):
         (host / "var/run").mkdir(parents=True, exist_ok=True)
         (host / "var/run/reboot-required").write_text("")
     record = {"result": "success", "changed": ["fc-sec"] if changed else []}
-    decided = patching_apply.reboot_decision(policy, record, str(host), container="")
+    decided = patching_run.reboot_decision(policy, record, str(host), container="")
     assert decided["action"] == action, decided
     assert decided["policy"] == policy and decided["required"] is required
-    in_container = patching_apply.reboot_decision(policy, record, str(host), container="podman")
+    in_container = patching_run.reboot_decision(policy, record, str(host), container="podman")
     assert in_container["action"] == ("not_applicable" if action == "reboot" else "none")
     if action == "reboot":
         assert "podman container" in in_container["reason"] and "never rebooted" in in_container["reason"]
@@ -135,20 +135,20 @@ def test_reboot_policy(host: Path, policy, changed, required, action):
 
 
 def test_no_reboot_after_a_failed_run(host: Path):
-    decided = patching_apply.reboot_decision("always", {"result": "pre_hook_failed"}, str(host))
+    decided = patching_run.reboot_decision("always", {"result": "pre_hook_failed"}, str(host))
     assert decided["action"] == "none" and "did not succeed" in decided["reason"]
 
 
 def test_a_run_with_nothing_to_install_still_reboots_into_a_waiting_kernel(host: Path):
     (host / "var/run").mkdir(parents=True, exist_ok=True)
     (host / "var/run/reboot-required").write_text("")
-    decided = patching_apply.reboot_decision("smart", {"result": "nothing_to_do"}, str(host))
+    decided = patching_run.reboot_decision("smart", {"result": "nothing_to_do"}, str(host))
     assert decided["action"] == "reboot" and decided["before"]["running_kernel"]
 
 
 def test_reboot_decision_is_in_the_record(host: Path):
     os.makedirs(host / "var/run", exist_ok=True)
     (host / "var/run/reboot-required").write_text("")
-    record = patching_apply.apply(dict(APPLY, reboot="smart"), str(host), fake_apt_get(host), container="podman")
+    record = patching_run.apply(dict(APPLY, reboot="smart"), str(host), fake_apt_get(host), container="podman")
     assert record["result"] == "success"
     assert record["reboot"]["action"] == "not_applicable" and record["reboot"]["required"] is True

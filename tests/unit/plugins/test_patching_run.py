@@ -1,10 +1,9 @@
-"""patching_apply on a fake host root: the hooks are real shell commands, apt is replaced by a
-function that rewrites the fake dpkg status as apt would (the real apt runs in molecule/patching);
-the record is written and read back by the audit (PTCH-RUN-001)."""
+"""A patch run (module_utils/patching_run.py) on a fake host root: the hooks are real shell
+commands, apt is replaced by a function that rewrites the fake dpkg status as apt would (the real
+apt runs in molecule/patching); the record is written and read back by the audit (PTCH-RUN-001)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -14,15 +13,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "unit" / "fixtures" / "patching"
 
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"fc_{name}", ROOT / "plugins" / "modules" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-patching_apply = _load("patching_apply")
 
 from ansible_collections.fleetcare.ops.plugins.module_utils import patching_run  # noqa: E402
 from test_patching_audit import fake_apt  # noqa: E402  (same folder, on sys.path)
@@ -81,7 +71,7 @@ def test_success_runs_hooks_around_apt_and_records_from_to(host: Path, tmp_path_
     apt = fake_apt_get(host)
     params = dict(PARAMS, pre_hooks=[f"echo pre > {marks}/pre", "true"],
                   post_hooks=[f"test -f {marks}/pre && echo post > {marks}/post"])
-    record = patching_apply.apply(params, str(host), apt, now=clock(1000.0, 1042.5))
+    record = patching_run.apply(params, str(host), apt, now=clock(1000.0, 1042.5))
     assert record["result"] == "success" and record["ok"] is True
     assert (marks / "pre").exists() and (marks / "post").exists()
     argv, env = apt.calls[0]
@@ -104,7 +94,7 @@ def test_failing_pre_hook_stops_the_patch(host: Path):
     apt = fake_apt_get(host)
     params = dict(PARAMS, pre_hooks=["true", "echo draining failed >&2; exit 3", "echo never"],
                   post_hooks=["echo never"])
-    record = patching_apply.apply(params, str(host), apt)
+    record = patching_run.apply(params, str(host), apt)
     assert record["result"] == "pre_hook_failed" and record["ok"] is False
     assert record["reason"] == "pre hook 'echo draining failed >&2; exit 3' exited 3"
     assert "draining failed" in record["hooks"][-1]["output"]
@@ -119,25 +109,25 @@ def test_failing_pre_hook_stops_the_patch(host: Path):
 
 def test_blocked_refused_and_apt_failure(host: Path):
     apt = fake_apt_get(host)
-    record = patching_apply.apply(dict(PARAMS, blocked=["PTCH-LOCK-001: held by pid 42 (apt-get)"],
+    record = patching_run.apply(dict(PARAMS, blocked=["PTCH-LOCK-001: held by pid 42 (apt-get)"],
                                        pre_hooks=["exit 9"]), str(host), apt)
     assert record["result"] == "blocked" and "pid 42" in record["reason"] and record["hooks"] == []
-    record = patching_apply.apply(dict(PARAMS, refused="outside the window"), str(host), apt)
+    record = patching_run.apply(dict(PARAMS, refused="outside the window"), str(host), apt)
     assert record["result"] == "refused" and apt.calls == []
-    record = patching_apply.apply(dict(PARAMS, stopped="health gate failed on web-2: HLTH-UNIT-001",
+    record = patching_run.apply(dict(PARAMS, stopped="health gate failed on web-2: HLTH-UNIT-001",
                                        pre_hooks=["exit 9"]), str(host), apt)
     assert record["result"] == "stopped" and record["ok"] is False and record["hooks"] == [] and apt.calls == []
-    record = patching_apply.apply(dict(PARAMS, unhealthy=["HLTH-CERT-001"], pre_hooks=["exit 9"]), str(host), apt)
+    record = patching_run.apply(dict(PARAMS, unhealthy=["HLTH-CERT-001"], pre_hooks=["exit 9"]), str(host), apt)
     assert record["result"] == "unhealthy" and record["ok"] is False and record["hooks"] == [] and apt.calls == []
     assert record["reason"] == "not patched: unhealthy before patching (HLTH-CERT-001)"
-    record = patching_apply.apply(PARAMS, str(host), fake_apt_get(host, rc=100))
+    record = patching_run.apply(PARAMS, str(host), fake_apt_get(host, rc=100))
     assert record["result"] == "failed" and record["reason"].startswith("apt-get exited 100: E: Sub-process")
-    record = patching_apply.apply(dict(PARAMS, upgrade=[]), str(host), apt)
+    record = patching_run.apply(dict(PARAMS, upgrade=[]), str(host), apt)
     assert record["result"] == "nothing_to_do" and record["ok"] is True and apt.calls == []
 
 
 def test_hook_timeout_counts_as_failure(host: Path):
-    record = patching_apply.apply(dict(PARAMS, pre_hooks=["sleep 5"], hook_timeout=1), str(host), fake_apt_get(host))
+    record = patching_run.apply(dict(PARAMS, pre_hooks=["sleep 5"], hook_timeout=1), str(host), fake_apt_get(host))
     assert record["result"] == "pre_hook_failed" and record["hooks"][0]["rc"] == 124
 
 
