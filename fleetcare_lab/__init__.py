@@ -39,6 +39,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -513,8 +514,36 @@ def _run_container(state: Path, distro: str, index: int) -> None:
         raise LabError(f"podman run {name} failed: {_last_line(proc.stderr)}")
 
 
+# Where podman's CNI plugin keeps one file per address it handed out, holding the container's ID.
+CNI_RESERVATIONS = Path("/var/lib/cni/networks")
+_DUPLICATE = re.compile(r'unable to start container "([0-9a-f]{64})".* (\d+\.\d+\.\d+\.\d+) has been allocated '
+                        r"to ([0-9a-f]{64}), duplicate allocation")
+
+
+def _release_own_address(detail: str) -> bool:
+    """After ``podman stop`` whose network teardown did not finish (seen under load with podman
+    4.3 and CNI), the container's address stays reserved for the container itself, and its next
+    start fails with "duplicate allocation". Release that reservation, only when it names the very
+    container being started; True when one was released."""
+    found = _DUPLICATE.search(detail)
+    if not found or found.group(1) != found.group(3):
+        return False
+    container, address, _ = found.groups()
+    released = False
+    for reservation in CNI_RESERVATIONS.glob(f"*/{address}"):
+        try:
+            if reservation.read_text().split()[:1] == [container]:
+                reservation.unlink()
+                released = True
+        except OSError:
+            continue
+    return released
+
+
 def _start(name: str) -> None:
     proc = _podman("start", name, check=False)
+    if proc.returncode != 0 and _release_own_address(proc.stderr):
+        proc = _podman("start", name, check=False)
     if proc.returncode != 0:
         detail = _last_line(proc.stderr)
         if "address already in use" in detail:
