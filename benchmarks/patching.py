@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -53,10 +54,18 @@ RESET = ("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrade
          + " ".join(f"{name}={version}" for name, version in sorted(aptrepo.INITIAL.items())))
 
 
-def run(argv: list[str], env: dict[str, str], ok: tuple[int, ...] = (0, 1)) -> float:
+CPU: dict[str, list[float]] = {}
+
+
+def run(argv: list[str], env: dict[str, str], ok: tuple[int, ...] = (0, 1), name: str = "") -> float:
+    """Seconds the command took; its CPU time on this side (wrapper, Ansible, ssh) kept under ``name``."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if name:
+        CPU.setdefault(name, []).append(after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime)
     if proc.returncode not in ok:
         tail = f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
         raise SystemExit(f"{' '.join(argv[:4])} exited {proc.returncode}:\n{tail}")
@@ -128,17 +137,20 @@ def main() -> int:
             audit = [*fleetcare, "patch", *inv, "-q", "--vars-file", str(varsfile)]
             patch = [*fleetcare, "patch", *inv, "-q", "--vars-file", str(varsfile), "--update", "all"]
             bare = [str(BIN / "ansible"), *inv, "all", "-m", "ansible.builtin.apt", "-a", "upgrade=dist"]
+            # the role's playbook without the wrapper: what fleetcare itself adds is the difference
+            playbook = [str(BIN / "ansible-playbook"), *inv, "-e", f"@{varsfile}", "-e", '{"patching_update": ["all"]}',
+                        str(ROOT / "playbooks" / "patch.yml")]
             run(setup, env, ok=(0,))  # warm the SSH masters: every side reuses them
             cold_setup, cold = run(setup, env, ok=(0,)), run(audit, env)
             print(f"fleetcare audit, first run (cold caches): {cold:.2f} s vs setup {cold_setup:.2f} s "
                   f"-> ratio {cold / cold_setup:.2f}")
-            times: dict[str, list[float]] = {"setup": [], "audit": [], "bare apt": [], "patch": []}
+            times: dict[str, list[float]] = {"setup": [], "audit": [], "bare apt": [], "patch": [], "playbook": []}
             for _ in range(args.repeat):
-                times["setup"].append(run(setup, env, ok=(0,)))
-                times["audit"].append(run(audit, env))
-                for name, argv in (("bare apt", bare), ("patch", patch)):
+                times["setup"].append(run(setup, env, ok=(0,), name="setup"))
+                times["audit"].append(run(audit, env, name="audit"))
+                for name, argv in (("bare apt", bare), ("patch", patch), ("playbook", playbook)):
                     on_every_host(hosts, f"{RESET} >/dev/null", state)
-                    times[name].append(run(argv, env, ok=(0,) if name == "bare apt" else (0, 1)))
+                    times[name].append(run(argv, env, ok=(0,) if name == "bare apt" else (0, 1), name=name))
                     expect_upgraded(hosts, state, name)
             medians = {name: statistics.median(values) for name, values in times.items()}
             figures = {}
@@ -148,9 +160,15 @@ def main() -> int:
                 mark = "ok" if ratio <= target else f"ABOVE target {target}"
                 print(f"fleetcare {name} on {len(hosts)} hosts: {medians[name]:.2f} s vs {base} {medians[base]:.2f} s "
                       f"-> ratio {ratio:.2f} ({mark})")
+            cpu = {name: statistics.median(values) for name, values in CPU.items()}
+            print(f"      the patch playbook run by ansible-playbook alone: {medians['playbook']:.2f} s; what the "
+                  f"wrapper adds (input checks, history, reports): {medians['patch'] - medians['playbook']:.2f} s")
+            print("      CPU on this side (wrapper, Ansible, ssh; the hosts' own CPU not counted): "
+                  + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in cpu.items()))
             if args.json:
                 print(json.dumps({"median_s": {k: round(v, 3) for k, v in medians.items()}, "ratio": figures,
                                   "cold_audit_ratio": round(cold / cold_setup, 2),
+                                  "controller_cpu_s": {k: round(v, 3) for k, v in cpu.items()},
                                   "runs_s": {k: [round(x, 2) for x in v] for k, v in times.items()}}, indent=2))
         finally:
             for socket in control.iterdir():

@@ -244,7 +244,7 @@ def _apt_cache_policy(runner, names):
 class Context(object):
     """What the checks read, read once: dpkg status, APT's policy, APT's configuration."""
 
-    def __init__(self, params, root="/", runner=run_cmd, now=None):
+    def __init__(self, params, root="/", runner=run_cmd, now=None, shared=None):
         self.p, self.root, self.runner = params, root, runner
         self.gate = judge_gate(params.get("gate") or {})
         self.now = time.time() if now is None else now
@@ -254,7 +254,14 @@ class Context(object):
             raise CheckError("cannot read %s: not a dpkg host" % DPKG_STATUS)
         self.states = parse_dpkg_status(status)
         self.held = parse_dpkg_held(status)
-        self.origins = parse_policy_files(_apt_cache_policy(runner, []))
+        # APT's package files and their origins: an upgrade leaves them as they were, so the audit
+        # after apt in the same call reads them from the plan (``shared``) instead of APT again
+        if shared is not None and "origins" in shared:
+            self.origins = shared["origins"]
+        else:
+            self.origins = parse_policy_files(_apt_cache_policy(runner, []))
+            if shared is not None:
+                shared["origins"] = self.origins
         policy = parse_policy_packages(_apt_cache_policy(runner, installed_packages(status)))
         self.pending = pending_updates(policy, self.origins, self.held)
         self.codename = probe(root).codename
@@ -541,12 +548,13 @@ CHECKS = tuple((record, CHECK_FUNCS[record["id"]]) for record in CHECK_RECORDS)
 BLOCKING = ("PTCH-DPKG-001", "PTCH-LOCK-001")
 
 
-def audit(params, root="/", runner=run_cmd, now=None, only=None):
+def audit(params, root="/", runner=run_cmd, now=None, only=None, shared=None):
     """(payload dictionary, the `patching` result): every check in order, or those of ``only``
-    (the plan runs only :data:`BLOCKING`: nothing of it is reported)."""
+    (the plan runs only :data:`BLOCKING`: nothing of it is reported). ``shared``: a dictionary the
+    audits of one call share (APT's origins, read once)."""
     findings, metrics = [], []
     try:
-        ctx = Context(params, root, runner, now)
+        ctx = Context(params, root, runner, now, shared)
     except Exception as exc:  # APT unreadable: every check is an error with the same reason
         ctx, failed = None, exc
     for record, func in CHECKS:
@@ -597,16 +605,20 @@ def gate_params(gate):
     return checked.validated_parameters, ("gate.options: %s" % problems[0]) if problems else ""
 
 
-def patch_run(params, check_mode, root="/", health=None, refresh=refresh_apt_lists, apt=None, **audit_kw):
+def patch_run(params, check_mode, root="/", health=None, refresh=refresh_apt_lists, apt=None, health_params=None,
+              **audit_kw):
     """With ``apply`` and ``update`` security or all, the whole patch run on this host in one call: the health
     gate before, the lists refreshed when missing, the plan, apt between the hooks, the record
     written, the gate after and the audit of what is left. Returns (result dict, error line):
     the module's result keys (``patching``, ``record``, ``changed``, ``fleetcare``).
     ``health``, ``refresh`` and ``apt`` stand in for the health checks, the lists refresh and
-    apt-get in the unit tests; ``audit_kw`` goes to :func:`audit`."""
+    apt-get in the unit tests; ``health_params``: the gate's checked parameters when the caller has
+    them already (:func:`gate_params`); ``audit_kw`` goes to :func:`audit`."""
     gate = params.get("gate") or {}
     severities = gate.get("severities") or ["critical", "major"]
-    health_params = gate_params(gate)[0] if gate_on(gate) else None
+    if health_params is None and gate_on(gate):
+        health_params = gate_params(gate)[0]
+    audit_kw.setdefault("shared", {})
     if health is None and health_params is not None:
         from ansible_collections.fleetcare.ops.plugins.module_utils.health_inspection import inspect
 
@@ -688,11 +700,12 @@ def main():
     problems = window_problems(module.params["windows"], module.params["blackouts"])
     if problems:
         module.fail_json(msg="windows/blackouts: %s" % problems[0])
+    health_params = None
     if gate_on(module.params["gate"] or {}):
-        problem = gate_params(module.params["gate"])[1]
+        health_params, problem = gate_params(module.params["gate"])
         if problem:
             module.fail_json(msg=problem)
-    result, error = patch_run(module.params, module.check_mode)
+    result, error = patch_run(module.params, module.check_mode, health_params=health_params)
     if error:
         module.fail_json(msg=error, **result)
     module.exit_json(**result)

@@ -552,7 +552,7 @@ class Health:
         return self.answers.pop(0)
 
 
-def patch(host: Path, check_mode: bool = False, health=None, **params):
+def patch(host: Path, check_mode: bool = False, health=None, runner=None, **params):
     from test_patching_run import fake_apt_get
 
     apt = fake_apt_get(host)
@@ -565,9 +565,18 @@ def patch(host: Path, check_mode: bool = False, health=None, **params):
     gate = {"health": health is not None, "severities": ["critical"]}
     out, error = patching_audit.patch_run(
         {**RUN_PARAMS, "update": "all", "apply": True, "gate": gate, **params}, check_mode, str(host),
-        health=health, refresh=refresh, apt=apt, runner=fake_apt(), now=NOW)
+        health=health, refresh=refresh, apt=apt, runner=runner or fake_apt(), now=NOW)
     assert error == ""
     return out, apt, refreshed
+
+
+def test_one_call_reads_apts_origins_once_and_the_package_policy_before_and_after_apt(host: Path):
+    runner = fake_apt()
+    out, apt, _ = patch(host, runner=runner)
+    policies = [argv[6:] for argv in runner.calls if argv[0] == "apt-cache"]
+    assert policies.count([]) == 1  # the package files and their origins: apt leaves them as they were
+    assert len([names for names in policies if names]) == 2  # what is pending: before apt and after it
+    assert apt.calls and out["patching"]["pending"] is not None
 
 
 def test_one_call_gates_installs_records_and_reports_the_state_left(host: Path):
