@@ -273,3 +273,40 @@ def test_the_wrapper_passes_the_ssh_command_only_for_sftp():
     assert wrapper.restic_argv(repo, ["snapshots"]) == ["restic", "-o", "sftp.command=" + SFTP_COMMAND, "snapshots"]
     assert wrapper.restic_argv(dict(repo, sftp_command=""), ["snapshots"]) == ["restic", "snapshots"]
     assert "RESTIC_PASSWORD" not in wrapper.restic_env(repo)
+
+
+STATUS = '{"message_type":"status","percent_done":0.5,"total_files":3}'
+SUMMARY = '{"message_type":"summary","files_new":2,"snapshot_id":"1a2b3c4d"}'
+
+
+@pytest.mark.parametrize("stdout", [
+    STATUS + "\n" + SUMMARY + "\n",
+    SUMMARY + "\n" + STATUS + "\n",  # restic issue 2389: a status line after the summary
+    STATUS + SUMMARY + "\n",  # two messages sharing one line
+    STATUS[:20] + SUMMARY + STATUS + "\n",  # a torn status line around it
+])
+def test_the_backup_summary_is_found_wherever_restic_printed_it(stdout):
+    assert wrapper.summary(stdout)["snapshot_id"] == "1a2b3c4d"
+
+
+def test_no_summary_gives_an_empty_one():
+    assert wrapper.summary(STATUS + "\n" + '{"message_type":"summary", torn') == {}
+
+
+def test_a_lost_summary_is_answered_by_the_newest_snapshot_of_the_run(monkeypatch):
+    listed = [{"time": "2026-12-04T10:00:00.5+00:00", "short_id": "old00000", "id": "old"},
+              {"time": "2026-12-04T11:00:02.25Z", "short_id": "new11111", "id": "new"}]
+    calls = []
+
+    class Proc:
+        returncode, stdout, stderr = 0, json.dumps(listed), ""
+
+    def fake(repo, argv):
+        calls.append(argv)
+        return Proc
+
+    monkeypatch.setattr(wrapper, "restic", fake)
+    start = wrapper.node_mtime("2026-12-04T11:00:00Z")
+    assert wrapper.snapshot_since({}, "data", start) == "new11111"
+    assert calls == [["snapshots", "--json", "--tag", "fleetcare-set=data"]]
+    assert wrapper.snapshot_since({}, "data", start + 3600) is None  # none taken by this run
