@@ -520,29 +520,38 @@ _DUPLICATE = re.compile(r'unable to start container "([0-9a-f]{64})".* (\d+\.\d+
                         r"to ([0-9a-f]{64}), duplicate allocation")
 
 
-def _release_own_address(detail: str) -> bool:
-    """After ``podman stop`` whose network teardown did not finish (seen under load with podman
-    4.3 and CNI), the container's address stays reserved for the container itself, and its next
-    start fails with "duplicate allocation". Release that reservation, only when it names the very
-    container being started; True when one was released."""
+def _own_duplicate(detail: str) -> str | None:
+    """The container's ID when podman refused to start it because CNI still holds an address
+    for that very container ("duplicate allocation"), else None."""
     found = _DUPLICATE.search(detail)
-    if not found or found.group(1) != found.group(3):
-        return False
-    container, address, _ = found.groups()
-    released = False
-    for reservation in CNI_RESERVATIONS.glob(f"*/{address}"):
+    return found.group(1) if found and found.group(1) == found.group(3) else None
+
+
+def _release_own_address(container: str) -> int:
+    """Remove the CNI reservations that name ``container`` (a container being started holds
+    none legitimately); how many were removed. A reservation of any other container is never
+    touched."""
+    released = 0
+    for reservation in CNI_RESERVATIONS.glob("*/*.*.*.*"):
         try:
             if reservation.read_text().split()[:1] == [container]:
                 reservation.unlink()
-                released = True
+                released += 1
         except OSError:
             continue
     return released
 
 
 def _start(name: str) -> None:
+    """``podman start``. After a ``podman stop`` whose network teardown did not finish (seen
+    under load with podman 4.3 and CNI), the stopped container's address stays reserved for the
+    container itself and its next start fails with "duplicate allocation"; podman's cleanup of
+    that failed start usually releases the reservation (seen here), so the start is tried once
+    more, after removing any reservation of that container still left."""
     proc = _podman("start", name, check=False)
-    if proc.returncode != 0 and _release_own_address(proc.stderr):
+    container = _own_duplicate(proc.stderr) if proc.returncode != 0 else None
+    if container:
+        _release_own_address(container)
         proc = _podman("start", name, check=False)
     if proc.returncode != 0:
         detail = _last_line(proc.stderr)

@@ -6,6 +6,7 @@ Every container started here is removed by the fixture's finalizer.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -153,6 +154,27 @@ def test_stopped_host_comes_back_on_its_port(two_hosts: Lab) -> None:
     lab.start_host(name, two_hosts.state_dir)
     host = next(h for h in lab.status(two_hosts.state_dir) if h["host"] == name)
     assert (host["state"], host["port"]) == ("running", port)
+
+
+def test_a_stopped_host_whose_address_leaked_still_comes_back(two_hosts: Lab) -> None:
+    """The leak CI met under load (a stopped container's CNI reservation left behind, so its
+    next start is refused with "duplicate allocation"), made for real: the reservation is
+    written back into CNI's own store after the stop, in the format CNI writes."""
+    name = "debian12-2"
+    host = next(h for h in lab.status(two_hosts.state_dir) if h["host"] == name)
+    info = json.loads(lab._podman("container", "inspect", host["name"]).stdout)[0]
+    container, address = info["Id"], info["NetworkSettings"]["IPAddress"]
+    (reservation,) = lab.CNI_RESERVATIONS.glob(f"*/{address}")
+    lab.stop_host(name, two_hosts.state_dir)
+    assert not reservation.exists()
+    reservation.write_text(f"{container}\r\neth0")
+    refused = lab._podman("start", host["name"], check=False)  # what a plain start meets
+    assert refused.returncode != 0 and lab._own_duplicate(refused.stderr) == container, refused.stderr
+    reservation.write_text(f"{container}\r\neth0")  # podman's failed start released it: leak it again
+    lab.start_host(name, two_hosts.state_dir)
+    after = next(h for h in lab.status(two_hosts.state_dir) if h["host"] == name)
+    assert (after["state"], after["port"]) == ("running", host["port"])
+    assert two_hosts.ansible(name, "-m", "ansible.builtin.ping").returncode == 0
 
 
 def test_down_removes_only_its_own_lab(two_hosts: Lab, tmp_path: Path) -> None:

@@ -67,9 +67,9 @@ def test_inotify_instances_are_counted_from_the_fds_of_a_process_and_of_the_user
 
 def test_a_start_refused_for_its_own_stale_address_releases_only_that_reservation(monkeypatch, tmp_path):
     """podman 4.3 with CNI, under load, can leave a stopped container's address reserved for it,
-    and its next start fails ("duplicate allocation"). The lab releases that one reservation and
-    starts again; a reservation of any other container is never touched. (podman's refusal is
-    played here: the leak it comes from cannot be caused on demand.)"""
+    and its next start fails ("duplicate allocation"). The lab releases that container's
+    reservations and starts again; a reservation of any other container is never touched.
+    (podman's refusal is played here; tests/integration/test_lab.py causes it for real.)"""
     own, other = "a" * 64, "b" * 64
     (tmp_path / "podman").mkdir()
     (tmp_path / "other-net").mkdir()
@@ -112,3 +112,40 @@ def test_a_duplicate_address_of_another_container_is_reported_not_released(monke
     else:
         raise AssertionError("a start podman refused passed")
     assert theirs.read_text().startswith(other)
+
+
+def test_a_start_refused_for_its_own_address_is_tried_again_when_podman_released_it(monkeypatch, tmp_path):
+    """What podman 4.3 does here: the failed start's own cleanup releases the stale reservation,
+    so nothing is left to remove, and the second start succeeds."""
+    own = "c" * 64
+    monkeypatch.setattr(lab, "CNI_RESERVATIONS", tmp_path)
+    answers = [subprocess.CompletedProcess((), 125, "", (
+        f'Error: unable to start container "{own}": plugin type="bridge" failed (add): failed to allocate for '
+        f"range 0: 10.88.0.9 has been allocated to {own}, duplicate allocation is not allowed")),
+        subprocess.CompletedProcess((), 0, "", "")]
+    starts = []
+
+    def podman(*args, check=True, input=None):
+        starts.append(args)
+        return answers.pop(0)
+
+    monkeypatch.setattr(lab, "_podman", podman)
+    lab._start("fleetcare-lab-1-debian12-1")
+    assert starts == [("start", "fleetcare-lab-1-debian12-1")] * 2
+
+
+def test_any_other_failed_start_is_not_tried_again(monkeypatch, tmp_path):
+    starts = []
+
+    def podman(*args, check=True, input=None):
+        starts.append(args)
+        return subprocess.CompletedProcess(args, 125, "", "Error: crun: executable file not found")
+
+    monkeypatch.setattr(lab, "_podman", podman)
+    try:
+        lab._start("fleetcare-lab-1-debian12-1")
+    except lab.LabError as exc:
+        assert str(exc) == "cannot start fleetcare-lab-1-debian12-1: Error: crun: executable file not found"
+    else:
+        raise AssertionError("a failed start passed")
+    assert len(starts) == 1

@@ -25,12 +25,14 @@ SCOPES = ("kernel.", "fs.", "vm.", "net.")
 
 
 def _parse(text: str) -> dict[str, str]:
-    values = {}
+    """key -> value; a key that sysctl prints on several lines (fs.pipe-keep on this machine's
+    kernel) gets all its values, sorted: prepare.yml's samples are sorted, the one here is not."""
+    values: dict[str, list[str]] = {}
     for line in text.splitlines():
         key, sep, value = line.partition(" = ")
         if sep and key.startswith(SCOPES) and not PER_INTERFACE.match(key) and not COUNTERS.match(key):
-            values[key] = " ".join(value.split())
-    return values
+            values.setdefault(key, []).append(" ".join(value.split()))
+    return {key: " | ".join(sorted(found)) for key, found in values.items()}
 
 
 def test_host_sysctls_unchanged():
