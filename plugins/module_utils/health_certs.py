@@ -503,6 +503,16 @@ def discover(ctx, now=None):
     return found, sources
 
 
+def expiry_grade(left, p):
+    """(status, severity) of a certificate with ``left`` days to live: critical within
+    C(cert_critical_days) or expired, major within C(cert_warn_days). Both certificate checks."""
+    if left <= p["cert_critical_days"] or left <= 0:
+        return "fail", "critical"
+    if left <= p["cert_warn_days"]:
+        return "fail", "major"
+    return "pass", "major"
+
+
 def check_certs_in_use(ctx, now=None):
     p = ctx.p
     found, sources = discover(ctx, now)
@@ -521,12 +531,7 @@ def check_certs_in_use(ctx, now=None):
                      "served_by": worst["served_by"],
                      "expiring": [{"subject_cn": c["subject_cn"], "days_left": c["days_left"],
                                    "found_in": c["found_in"]} for c in certs if c["days_left"] <= p["cert_warn_days"]]})
-    if left <= p["cert_critical_days"] or left <= 0:
-        status, severity = "fail", "critical"
-    elif left <= p["cert_warn_days"]:
-        status, severity = "fail", "major"
-    else:
-        status, severity = "pass", "major"
+    status, severity = expiry_grade(left, p)
     metrics = [metric("cert_in_use_days_left", c["days_left"], "days", subject=c["subject_cn"] or "",
                       sha256=c["sha256"]) for c in certs]
     return status, severity, evidence, metrics

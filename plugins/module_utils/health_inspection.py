@@ -32,7 +32,7 @@ from ansible_collections.fleetcare.ops.plugins.module_utils.debian import (
     reboot_state, running_kernel)
 from ansible_collections.fleetcare.ops.plugins.module_utils.findings import (
     CheckError, RESULT_KEY, NotApplicable, ToolMissing, grade, metric, payload, run_check as run_finding)
-from ansible_collections.fleetcare.ops.plugins.module_utils.health_certs import check_certs_in_use
+from ansible_collections.fleetcare.ops.plugins.module_utils.health_certs import check_certs_in_use, expiry_grade
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_checks import CHECKS as CHECK_RECORDS
 from ansible_collections.fleetcare.ops.plugins.module_utils.health_services import (
     OPTIONS as SERVICE_OPTIONS, check_http, check_listening, check_mysql, check_postgresql, check_processes,
@@ -635,13 +635,7 @@ def check_certs(ctx, now=None):
         raise NotApplicable("no certificate matched the configured paths", evidence)
     worst = min(certs, key=lambda c: c["days_left"])
     evidence.update({"path": worst["path"], "days_left": worst["days_left"]})
-    left = worst["days_left"]
-    if left <= p["cert_critical_days"] or left <= 0:
-        status, sev = "fail", "critical"
-    elif left <= p["cert_warn_days"]:
-        status, sev = "fail", "major"
-    else:
-        status, sev = "pass", "major"
+    status, sev = expiry_grade(worst["days_left"], p)
     evidence["expiring"] = [c["path"] for c in certs if c["days_left"] <= p["cert_warn_days"]]
     return status, sev, evidence, metrics
 
