@@ -118,6 +118,9 @@ fi
 rm -f /etc/apt/sources.list.d/fleetcare-kernels.list
 apt-get update -qq
 apt-get clean
+# The security suite in the sources, as the Debian installer writes them; its lists are
+# not fetched (the guest reaches no mirror, and the packages stay as installed).
+echo "deb __SECURITY__ $suite-security main" >> /etc/apt/sources.list
 rm -f /usr/sbin/policy-rc.d
 
 # the operator account of every lab host
