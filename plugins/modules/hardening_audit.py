@@ -466,7 +466,8 @@ def canonical_audit_rule(rule):
     """A comparable form of an audit rule: rules.d syntax and `auditctl -l` output compare equal.
 
     `-k K` and `-F key=K` are the same; syscalls (-S, possibly repeated or comma lists) are a set;
-    `auid!=unset`, `auid!=-1` and `auid!=4294967295` are the same; `-a always,exit` equals `-a exit,always`.
+    `auid!=unset`, `auid!=-1` and `auid!=4294967295` are the same; `-a always,exit` equals `-a exit,always`;
+    `-C euid!=uid` equals `-C uid!=euid`.
     """
     tokens = rule.split()
     parts = set()
@@ -486,6 +487,12 @@ def canonical_audit_rule(rule):
             i += 2
         elif tok in ("-F", "-C"):
             val = re.sub(r"^(auid|uid|euid)!=(-1|4294967295)$", r"\1!=unset", val)
+            pair = re.match(r"^(\w+)(!?=)(\w+)$", val) if tok == "-C" else None
+            if pair:
+                # auditctl -l prints a comparison in its own order (-C euid!=uid is listed as
+                # -C uid!=euid); = and != do not depend on it
+                left, op, right = pair.groups()
+                val = op.join(sorted((left, right)))
             parts.add((tok, val))
             i += 2
         elif tok.startswith("-") and val and not val.startswith("-"):

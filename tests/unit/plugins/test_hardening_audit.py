@@ -507,6 +507,11 @@ def test_audit_rule_canonical_forms_match():
     assert ha.canonical_audit_rule("-F auid!=unset") == ha.canonical_audit_rule("-F auid!=4294967295")
     assert ha.canonical_audit_rule("-w /etc/group -p wa -k identity") != ha.canonical_audit_rule(
         "-w /etc/group -p r -k identity")
+    # HARD-AUDIT-011 as written, and as auditctl 3.0.9 -l listed it once loaded (seen on the lab VM)
+    assert ha.canonical_audit_rule(
+        "-a always,exit -F arch=b64 -C euid!=uid -F auid!=unset -S execve -k user_emulation"
+    ) == ha.canonical_audit_rule("-a always,exit -F arch=b64 -S execve -C uid!=euid -F auid!=-1 -F key=user_emulation")
+    assert ha.canonical_audit_rule("-C uid!=euid") != ha.canonical_audit_rule("-C uid=euid")
 
 
 def test_audit_rule_files_and_loaded(tmp_path):
