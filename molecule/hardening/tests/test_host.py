@@ -117,7 +117,7 @@ def test_kernel_wide_controls_never_written_in_a_container(host, path):
 
 
 def test_only_network_sysctls_are_written_and_only_where_the_container_owns_them(host, host_name):
-    conf = host.file("/etc/sysctl.d/60-fleetcare.conf")
+    conf = host.file("/etc/sysctl.d/zz-fleetcare.conf")
     if host_name == APPLICATION_CONTAINER:
         assert not conf.exists, "a read-only /proc/sys: network sysctls are not_applicable, never written"
         return
