@@ -310,3 +310,20 @@ def test_a_lost_summary_is_answered_by_the_newest_snapshot_of_the_run(monkeypatc
     assert wrapper.snapshot_since({}, "data", start) == "new11111"
     assert calls == [["snapshots", "--json", "--tag", "fleetcare-set=data"]]
     assert wrapper.snapshot_since({}, "data", start + 3600) is None  # none taken by this run
+
+
+def test_the_sets_snapshots_are_ordered_by_their_time_not_by_its_text(monkeypatch):
+    # 12:30 at +02:00 is 10:30 UTC: older than 11:00 UTC although its text sorts later
+    listed = [{"time": "2026-12-04T12:30:00+02:00", "short_id": "east0000", "id": "east"},
+              {"time": "2026-12-04T11:00:00Z", "short_id": "utc11111", "id": "utc"}]
+
+    class Proc:
+        returncode, stdout, stderr = 0, json.dumps(listed), ""
+
+    monkeypatch.setattr(wrapper, "restic", lambda repo, argv: Proc)
+    snapshots, _ = wrapper.set_snapshots({}, "data")
+    assert [wrapper.short_id(s) for s in snapshots] == ["utc11111", "east0000"]
+    Proc.stdout = "not json"
+    assert wrapper.set_snapshots({}, "data")[0] is None
+    Proc.returncode, Proc.stdout = 1, "[]"
+    assert wrapper.set_snapshots({}, "data")[0] is None
