@@ -516,30 +516,26 @@ def _run_container(state: Path, distro: str, index: int) -> None:
 
 # Where podman's CNI plugin keeps one file per address it handed out, holding the container's ID.
 CNI_RESERVATIONS = Path("/var/lib/cni/networks")
-_DUPLICATE = re.compile(r'unable to start container "([0-9a-f]{64})".* (\d+\.\d+\.\d+\.\d+) has been allocated '
-                        r"to ([0-9a-f]{64}), duplicate allocation")
+_DUPLICATE = re.compile(r'unable to start container "([0-9a-f]{64})".* has been allocated to ([0-9a-f]{64}), '
+                        r"duplicate allocation")
 
 
 def _own_duplicate(detail: str) -> str | None:
     """The container's ID when podman refused to start it because CNI still holds an address
     for that very container ("duplicate allocation"), else None."""
     found = _DUPLICATE.search(detail)
-    return found.group(1) if found and found.group(1) == found.group(3) else None
+    return found.group(1) if found and found.group(1) == found.group(2) else None
 
 
-def _release_own_address(container: str) -> int:
+def _release_own_address(container: str) -> None:
     """Remove the CNI reservations that name ``container`` (a container being started holds
-    none legitimately); how many were removed. A reservation of any other container is never
-    touched."""
-    released = 0
+    none legitimately). A reservation of any other container is never touched."""
     for reservation in CNI_RESERVATIONS.glob("*/*.*.*.*"):
         try:
             if reservation.read_text().split()[:1] == [container]:
                 reservation.unlink()
-                released += 1
         except OSError:
             continue
-    return released
 
 
 def _start(name: str) -> None:
