@@ -47,6 +47,9 @@ RESULTS = {
     "failed": False,            # apt failed
     "post_hook_failed": False,  # installed, but a post-patch hook exited non-zero
 }
+# the results of a host that was tried and failed: what --max-fail counts (a host refused,
+# stopped or unhealthy before was never tried)
+FAILED_ATTEMPTS = frozenset(("blocked", "pre_hook_failed", "failed", "post_hook_failed"))
 
 
 def record_dir(root="/", directory=RECORD_DIR):
@@ -221,5 +224,6 @@ def apply(params, root="/", apt=None, now=time.time, container=""):
                            "planned": version} for name, version in sorted(planned.items())]
     record["changed"] = [p["package"] for p in record["packages"] if p["from"] != p["to"]]
     record["ok"] = RESULTS[record["result"]]
+    record["attempt_failed"] = record["result"] in FAILED_ATTEMPTS
     record["end"] = now()
     return record

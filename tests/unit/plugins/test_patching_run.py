@@ -72,7 +72,7 @@ def test_success_runs_hooks_around_apt_and_records_from_to(host: Path, tmp_path_
     params = dict(PARAMS, pre_hooks=[f"echo pre > {marks}/pre", "true"],
                   post_hooks=[f"test -f {marks}/pre && echo post > {marks}/post"])
     record = patching_run.apply(params, str(host), apt, now=clock(1000.0, 1042.5))
-    assert record["result"] == "success" and record["ok"] is True
+    assert record["result"] == "success" and record["ok"] is True and record["attempt_failed"] is False
     assert (marks / "pre").exists() and (marks / "post").exists()
     argv, env = apt.calls[0]
     assert argv[-2:] == ["fc-other=1.1", "fc-sec=1.1"] and "DPkg::Lock::Timeout=5" in argv
@@ -95,7 +95,7 @@ def test_failing_pre_hook_stops_the_patch(host: Path):
     params = dict(PARAMS, pre_hooks=["true", "echo draining failed >&2; exit 3", "echo never"],
                   post_hooks=["echo never"])
     record = patching_run.apply(params, str(host), apt)
-    assert record["result"] == "pre_hook_failed" and record["ok"] is False
+    assert record["result"] == "pre_hook_failed" and record["ok"] is False and record["attempt_failed"] is True
     assert record["reason"] == "pre hook 'echo draining failed >&2; exit 3' exited 3"
     assert "draining failed" in record["hooks"][-1]["output"]
     assert len(record["hooks"]) == 2 and apt.calls == []  # apt and the rest never ran
@@ -116,9 +116,11 @@ def test_blocked_refused_and_apt_failure(host: Path):
     assert record["result"] == "refused" and apt.calls == []
     record = patching_run.apply(dict(PARAMS, stopped="health gate failed on web-2: HLTH-UNIT-001",
                                        pre_hooks=["exit 9"]), str(host), apt)
-    assert record["result"] == "stopped" and record["ok"] is False and record["hooks"] == [] and apt.calls == []
+    assert record["result"] == "stopped" and record["ok"] is False and record["attempt_failed"] is False
+    assert record["hooks"] == [] and apt.calls == []
     record = patching_run.apply(dict(PARAMS, unhealthy=["HLTH-CERT-001"], pre_hooks=["exit 9"]), str(host), apt)
-    assert record["result"] == "unhealthy" and record["ok"] is False and record["hooks"] == [] and apt.calls == []
+    assert record["result"] == "unhealthy" and record["ok"] is False and record["attempt_failed"] is False
+    assert record["hooks"] == [] and apt.calls == []
     assert record["reason"] == "not patched: unhealthy before patching (HLTH-CERT-001)"
     record = patching_run.apply(PARAMS, str(host), fake_apt_get(host, rc=100))
     assert record["result"] == "failed" and record["reason"].startswith("apt-get exited 100: E: Sub-process")
