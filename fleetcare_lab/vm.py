@@ -82,6 +82,8 @@ BASE_PACKAGES = (
     "ca-certificates",
 )
 SECURITY_MIRROR = "http://deb.debian.org/debian-security"
+# the security archive's own address: what the Debian installer writes into sources.list
+INSTALLER_SECURITY = "http://security.debian.org/debian-security"
 IMAGE_SIZE = 6 * 1024**3
 PART_OFFSET = 1024 * 1024
 GUEST_KERNEL_CACHE = "/var/cache/fleetcare/kernels"
@@ -120,7 +122,7 @@ apt-get update -qq
 apt-get clean
 # The security suite in the sources, as the Debian installer writes them; its lists are
 # not fetched (the guest reaches no mirror, and the packages stay as installed).
-echo "deb __SECURITY__ $suite-security main" >> /etc/apt/sources.list
+echo "deb __INSTALLER_SECURITY__ $suite-security main" >> /etc/apt/sources.list
 rm -f /usr/sbin/policy-rc.d
 
 # the operator account of every lab host
@@ -258,7 +260,8 @@ def _make_rootfs(distro: str, rootfs: Path, log: Path, progress: Callable[[str],
     seed.write_text(_SEED_SCRIPT.replace("__SERIAL__", SEED_SERIAL))
     seed.chmod(0o755)
     (rootfs / "etc/systemd/system/fleetcare-seed.service").write_text(_SEED_UNIT)
-    script = _CHROOT_SCRIPT.replace("__SECURITY__", SECURITY_MIRROR).replace("__KCACHE__", GUEST_KERNEL_CACHE)
+    script = (_CHROOT_SCRIPT.replace("__SECURITY__", SECURITY_MIRROR).replace("__KCACHE__", GUEST_KERNEL_CACHE)
+              .replace("__INSTALLER_SECURITY__", INSTALLER_SECURITY))
     _chroot(rootfs, ["sh", "-c", script, "fleetcare-vm", suite, *packages(distro)], "package installation", log)
     for line in log.read_text(errors="replace").splitlines():
         if line.startswith("not in "):
