@@ -7,11 +7,15 @@ Brings up lab hosts in pairs of the same release - one left fresh, one hardened 
 - Lynis (``lynis audit system --quick``, Debian's package installed in the host) on a Debian 12
   pair: the hardening index fresh and hardened (target hardened: >= 85 on a container host, 90
   on a VM);
-- OpenSCAP with Debian's SSG content, profile ANSSI DAT-NT28 average, on a Debian 11 pair (the
-  ssg-debian content Debian ships targets Debian 10 and 11 only; bullseye has no openscap
-  package, so a container's file system is scanned from this machine, ``OSCAP_PROBE_ROOT`` on
-  ``podman mount``; a VM is scanned from inside): the XCCDF score fresh and hardened, and the
-  rules that still fail on the hardened host;
+- OpenSCAP with the SCAP Security Guide's Debian 12 content, profile ANSSI DAT-NT28 average, on
+  the same Debian 12 pair: the XCCDF score fresh and hardened, and the rules that still fail on
+  the hardened host. bookworm's own ssg-debian (0.1.65) holds content for Debian 10 and 11 only,
+  and bullseye ships no OpenSCAP at all; trixie's ssg-debian (0.1.76, architecture all) holds the
+  Debian 12 content, so the benchmark fetches that package through apt (its signature checked
+  against this machine's Debian archive keyring) into /var/cache/fleetcare/ssg unless a
+  ``ssg-debian12-ds.xml`` is installed already. bookworm's openscap-scanner evaluates it: inside a
+  VM (baked into the lab's VM image), and for a container from this machine over the
+  container's file system (``OSCAP_PROBE_ROOT`` on ``podman mount``);
 - both scanners' results go through ``fleetcare import`` (the Lynis report, the ARF report): the
   figures are read back from history, where the findings ``LYNIS-*`` / ``SSG-*`` now are;
 - the wall time of ``fleetcare harden`` and of the audit (``fleetcare audit`` and the bare
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,10 +51,44 @@ BIN = Path(sys.executable).parent
 INDEX_TARGET = {"container": 85, "vm": 90}
 SCORE_TARGET = {"container": None, "vm": 70}
 RATIO_TARGET = 1.5
-SSG_CONTENT = Path("/usr/share/xml/scap/ssg/content/ssg-debian11-ds.xml")
+SSG_NAME = "ssg-debian12-ds.xml"
+SSG_INSTALLED = Path("/usr/share/xml/scap/ssg/content") / SSG_NAME
+SSG_CACHE = Path("/var/cache/fleetcare/ssg")
+SSG_SUITE = "trixie"
 ANSSI_AVERAGE = "xccdf_org.ssgproject.content_profile_anssi_np_nt28_average"
 
 import fleetcare_lab as lab  # noqa: E402
+
+
+def ssg_content() -> Path:
+    """The SSG data stream for Debian 12: the installed one, else trixie's ssg-debian fetched by
+    apt into SSG_CACHE (apt checks the suite's signature and the package's hash; nothing of this
+    machine's apt state is used or changed: its own lists, cache and sources stay as they are)."""
+    if SSG_INSTALLED.is_file():
+        return SSG_INSTALLED
+    cached = SSG_CACHE / SSG_NAME
+    if cached.is_file():
+        return cached
+    print(f"fetching the SCAP Security Guide's Debian 12 content ({SSG_SUITE}'s ssg-debian) into {SSG_CACHE}")
+    with tempfile.TemporaryDirectory(prefix="fc-ssg-") as tmp:
+        work = Path(tmp)
+        (work / "lists/partial").mkdir(parents=True)
+        (work / "cache/archives/partial").mkdir(parents=True)
+        sources = work / "sources.list"
+        sources.write_text(f"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {lab.MIRROR} "
+                           f"{SSG_SUITE} main\n")
+        opts = [f"-oDir::Etc::SourceList={sources}", "-oDir::Etc::SourceParts=/nonexistent",
+                f"-oDir::State::Lists={work / 'lists'}", f"-oDir::Cache={work / 'cache'}",
+                "-oAPT::Architectures=amd64", "-qq"]
+        for argv in (["apt-get", *opts, "update"], ["apt-get", *opts, "download", "ssg-debian"]):
+            proc = subprocess.run(argv, cwd=work, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise SystemExit(f"{' '.join(argv[:1] + argv[-2:])} failed: {proc.stderr.strip()[-600:]}")
+        (deb,) = work.glob("ssg-debian_*.deb")
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(work / "x")], check=True)
+        SSG_CACHE.mkdir(parents=True, exist_ok=True)
+        (work / "x/usr/share/xml/scap/ssg/content" / SSG_NAME).replace(cached)
+    return cached
 
 
 class Hosts:
@@ -59,6 +98,10 @@ class Hosts:
     def __init__(self, state: Path, vm: bool, env: dict[str, str]):
         self.state, self.vm, self.env = state, vm, env
         self.kind = "vm" if vm else "container"
+
+    def name(self, distro: str, index: int) -> str:
+        """The inventory name of the lab's host ``index`` of Debian ``distro``."""
+        return f"vm{distro}-{index}" if self.vm else f"debian{distro}-{index}"
 
     def up(self, count: int, distro: str) -> Path:
         if not self.vm:
@@ -107,17 +150,17 @@ def lynis(hosts: Hosts, host: str, out: Path, env: dict[str, str]) -> dict:
     return fleetcare_import(report, host, env)
 
 
-def openscap(hosts: Hosts, host: str, out: Path, env: dict[str, str]) -> dict:
+def openscap(hosts: Hosts, host: str, content: Path, out: Path, env: dict[str, str]) -> dict:
     """The ANSSI average profile over the host; oscap exits 2 when a rule fails (a result all
     the same), 1 on an error of its own."""
     arf = out / f"arf-{host}.xml"
     if hosts.vm:
-        hosts.sh(host, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q openscap-scanner >/dev/null")
         subprocess.run([*lab.ssh_command(hosts.state / lab.KEY_NAME, hosts.ports()[host], "root"),
-                        f"cat > /root/{SSG_CONTENT.name}"], stdin=SSG_CONTENT.open("rb"), check=True,
+                        f"cat > /root/{content.name}"], stdin=content.open("rb"), check=True,
                        capture_output=True)
         proc = hosts.sh(host, f"oscap xccdf eval --profile {ANSSI_AVERAGE} --results-arf /root/arf.xml "
-                              f"/root/{SSG_CONTENT.name} >/dev/null; echo $?; cat /root/arf.xml")
+                              f"/root/{content.name} >/dev/null; echo $?; cat /root/arf.xml; "
+                              f"rm -f /root/arf.xml /root/{content.name}")
         rc, _, text = proc.stdout.partition("\n")
         arf.write_text(text)
     else:
@@ -125,7 +168,7 @@ def openscap(hosts: Hosts, host: str, out: Path, env: dict[str, str]) -> dict:
         rootfs = subprocess.run(["podman", "mount", name], capture_output=True, text=True, check=True).stdout.strip()
         try:
             proc = subprocess.run(["oscap", "xccdf", "eval", "--profile", ANSSI_AVERAGE, "--results-arf", str(arf),
-                                   str(SSG_CONTENT)], env={**os.environ, "OSCAP_PROBE_ROOT": rootfs},
+                                   str(content)], env={**os.environ, "OSCAP_PROBE_ROOT": rootfs},
                                   capture_output=True, text=True, check=False)
             rc = str(proc.returncode)
         finally:
@@ -156,12 +199,13 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON document as well")
     parser.add_argument("--vm", action="store_true",
                         help="VM lab hosts (fleetcare lab up --vm N) instead of containers")
-    parser.add_argument("--no-openscap", action="store_true", help="leave out the OpenSCAP pair (Debian 11)")
+    parser.add_argument("--no-openscap", action="store_true", help="leave out the OpenSCAP scans")
     parser.add_argument("--enable-disruptive", default="", metavar="IDS",
                         help="comma-separated disruptive controls to switch on (default: none, the role's defaults)")
     args = parser.parse_args()
-    if not args.no_openscap and not SSG_CONTENT.is_file():
-        raise SystemExit(f"{SSG_CONTENT} is missing: apt-get install openscap-scanner ssg-debian (or --no-openscap)")
+    if not args.no_openscap and not args.vm and not shutil.which("oscap"):
+        raise SystemExit("oscap is missing: apt-get install openscap-scanner (or --no-openscap)")
+    content = None if args.no_openscap else ssg_content()
 
     with tempfile.TemporaryDirectory(prefix="fc-bench-hardening-") as tmp:
         tmp_path = Path(tmp)
@@ -173,13 +217,10 @@ def main() -> int:
         hosts = Hosts(tmp_path / "lab", args.vm, env)
         figures: dict = {"kind": hosts.kind}
         try:
-            hosts.up(2, "12")
-            inventory = hosts.up(2, "11") if not args.no_openscap else hosts.state / lab.INVENTORY_NAME
-            fresh, hardened = ["debian12-1", "debian11-1"], ["debian12-2", "debian11-2"]
-            if args.no_openscap:
-                fresh, hardened = fresh[:1], hardened[:1]
-            print(f"lab: {hosts.kind} hosts, fresh {', '.join(fresh)} beside hardened {', '.join(hardened)}")
-            for host in ("debian12-1", "debian12-2"):
+            inventory = hosts.up(2, "12")
+            fresh, hardened = hosts.name("12", 1), hosts.name("12", 2)
+            print(f"lab: {hosts.kind} hosts, fresh {fresh} beside hardened {hardened}")
+            for host in (fresh, hardened):
                 install = hosts.sh(host, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
                                          "--no-install-recommends lynis")
                 if install.returncode != 0:
@@ -193,16 +234,16 @@ def main() -> int:
                 varsfile.write_text(json.dumps({"hardening_controls_enable_disruptive": ids}))
                 switches = ["--vars-file", str(varsfile)]
                 print(f"disruptive controls switched on: {', '.join(ids)}")
-            limit = ["--limit", ",".join(hardened)]
+            limit = ["--limit", hardened]
             harden_s = run([*fleetcare, "harden", "-i", str(inventory), "-q", *limit, *switches], env)
-            print(f"fleetcare harden ({len(hardened)} hosts): {harden_s:.1f} s (enforce, then audit)")
+            print(f"fleetcare harden ({hardened}): {harden_s:.1f} s (enforce, then audit)")
             again_s = run([*fleetcare, "harden", "-i", str(inventory), "-q", *limit, *switches], env)
             print(f"fleetcare harden, second run (nothing to change): {again_s:.1f} s")
             figures.update(harden_s=round(harden_s, 2), harden_again_s=round(again_s, 2))
 
             scans = tmp_path / "scans"
             scans.mkdir()
-            before, after = lynis(hosts, "debian12-1", scans, env), lynis(hosts, "debian12-2", scans, env)
+            before, after = lynis(hosts, fresh, scans, env), lynis(hosts, hardened, scans, env)
             index = (int(before["metrics"]["lynis_hardening_index"]), int(after["metrics"]["lynis_hardening_index"]))
             target = INDEX_TARGET[hosts.kind]
             verdict = "ok" if index[1] >= target else f"BELOW target {target}"
@@ -215,14 +256,15 @@ def main() -> int:
                 print(f"  {f['id']:18} {f['severity']:6} {'; '.join(lines)[:150]}")
             figures.update(lynis_fresh=index[0], lynis_hardened=index[1], lynis_failing=[f["id"] for f in left])
 
-            if not args.no_openscap:
-                before, after = openscap(hosts, "debian11-1", scans, env), openscap(hosts, "debian11-2", scans, env)
+            if content is not None:
+                before = openscap(hosts, fresh, content, scans, env)
+                after = openscap(hosts, hardened, content, scans, env)
                 score = (before["metrics"]["openscap_score"], after["metrics"]["openscap_score"])
                 target = SCORE_TARGET[hosts.kind]
                 mark = "" if target is None else ("; ok" if score[1] >= target else f"; BELOW target {target}")
                 passed = [sum(1 for f in s["findings"] if f["status"] == "pass") for s in (before, after)]
                 total = len(after["findings"])
-                print(f"openscap ANSSI average, Debian 11: fresh {score[0]:.1f} ({passed[0]}/{total} rules pass), "
+                print(f"openscap ANSSI average, Debian 12: fresh {score[0]:.1f} ({passed[0]}/{total} rules pass), "
                       f"hardened {score[1]:.1f} ({passed[1]}/{total}){mark}")
                 left = failing(after, "SSG-")
                 print(f"openscap rules failing after hardening ({len(left)}):")
@@ -232,10 +274,10 @@ def main() -> int:
                                openscap_failing=[f["id"] for f in left])
 
             commands = {
-                "setup": [str(BIN / "ansible"), "-i", str(inventory), "debian12-2", "-m", "ansible.builtin.setup"],
+                "setup": [str(BIN / "ansible"), "-i", str(inventory), hardened, "-m", "ansible.builtin.setup"],
                 "audit playbook": [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/audit.yml",
-                                   "--limit", "debian12-2", *(["-e", f"@{switches[1]}"] if switches else [])],
-                "fleetcare audit": [*fleetcare, "audit", "-i", str(inventory), "-q", "--limit", "debian12-2",
+                                   "--limit", hardened, *(["-e", f"@{switches[1]}"] if switches else [])],
+                "fleetcare audit": [*fleetcare, "audit", "-i", str(inventory), "-q", "--limit", hardened,
                                     *switches],
             }
             times: dict[str, list[float]] = {name: [] for name in commands}
