@@ -128,21 +128,22 @@ def find_aide() -> str | None:
 
 
 def aide_commands(aide: str, db: Path, top: str, excludes: list[str]) -> tuple[list[str], list[str]]:
-    """``aide --init`` and ``aide --check`` of ``top`` (its own configuration and database in ``db``)."""
+    """``aide --init`` and ``aide --check`` of ``top``, with their own configuration and a database
+    initialised in ``db`` (made here), so the check has a baseline to read."""
+    db.mkdir()
     conf = db / "aide.conf"
     conf.write_text(AIDE_CONF.format(db=db, top=top, excludes="\n".join(f"!{p}$" for p in excludes)))
-    return [aide, "--config", str(conf), "--init"], [aide, "--config", str(conf), "--check"]
+    init, check = [aide, "--config", str(conf), "--init"], [aide, "--config", str(conf), "--check"]
+    timed(init)
+    (db / "aide.db.new").rename(db / "aide.db")
+    return init, check
 
 
 def bench_aide(repeat: int, work: Path) -> list[str]:
     aide = find_aide()
     if aide is None:
         return ["aide is not installed (apt-get install aide): the AIDE comparison is skipped"]
-    db = work / "aide"
-    db.mkdir()
-    init, check = aide_commands(aide, db, "/etc", EXCLUDES)
-    timed(init, ok=(0,))
-    (db / "aide.db.new").rename(db / "aide.db")
+    init, check = aide_commands(aide, work / "aide", "/etc", EXCLUDES)
     bitmask = tuple(range(0, 64))  # aide's exit status is a bitmask of what changed
     # the same file set, hashed and recorded, plus the packages; first as a baseline (every text)
     files_pkgs = {"paths": ["/etc"], "excludes": EXCLUDES, "categories": ["files", "packages"]}
@@ -209,11 +210,7 @@ def bench_many(count: int, work: Path, repeat: int) -> list[str]:
     if aide is not None:
         # the same comparison as on /etc, where the file set is large enough for the fixed start
         # of an Ansible module in Python not to decide it: files only, the baseline's digests known
-        db = work / "aide-many"
-        db.mkdir()
-        init, check = aide_commands(aide, db, str(top), [])
-        timed(init)
-        (db / "aide.db.new").rename(db / "aide.db")
+        _, check = aide_commands(aide, work / "aide-many", str(top), [])
         drift_run = snapshot_argv(dict(params, categories=["files"], known=known))
         t_snap, t_aide = median_pair(drift_run, check, repeat, None, ok_b=tuple(range(0, 64)))
         against_aide = [row(f"  drift run, files only ({count:,})", t_snap, t_aide, "aide --check, same tree",

@@ -58,6 +58,7 @@ SSG_SUITE = "trixie"
 ANSSI_AVERAGE = "xccdf_org.ssgproject.content_profile_anssi_np_nt28_average"
 
 import fleetcare_lab as lab  # noqa: E402
+from fleetcare_lab.vm import host_name as vm_host_name  # noqa: E402
 
 
 def ssg_content() -> Path:
@@ -101,7 +102,7 @@ class Hosts:
 
     def name(self, distro: str, index: int) -> str:
         """The inventory name of the lab's host ``index`` of Debian ``distro``."""
-        return f"vm{distro}-{index}" if self.vm else f"debian{distro}-{index}"
+        return (vm_host_name if self.vm else lab.host_name)(distro, index)
 
     def up(self, count: int, distro: str) -> Path:
         if not self.vm:
@@ -222,11 +223,12 @@ def main() -> int:
             inventory = hosts.up(2, "12")
             fresh, hardened = hosts.name("12", 1), hosts.name("12", 2)
             print(f"lab: {hosts.kind} hosts, fresh {fresh} beside hardened {hardened}")
-            for host in (fresh, hardened) if not args.no_lynis else ():
-                install = hosts.sh(host, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
-                                         "--no-install-recommends lynis")
-                if install.returncode != 0:
-                    raise SystemExit(f"apt-get install lynis failed on {host}: {install.stderr[-800:]}")
+            if not args.no_lynis:
+                for host in (fresh, hardened):
+                    install = hosts.sh(host, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+                                             "--no-install-recommends lynis")
+                    if install.returncode != 0:
+                        raise SystemExit(f"apt-get install lynis failed on {host}: {install.stderr[-800:]}")
 
             fleetcare = [sys.executable, str(ROOT / "runner.py")]
             switches = []

@@ -387,12 +387,13 @@ def _lab_id(state: Path) -> str:
     return hashlib.sha256(str(state).encode()).hexdigest()[:6]
 
 
-def _host_name(distro: str, index: int) -> str:
+def host_name(distro: str, index: int) -> str:
+    """The inventory name of the lab's container ``index`` of Debian ``distro``."""
     return f"debian{distro}-{index}"
 
 
 def _container_name(state: Path, distro: str, index: int) -> str:
-    return f"fleetcare-lab-{_lab_id(state)}-{_host_name(distro, index)}"
+    return f"fleetcare-lab-{_lab_id(state)}-{host_name(distro, index)}"
 
 
 def _containers(state: Path | None) -> list[dict[str, Any]]:
@@ -480,7 +481,7 @@ SYSTEM_CONTAINER = (
 
 def _run_container(state: Path, distro: str, index: int) -> None:
     name = _container_name(state, distro, index)
-    host = _host_name(distro, index)
+    host = host_name(distro, index)
     labels = {
         LABEL_LAB: "1",
         LABEL_DIR: str(state),

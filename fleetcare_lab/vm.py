@@ -417,6 +417,7 @@ def _launch(vmdir: Path, port: int, progress: Callable[[str], None]) -> str:
         if pid:
             if kvm_failed:
                 progress(f"{vmdir.name}: KVM does not work here ({kvm_failed}); using TCG")
+    """The inventory name of the lab's VM ``index`` of Debian ``distro``."""
             _ACCEL[:] = [accel]
             return accel
         detail = _last_line(proc.stderr or proc.stdout or "qemu exited")
