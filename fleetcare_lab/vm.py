@@ -10,9 +10,13 @@ sudo user ``fleetcare``).
 
 The image (:func:`build_image`) is made without a registry, a loop device or a
 mount: ``debootstrap`` plus ``apt-get`` in a chroot give a tree, ``mkfs.ext4
--d`` writes it into the first partition of a raw file, and GRUB's ``boot.img``
-and a ``core.img`` made by ``grub-mkimage`` go in front of it with plain
-writes.  GRUB boots ``/vmlinuz`` and ``/initrd.img`` from that file system:
+-d`` writes it into the partitions of a raw file, and GRUB's ``boot.img``
+and a ``core.img`` made by ``grub-mkimage`` go in front of them with plain
+writes.  The disk is laid out as the CIS and ANSSI benchmarks ask a server to
+be provisioned (:data:`PARTITIONS`): ``/home``, ``/var``, ``/var/log`` and
+``/var/log/audit`` are file systems of their own (logical partitions), with
+the default options a fresh install gives them, so the hardening role's mount
+controls for them apply and are proven here.  GRUB boots ``/vmlinuz`` and ``/initrd.img`` from that file system:
 the symlinks Debian's kernel packages move to the kernel they install, so a
 kernel installed inside the VM is the one its next boot runs.  The packages
 the hardening role installs are baked in (:data:`HARDENING_PACKAGES`), so no
@@ -92,7 +96,17 @@ CPUS = int(os.environ.get("FLEETCARE_VM_CPUS", "1"))
 BOOT_WAIT_SECONDS = 300.0
 VM_DIR = "vms"
 SEED_SERIAL = "fcseed"
-IMAGE_RECIPE = 1
+IMAGE_RECIPE = 2
+# The file systems besides the root (partition 1), as logical partitions 5-8 of
+# an extended partition 2 at the end of the disk: mount point, label, size.
+PARTITIONS = (
+    ("/home", "home", 256 * 1024**2),
+    ("/var", "var", 2 * 1024**3),
+    ("/var/log", "varlog", 512 * 1024**2),
+    ("/var/log/audit", "varaudit", 256 * 1024**2),
+)
+SECTOR = 512
+ALIGN_SECTORS = PART_OFFSET // SECTOR
 
 # Run in the chroot after debootstrap; $1 = suite, $2 = the packages.
 _CHROOT_SCRIPT = r"""
@@ -130,7 +144,6 @@ useradd --create-home --shell /bin/bash --password '*' fleetcare
 printf 'fleetcare ALL=(ALL:ALL) NOPASSWD: ALL\n' > /etc/sudoers.d/fleetcare
 chmod 0440 /etc/sudoers.d/fleetcare
 passwd -l root >/dev/null
-printf '/dev/vda1 / ext4 errors=remount-ro 0 1\n' > /etc/fstab
 printf '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n' > /etc/systemd/network/10-lab.network
 systemctl enable systemd-networkd fleetcare-seed.service ssh.service >/dev/null 2>&1
 # nothing waits for a network it cannot reach; no timer spends the CPU of an emulated host
@@ -220,6 +233,7 @@ def recipe_hash(distro: str) -> str:
         "packages": packages(distro),
         "scripts": [_CHROOT_SCRIPT, _SEED_SCRIPT, _SEED_UNIT, _GRUB_CFG, _GRUB_EARLY, list(GRUB_MODULES)],
         "size": IMAGE_SIZE,
+        "partitions": [list(part) for part in PARTITIONS],
         "recipe": IMAGE_RECIPE,
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
@@ -266,6 +280,7 @@ def _make_rootfs(distro: str, rootfs: Path, log: Path, progress: Callable[[str],
     for line in log.read_text(errors="replace").splitlines():
         if line.startswith("not in "):
             progress(f"vm debian {distro}: {line}")
+    (rootfs / "etc/fstab").write_text(fstab())
     (rootfs / "boot/grub").mkdir(parents=True, exist_ok=True)
     (rootfs / "boot/grub/grub.cfg").write_text(_GRUB_CFG)
     for link in ("vmlinuz", "initrd.img"):
@@ -274,29 +289,93 @@ def _make_rootfs(distro: str, rootfs: Path, log: Path, progress: Callable[[str],
     progress(f"vm debian {distro}: tree ready in {time.monotonic() - started:.0f}s")
 
 
+def layout() -> list[tuple[str, str, int, int]]:
+    """The disk's file systems: (mount point, label, first sector, sectors), the root first.
+
+    The root is partition 1 from 1 MiB; an extended partition 2 fills the end of the disk
+    with the :data:`PARTITIONS` as logical partitions 5 onwards, each 1 MiB after its own
+    extended boot record (so every file system starts on a MiB)."""
+    total = IMAGE_SIZE // SECTOR
+    logical = sum(ALIGN_SECTORS + size // SECTOR for _, _, size in PARTITIONS)
+    extended = total - logical
+    out = [("/", "root", ALIGN_SECTORS, extended - ALIGN_SECTORS)]
+    ebr = extended
+    for mount, label, size in PARTITIONS:
+        out.append((mount, label, ebr + ALIGN_SECTORS, size // SECTOR))
+        ebr += ALIGN_SECTORS + size // SECTOR
+    return out
+
+
+def fstab() -> str:
+    """The guest's /etc/fstab: every file system by its label, with a fresh install's options."""
+    lines = []
+    for mount, label, _, _ in layout():
+        options, passno = ("errors=remount-ro", 1) if mount == "/" else ("defaults", 2)
+        lines.append(f"LABEL={label} {mount} ext4 {options} 0 {passno}")
+    return "\n".join(lines) + "\n"
+
+
+def _entry(boot: int, kind: int, first: int, count: int) -> bytes:
+    # status, CHS start (LBA only), type, CHS end, first sector, sector count
+    return struct.pack("<B3sB3sII", boot, b"\xfe\xff\xff", kind, b"\xfe\xff\xff", first, count)
+
+
+def partition_records(boot: bytes) -> dict[int, bytes]:
+    """Sector -> its 512 bytes: the MBR (GRUB's boot code, a bootable Linux partition 1 and an
+    extended partition 2) and the chain of extended boot records, one per logical partition
+    (its entry relative to the record itself, the link to the next relative to partition 2)."""
+    parts = layout()
+    (_, _, root_first, root_count), logical = parts[0], parts[1:]
+    extended = root_first + root_count
+    records = {0: boot[:440] + bytes(6) + _entry(0x80, 0x83, root_first, root_count)
+               + _entry(0, 0x05, extended, IMAGE_SIZE // SECTOR - extended) + bytes(32) + b"\x55\xaa"}
+    for i, (_, _, first, count) in enumerate(logical):
+        ebr = first - ALIGN_SECTORS
+        link = bytes(16)
+        if i + 1 < len(logical):
+            nxt_first, nxt_count = logical[i + 1][2], logical[i + 1][3]
+            link = _entry(0, 0x05, nxt_first - ALIGN_SECTORS - extended, nxt_count + ALIGN_SECTORS)
+        records[ebr] = bytes(446) + _entry(0, 0x83, ALIGN_SECTORS, count) + link + bytes(32) + b"\x55\xaa"
+    return records
+
+
+def _split_tree(rootfs: Path, workdir: Path) -> dict[str, Path]:
+    """Each :data:`PARTITIONS` mount point's subtree moved out of ``rootfs`` (deepest first), an
+    empty mount point with the same mode and owner left in its place."""
+    trees = {"/": rootfs}
+    for mount, label, _ in sorted(PARTITIONS, key=lambda part: part[0].count("/"), reverse=True):
+        inside = rootfs / mount.lstrip("/")
+        tree = workdir / f"part-{label}"
+        inside.mkdir(parents=True, exist_ok=True)
+        meta = inside.stat()
+        inside.rename(tree)
+        inside.mkdir()
+        os.chmod(inside, meta.st_mode & 0o7777)
+        os.chown(inside, meta.st_uid, meta.st_gid)
+        trees[mount] = tree
+    return trees
+
+
 def _write_disk(rootfs: Path, disk: Path, workdir: Path, log: Path) -> None:
     with disk.open("wb") as out:
         out.truncate(IMAGE_SIZE)
-    _run(["mkfs.ext4", "-q", "-F", "-L", "root", "-E", f"offset={PART_OFFSET}", "-d", str(rootfs),
-          str(disk), str((IMAGE_SIZE - PART_OFFSET) // 1024) + "k"], "mkfs.ext4", log)
+    trees = _split_tree(rootfs, workdir)
+    for mount, label, first, count in layout():
+        _run(["mkfs.ext4", "-q", "-F", "-L", label, "-E", f"offset={first * SECTOR},nodiscard", "-d", str(trees[mount]),
+              str(disk), f"{count * SECTOR // 1024}k"], f"mkfs.ext4 of {mount}", log)
     early = workdir / "early.cfg"
     early.write_text(_GRUB_EARLY)
     core = workdir / "core.img"
     _run(["grub-mkimage", "-O", "i386-pc", "-o", str(core), "-c", str(early),
           "-p", "(hd0,msdos1)/boot/grub", *GRUB_MODULES], "grub-mkimage", log)
-    if core.stat().st_size > PART_OFFSET - 512:
+    if core.stat().st_size > PART_OFFSET - SECTOR:
         raise LabError("GRUB's core.img does not fit before the partition")
     with disk.open("r+b") as out:
-        out.write(_mbr((GRUB_DIR / "boot.img").read_bytes()))
+        for sector, record in sorted(partition_records((GRUB_DIR / "boot.img").read_bytes()).items()):
+            out.seek(sector * SECTOR)
+            out.write(record)
+        out.seek(SECTOR)
         out.write(core.read_bytes())
-
-
-def _mbr(boot: bytes) -> bytes:
-    """GRUB's boot code and a DOS partition table with one bootable Linux partition after 1 MiB."""
-    sectors = (IMAGE_SIZE - PART_OFFSET) // 512
-    # status, CHS start (LBA only), type 83, CHS end, first sector, sector count
-    entry = struct.pack("<B3sB3sII", 0x80, b"\xfe\xff\xff", 0x83, b"\xfe\xff\xff", PART_OFFSET // 512, sectors)
-    return boot[:440] + bytes(6) + entry + bytes(48) + b"\x55\xaa"
 
 
 def build_image(distro: str = "12", force: bool = False, progress: Callable[[str], None] = print) -> Path:
@@ -338,6 +417,7 @@ def build_image(distro: str = "12", force: bool = False, progress: Callable[[str
 
 
 def host_name(distro: str, index: int) -> str:
+    """The inventory name of the lab's VM ``index`` of Debian ``distro``."""
     return f"vm{distro}-{index}"
 
 
@@ -417,7 +497,6 @@ def _launch(vmdir: Path, port: int, progress: Callable[[str], None]) -> str:
         if pid:
             if kvm_failed:
                 progress(f"{vmdir.name}: KVM does not work here ({kvm_failed}); using TCG")
-    """The inventory name of the lab's VM ``index`` of Debian ``distro``."""
             _ACCEL[:] = [accel]
             return accel
         detail = _last_line(proc.stderr or proc.stdout or "qemu exited")
