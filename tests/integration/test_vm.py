@@ -16,6 +16,10 @@ here they apply, and each is proven on the host itself, not only by the audit:
 - after the reboot the same proof and ``fleetcare audit`` pass again, and root
   and the sudo user still log in.
 
+The image is partitioned as the benchmarks ask (/home, /var, /var/log and
+/var/log/audit of their own), so the mount controls of those partitions apply:
+their options are proven live and in fstab (its labels kept), across the reboot.
+
 Every process start in an emulated guest costs ~21 ms, so each proof is one
 SSH command. ``lab down`` leaves no qemu and no VM disk.
 """
@@ -39,6 +43,8 @@ pytestmark = [pytest.mark.lab, pytest.mark.vm]
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "vm12-1"
 PROVEN_KINDS = ("sysctl", "module_blacklist", "audit_rule", "mount_option")
+# the image's own file systems (the benchmarks' layout): mount point -> label
+PARTITIONS = {mount: label for mount, label, _ in vm.PARTITIONS}
 
 
 def kernel_controls() -> list[dict]:
@@ -110,9 +116,12 @@ def kernel_proof(state: Path, port: int) -> dict[str, str]:
         elif c["kind"] == "audit_rule":
             key = p["rule"].split(" -k ")[-1].split()[0]
             checks.append(f"grep -qE -- '(-k |key=){key}( |$)' /tmp/.rules || echo '{cid} no loaded rule {key}'")
-        elif c["kind"] == "mount_option" and not p.get("optional"):
+        elif c["kind"] == "mount_option" and (not p.get("optional") or p["mount"] in PARTITIONS):
             checks.append(f"findmnt -no OPTIONS {p['mount']} | tr , '\\n' | grep -qx {p['option']} "
                           f"|| echo '{cid} {p['mount']} not {p['option']}'")
+            if p["mount"] in PARTITIONS:  # the image's fstab line, its source kept
+                checks.append(f"findmnt --fstab -no SOURCE {p['mount']} | grep -qx LABEL={PARTITIONS[p['mount']]} "
+                              f"|| echo '{cid} {p['mount']} fstab source changed'")
     script = "auditctl -l > /tmp/.rules; " + "; ".join(checks) + "; rm -f /tmp/.rules"
     proc = ssh(state, port, script)
     assert proc.returncode == 0, proc.stderr
