@@ -37,3 +37,9 @@ def test_the_run_left_its_record(host):
     assert [r["result"] for r in runs[:2]] == ["refused", "blocked"]
     # a container is never rebooted (policy never here, so nothing was asked)
     assert converge[-1]["reboot"]["action"] == "none"
+
+
+def test_no_apt_cache_folder_left(host):
+    """Each module call keeps APT's caches in a temporary folder of its own and removes it."""
+    left = host.run("find /tmp /var/tmp -maxdepth 3 -name 'fleetcare-apt-*'")
+    assert left.rc == 0 and left.stdout.strip() == ""

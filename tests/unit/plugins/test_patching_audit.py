@@ -41,12 +41,20 @@ def fake_apt(policy_packages: str | None = None, config: str | None = None, dpkg
              needrestart: str | None = None):
     """APT's answers: apt-cache policy without and with package names, apt-config dump; and
     dpkg --audit and needrestart -b."""
-    calls = []
+    calls, folders = [], set()
 
     def runner(argv, timeout=20):
         calls.append(list(argv))
         if argv[0] == "apt-cache" and argv[5] == "policy":
-            assert argv[1:5] == ["-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache="], "writes no cache"
+            # never the host's own caches: in memory, or in the call's own temporary folder
+            assert argv[1] == argv[3] == "-o", argv
+            pkg, src = argv[2].partition("=")[2], argv[4].partition("=")[2]
+            assert argv[2].startswith("Dir::Cache::pkgcache=") and argv[4].startswith("Dir::Cache::srcpkgcache=")
+            if pkg or src:
+                folder = Path(pkg).parent
+                assert folder.name.startswith("fleetcare-apt-") and folder.is_dir(), argv
+                assert (Path(pkg).name, Path(src).name, Path(src).parent) == ("pkgcache.bin", "srcpkgcache.bin", folder)
+                folders.add(folder)
             return 0, _text("policy_files.txt") if len(argv) == 6 else (
                 policy_packages if policy_packages is not None else _text("policy_packages.txt")), ""
         if argv[:2] == ["apt-config", "dump"]:
@@ -58,7 +66,7 @@ def fake_apt(policy_packages: str | None = None, config: str | None = None, dpkg
             return 0, needrestart, ""
         raise AssertionError(f"unexpected command {argv}")
 
-    runner.calls = calls
+    runner.calls, runner.folders = calls, folders
     return runner
 
 
@@ -577,6 +585,30 @@ def test_one_call_reads_apts_origins_once_and_the_package_policy_before_and_afte
     assert policies.count([]) == 1  # the package files and their origins: apt leaves them as they were
     assert len([names for names in policies if names]) == 2  # what is pending: before apt and after it
     assert apt.calls and out["patching"]["pending"] is not None
+
+
+def test_the_audits_of_one_call_share_apts_caches_in_a_folder_removed_at_its_end(host: Path):
+    runner = fake_apt()
+    patch(host, runner=runner)
+    policies = [argv for argv in runner.calls if argv[0] == "apt-cache"]
+    assert len(policies) == 3
+    (folder,) = runner.folders  # one folder for the plan and for the audit after apt
+    assert not folder.exists()
+
+
+def test_apts_caches_fall_back_to_memory_when_the_folder_cannot_hold_them(host: Path):
+    answer = fake_apt()
+
+    def runner(argv, timeout=20):
+        if argv[0] == "apt-cache" and argv[2] != "Dir::Cache::pkgcache=":
+            runner.calls.append(list(argv))
+            return 100, "", "E: Unable to write to /tmp/x/pkgcache.bin"
+        return answer(argv, timeout)
+
+    runner.calls = answer.calls
+    out, _, _ = patch(host, runner=runner)
+    memory = [argv for argv in runner.calls if argv[0] == "apt-cache" and argv[2] == "Dir::Cache::pkgcache="]
+    assert len(memory) == 3 and out["patching"]["pending"]
 
 
 def test_one_call_gates_installs_records_and_reports_the_state_left(host: Path):
