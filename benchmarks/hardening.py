@@ -30,6 +30,10 @@ as failed (the points left). ``--vm`` uses VM lab hosts (``fleetcare lab up --vm
 The lab is removed at the end.
 
     .venv/bin/python benchmarks/hardening.py [--repeat 5] [--json] [--vm] [--no-openscap] [--no-lynis]
+        [--no-root-login] [--enable-disruptive IDS]
+
+With --no-root-login the hardened host is hardened as an operator who logs in as the lab's sudo
+user: HARD-SSH-001 switched on, every run and scan made as that user with sudo.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -56,6 +61,7 @@ SSG_INSTALLED = Path("/usr/share/xml/scap/ssg/content") / SSG_NAME
 SSG_CACHE = Path("/var/cache/fleetcare/ssg")
 SSG_SUITE = "trixie"
 ANSSI_AVERAGE = "xccdf_org.ssgproject.content_profile_anssi_np_nt28_average"
+SUDO_USER = "fleetcare"  # the lab's operator account (root with the lab key, and this user with sudo)
 
 import fleetcare_lab as lab  # noqa: E402
 from fleetcare_lab.vm import host_name as vm_host_name  # noqa: E402
@@ -94,11 +100,16 @@ def ssg_content() -> Path:
 
 class Hosts:
     """The lab hosts of one kind (containers, or VMs with --vm), reached the same way: a command
-    runs over SSH as root; a file is read the same way."""
+    runs over SSH as root, or (``sudo_user``) as the lab's sudo user through ``sudo -n``."""
 
-    def __init__(self, state: Path, vm: bool, env: dict[str, str]):
-        self.state, self.vm, self.env = state, vm, env
+    def __init__(self, state: Path, vm: bool, env: dict[str, str], sudo_user: str | None = None):
+        self.state, self.vm, self.env, self.sudo_user = state, vm, env, sudo_user
         self.kind = "vm" if vm else "container"
+
+    def login(self, host: str) -> list[str]:
+        """The ssh argv prefix of a root shell on ``host``: append one quoted command."""
+        ssh = lab.ssh_command(self.state / lab.KEY_NAME, self.ports()[host], self.sudo_user or "root")
+        return [*ssh, "sudo", "-n", "sh", "-c"] if self.sudo_user else ssh
 
     def name(self, distro: str, index: int) -> str:
         """The inventory name of the lab's host ``index`` of Debian ``distro``."""
@@ -118,7 +129,7 @@ class Hosts:
         return {h["host"]: h["port"] for h in lab.status(self.state)}
 
     def sh(self, host: str, script: str, timeout: float = 3600) -> subprocess.CompletedProcess:
-        argv = [*lab.ssh_command(self.state / lab.KEY_NAME, self.ports()[host], "root"), script]
+        argv = [*self.login(host), shlex.quote(script) if self.sudo_user else script]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                               check=False)
 
@@ -156,9 +167,9 @@ def openscap(hosts: Hosts, host: str, content: Path, out: Path, env: dict[str, s
     the same), 1 on an error of its own."""
     arf = out / f"arf-{host}.xml"
     if hosts.vm:
-        subprocess.run([*lab.ssh_command(hosts.state / lab.KEY_NAME, hosts.ports()[host], "root"),
-                        f"cat > /root/{content.name}"], stdin=content.open("rb"), check=True,
-                       capture_output=True)
+        copy = f"cat > /root/{content.name}"
+        subprocess.run([*hosts.login(host), shlex.quote(copy) if hosts.sudo_user else copy],
+                       stdin=content.open("rb"), check=True, capture_output=True)
         proc = hosts.sh(host, f"oscap xccdf eval --profile {ANSSI_AVERAGE} --results-arf /root/arf.xml "
                               f"/root/{content.name} >/dev/null; echo $?; cat /root/arf.xml; "
                               f"rm -f /root/arf.xml /root/{content.name}")
@@ -205,7 +216,13 @@ def main() -> int:
                         help="leave out the Lynis scans (about 7.5 minutes each on a VM under TCG)")
     parser.add_argument("--enable-disruptive", default="", metavar="IDS",
                         help="comma-separated disruptive controls to switch on (default: none, the role's defaults)")
+    parser.add_argument("--no-root-login", action="store_true",
+                        help="harden as an operator who logs in as the lab's sudo user would: HARD-SSH-001 "
+                             "(no root login over SSH, disruptive) switched on, every run and scan made as "
+                             f"{SUDO_USER} with sudo (the lock-out guard checks that login first)")
     args = parser.parse_args()
+    if args.no_root_login:
+        args.enable_disruptive = ",".join(filter(None, [args.enable_disruptive, "HARD-SSH-001"]))
     if not args.no_openscap and not args.vm and not shutil.which("oscap"):
         raise SystemExit("oscap is missing: apt-get install openscap-scanner (or --no-openscap)")
     content = None if args.no_openscap else ssg_content()
@@ -217,7 +234,9 @@ def main() -> int:
         env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control),
                "XDG_DATA_HOME": str(tmp_path / "data"), "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.timer",
                "ANSIBLE_DEPRECATION_WARNINGS": "false"}
-        hosts = Hosts(tmp_path / "lab", args.vm, env)
+        hosts = Hosts(tmp_path / "lab", args.vm, env, SUDO_USER if args.no_root_login else None)
+        # the connection of every run: root, or the sudo user becoming root
+        login = ["-e", f"ansible_user={SUDO_USER}", "-e", "ansible_become=true"] if args.no_root_login else []
         figures: dict = {"kind": hosts.kind}
         try:
             inventory = hosts.up(2, "12")
@@ -238,7 +257,7 @@ def main() -> int:
                 varsfile.write_text(json.dumps({"hardening_controls_enable_disruptive": ids}))
                 switches = ["--vars-file", str(varsfile)]
                 print(f"disruptive controls switched on: {', '.join(ids)}")
-            limit = ["--limit", hardened]
+            limit = ["--limit", hardened, *login]
             harden_s = run([*fleetcare, "harden", "-i", str(inventory), "-q", *limit, *switches], env)
             print(f"fleetcare harden ({hardened}): {harden_s:.1f} s (enforce, then audit)")
             again_s = run([*fleetcare, "harden", "-i", str(inventory), "-q", *limit, *switches], env)
@@ -279,11 +298,11 @@ def main() -> int:
                                openscap_failing=[f["id"] for f in left])
 
             commands = {
-                "setup": [str(BIN / "ansible"), "-i", str(inventory), hardened, "-m", "ansible.builtin.setup"],
+                "setup": [str(BIN / "ansible"), "-i", str(inventory), hardened, "-m", "ansible.builtin.setup", *login],
                 "audit playbook": [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/audit.yml",
-                                   "--limit", hardened, *(["-e", f"@{switches[1]}"] if switches else [])],
+                                   "--limit", hardened, *(["-e", f"@{switches[1]}"] if switches else []), *login],
                 "fleetcare audit": [*fleetcare, "audit", "-i", str(inventory), "-q", "--limit", hardened,
-                                    *switches],
+                                    *switches, *login],
             }
             times: dict[str, list[float]] = {name: [] for name in commands}
             run(commands["setup"], env)  # warm the SSH master, as both sides then reuse it
