@@ -106,10 +106,10 @@ class Hosts:
         self.state, self.vm, self.env, self.sudo_user = state, vm, env, sudo_user
         self.kind = "vm" if vm else "container"
 
-    def login(self, host: str) -> list[str]:
-        """The ssh argv prefix of a root shell on ``host``: append one quoted command."""
+    def login(self, host: str, command: str) -> list[str]:
+        """The ssh argv that runs ``command`` (a shell command line) as root on ``host``."""
         ssh = lab.ssh_command(self.state / lab.KEY_NAME, self.ports()[host], self.sudo_user or "root")
-        return [*ssh, "sudo", "-n", "sh", "-c"] if self.sudo_user else ssh
+        return [*ssh, "sudo", "-n", "sh", "-c", shlex.quote(command)] if self.sudo_user else [*ssh, command]
 
     def name(self, distro: str, index: int) -> str:
         """The inventory name of the lab's host ``index`` of Debian ``distro``."""
@@ -129,9 +129,8 @@ class Hosts:
         return {h["host"]: h["port"] for h in lab.status(self.state)}
 
     def sh(self, host: str, script: str, timeout: float = 3600) -> subprocess.CompletedProcess:
-        argv = [*self.login(host), shlex.quote(script) if self.sudo_user else script]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                              check=False)
+        return subprocess.run(self.login(host, script), capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL, check=False)
 
     def down(self) -> None:
         if self.vm:
@@ -167,9 +166,8 @@ def openscap(hosts: Hosts, host: str, content: Path, out: Path, env: dict[str, s
     the same), 1 on an error of its own."""
     arf = out / f"arf-{host}.xml"
     if hosts.vm:
-        copy = f"cat > /root/{content.name}"
-        subprocess.run([*hosts.login(host), shlex.quote(copy) if hosts.sudo_user else copy],
-                       stdin=content.open("rb"), check=True, capture_output=True)
+        subprocess.run(hosts.login(host, f"cat > /root/{content.name}"), stdin=content.open("rb"), check=True,
+                       capture_output=True)
         proc = hosts.sh(host, f"oscap xccdf eval --profile {ANSSI_AVERAGE} --results-arf /root/arf.xml "
                               f"/root/{content.name} >/dev/null; echo $?; cat /root/arf.xml; "
                               f"rm -f /root/arf.xml /root/{content.name}")
