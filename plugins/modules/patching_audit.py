@@ -252,9 +252,10 @@ def _apt_cache_policy(runner, names, folder=None):
     second call of a module call maps what the first built from the package lists (about 0.05 s
     against 0.5 s of CPU for Debian's lists), and the call after apt only merges the new dpkg
     status into them; a folder that cannot hold them (full, read-only) falls back to memory."""
-    rc, out, err = runner(["apt-cache"] + _apt_cache_options(folder) + ["policy"] + list(names), timeout=60)
-    if rc != 0 and folder:
-        rc, out, err = runner(["apt-cache"] + _apt_cache_options(None) + ["policy"] + list(names), timeout=60)
+    for where in ([folder, None] if folder else [None]):
+        rc, out, err = runner(["apt-cache"] + _apt_cache_options(where) + ["policy"] + list(names), timeout=60)
+        if rc == 0:
+            break
     if rc != 0:
         raise CheckError("apt-cache policy exited %d: %s" % (rc, err.strip()[:200]))
     return out
